@@ -1,0 +1,46 @@
+# The README's commands. `make install` is implied by the others.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+STAMP := $(VENV)/.installed
+
+.PHONY: install up test test-unit lint format lock clean
+
+install: $(STAMP)
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+$(STAMP): requirements/app.txt requirements/dev.txt pyproject.toml | $(UV)
+	test -d $(VENV) || $(UV) venv --quiet --python $(PYTHON) $(VENV)
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet requirements/app.txt requirements/dev.txt
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+up: install
+	$(BIN)/commonroom up
+
+test: install
+	$(BIN)/pytest -q
+
+test-unit: install
+	$(BIN)/pytest -q tests/unit
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lock: | $(UV)
+	$(UV) pip compile pyproject.toml --generate-hashes --python-version 3.11 --quiet -o requirements/app.txt
+	cd requirements && $(UV) pip compile dev.in --generate-hashes --python-version 3.11 --quiet -o dev.txt
+
+clean:
+	rm -rf $(VENV) .tools var .pytest_cache .mypy_cache .ruff_cache
