@@ -1,0 +1,81 @@
+"""Settings read from the environment, with defaults for the embedded (single machine) mode.
+
+The same variable names serve compose, Kubernetes, the tests and `commonroom up`. Settings are read
+once, at start-up, and passed in: no module reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+ServiceName = Literal["registry", "booking", "lecturers"]
+SERVICES: tuple[ServiceName, ...] = ("registry", "booking", "lecturers")
+DEFAULT_PORTS: dict[ServiceName, int] = {"registry": 8001, "booking": 8002, "lecturers": 8003}
+
+
+def _secret_from_var_dir(var_dir: Path) -> str:
+    """A per-installation signing key for the embedded mode, made once and kept under `var/`.
+
+    Every process of one installation (services, workers, `commonroom token`) reads the same file,
+    so their tokens agree without anyone choosing a secret; production sets COMMONROOM_SECRET.
+    """
+    path = var_dir / "secret"
+    if not path.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a service or worker needs to know about its surroundings."""
+
+    secret: str
+    redis_url: str
+    database_urls: dict[ServiceName, str]
+    service_urls: dict[ServiceName, str]
+    var_dir: Path = Path("var")
+    offer_ttl_hours: float = 48.0
+    max_body_bytes: int = 1_000_000
+    http_timeout_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        var_dir = Path(env.get("COMMONROOM_VAR_DIR", "var"))
+        secret = env.get("COMMONROOM_SECRET") or _secret_from_var_dir(var_dir)
+        return cls(
+            secret=secret,
+            redis_url=env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            database_urls={
+                name: env.get(
+                    f"{name.upper()}_DATABASE_URL",
+                    f"sqlite+aiosqlite:///{(var_dir / f'{name}.db').as_posix()}",
+                )
+                for name in SERVICES
+            },
+            service_urls={
+                name: env.get(f"{name.upper()}_URL", f"http://127.0.0.1:{DEFAULT_PORTS[name]}")
+                for name in SERVICES
+            },
+            var_dir=var_dir,
+            offer_ttl_hours=float(env.get("COMMONROOM_OFFER_TTL_HOURS", "48")),
+            max_body_bytes=int(env.get("COMMONROOM_MAX_BODY_BYTES", "1000000")),
+            http_timeout_seconds=float(env.get("COMMONROOM_HTTP_TIMEOUT", "5")),
+        )
+
+    def database_url(self, service: ServiceName) -> str:
+        return self.database_urls[service]
+
+    def service_url(self, service: ServiceName) -> str:
+        return self.service_urls[service].rstrip("/")
+
+    def with_database(self, service: ServiceName, url: str) -> Settings:
+        return replace(self, database_urls={**self.database_urls, service: url})

@@ -1,0 +1,64 @@
+"""Domain events: their envelope, the routing table, and the shapes that cross service lines.
+
+An event is written to the producer's outbox in the same transaction as the change it reports;
+the relay then puts it on the arq queue of every service that subscribes to its type.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from shared.config import SERVICES, ServiceName
+
+HANDLE_EVENT_JOB = "handle_event"
+
+
+class Event(msgspec.Struct, frozen=True):
+    """The envelope every event travels in; `data` is the event type's own payload."""
+
+    id: str
+    type: str
+    source: ServiceName
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+# Which service consumes which event types: a type matches a subscription when it equals it or
+# starts with it (`resource.` takes `resource.created`, `resource.deleted`, ...).
+SUBSCRIPTIONS: dict[ServiceName, tuple[str, ...]] = {
+    "registry": (
+        "booking.created",
+        "booking.confirmed",
+        "booking.cancelled",
+        "booking.rejected",
+    ),
+    "booking": ("venue.", "resource.", "opening_hours.changed"),
+    "lecturers": ("booking.cancelled", "booking.rejected", "venue."),
+}
+
+
+def consumers_of(event_type: str) -> list[ServiceName]:
+    return [
+        service
+        for service in SERVICES
+        if any(
+            event_type == topic or (topic.endswith(".") and event_type.startswith(topic))
+            for topic in SUBSCRIPTIONS[service]
+        )
+    ]
+
+
+def queue_name(service: ServiceName) -> str:
+    """The arq queue of a service; each service has its own, named after it."""
+    return f"commonroom:{service}"
+
+
+def encode(event: Event) -> bytes:
+    return msgspec.msgpack.encode(event)
+
+
+def decode(payload: bytes) -> Event:
+    return msgspec.msgpack.decode(payload, type=Event)

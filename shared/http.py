@@ -1,0 +1,128 @@
+"""The base of every typed client one service keeps of another.
+
+Calls carry the service token and have a timeout. Reads, and writes that carry an
+Idempotency-Key, are retried a bounded number of times on a transport error or a 502/503/504;
+any other write is tried once, since repeating it could do it twice. When the other service
+cannot be reached the caller gets `ServiceUnavailable` with `<service>_unavailable`, which its own
+clients see as a 503 with that code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+
+from shared.auth import service_token
+from shared.config import ServiceName, Settings
+from shared.errors import ServiceError, ServiceUnavailable
+
+T = TypeVar("T")
+RETRYABLE_STATUS = frozenset({502, 503, 504})
+
+
+class RemoteError(ServiceError):
+    """The other service answered with a problem; its status and code are kept.
+
+    Callers map the codes they expect (a 404 becomes `unknown_resource`, say); one that escapes
+    reaches the client as a 502, since the fault lies beyond this service.
+    """
+
+    status = 502
+    title = "Bad gateway"
+
+    def __init__(self, status: int, code: str, detail: str, errors: list[Any]) -> None:
+        super().__init__(detail, code=code, errors=errors)
+        self.remote_status = status
+
+
+class ServiceClient:
+    """HTTP to one other service of the suite, on behalf of `caller`."""
+
+    def __init__(
+        self,
+        *,
+        caller: ServiceName,
+        target: ServiceName,
+        settings: Settings,
+        retries: int = 2,
+        backoff_seconds: float = 0.1,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.target = target
+        self.retries = retries
+        self.backoff_seconds = backoff_seconds
+        self._http = httpx.AsyncClient(
+            base_url=settings.service_url(target),
+            timeout=settings.http_timeout_seconds,
+            headers={"Authorization": f"Bearer {service_token(settings.secret, caller)}"},
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request, retrying where that is safe; raise on a problem answer."""
+        all_headers = dict(headers or {})
+        content = None
+        if body is not None:
+            content = msgspec.json.encode(body)
+            all_headers["Content-Type"] = "application/json"
+        if idempotency_key is not None:
+            all_headers["Idempotency-Key"] = idempotency_key
+        safe = method in {"GET", "HEAD", "PUT", "DELETE"} or idempotency_key is not None
+        attempts = 1 + (self.retries if safe else 0)
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = await self._http.request(
+                    method, path, params=params, content=content, headers=all_headers
+                )
+            except httpx.TransportError as exc:
+                if last:
+                    raise self._unavailable() from exc
+            else:
+                if response.status_code not in RETRYABLE_STATUS or last:
+                    return self._checked(response)
+            await asyncio.sleep(self.backoff_seconds * 2**attempt)
+        raise self._unavailable()  # pragma: no cover - the loop always returns or raises
+
+    async def get(self, path: str, shape: type[T], **params: Any) -> T:
+        response = await self.request("GET", path, params=params)
+        return msgspec.json.decode(response.content, type=shape)
+
+    def _unavailable(self) -> ServiceUnavailable:
+        return ServiceUnavailable(
+            f"the {self.target} service cannot be reached", code=f"{self.target}_unavailable"
+        )
+
+    def _checked(self, response: httpx.Response) -> httpx.Response:
+        if response.status_code < 400:
+            return response
+        if response.status_code in RETRYABLE_STATUS:
+            raise self._unavailable()
+        try:
+            problem = msgspec.json.decode(response.content)
+        except msgspec.DecodeError:
+            problem = {}
+        if not isinstance(problem, dict):
+            problem = {}
+        raise RemoteError(
+            response.status_code,
+            str(problem.get("code", "remote_error")),
+            str(problem.get("detail", response.reason_phrase)),
+            list(problem.get("errors") or []),
+        )

@@ -1,0 +1,227 @@
+"""The transactional outbox, its relay to the queue, and the consumer's once-only guard.
+
+- `publish` adds an event to the outbox inside the caller's transaction: no change without its
+  event, no event without its change.
+- `relay_pending` enqueues unsent events on each subscriber's arq queue with job id
+  `<event id>:<consumer>`, and marks them sent only after Redis took them; stopping Redis delays
+  events and loses none.
+- `handle_once` records the event id in the consumer's own database in the same transaction as the
+  handler's effect, so an event delivered twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+from arq.connections import ArqRedis
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    delete,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.config import ServiceName
+from shared.db import Database, UTCDateTime
+from shared.events import HANDLE_EVENT_JOB, Event, consumers_of, encode, queue_name
+from shared.ids import new_id
+
+_log = logging.getLogger("commonroom.outbox")
+
+EventHandler = Callable[[AsyncSession, Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class OutboxTables:
+    """The tables every service keeps beside its own: outbox, handled events, idempotency keys."""
+
+    outbox: Table
+    handled_events: Table
+    idempotency_keys: Table
+
+
+def outbox_tables(metadata: MetaData) -> OutboxTables:
+    # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+    seq_type = BigInteger().with_variant(Integer(), "sqlite")
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("seq", seq_type, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("type", String(80), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("sent_at", UTCDateTime, nullable=True),
+        Index(
+            "ix_outbox_unsent",
+            "seq",
+            postgresql_where=text("sent_at IS NULL"),
+            sqlite_where=text("sent_at IS NULL"),
+        ),
+    )
+    handled = Table(
+        "handled_events",
+        metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("type", String(80), nullable=False),
+        Column("handled_at", UTCDateTime, nullable=False),
+    )
+    idempotency = Table(
+        "idempotency_keys",
+        metadata,
+        Column("scope", String(300), primary_key=True),
+        Column("key", String(200), primary_key=True),
+        Column("fingerprint", String(64), nullable=False),
+        Column("status", Integer, nullable=True),
+        Column("body", LargeBinary, nullable=True),
+        Column("created_at", UTCDateTime, nullable=False),
+    )
+    return OutboxTables(outbox=outbox, handled_events=handled, idempotency_keys=idempotency)
+
+
+def insert_ignoring_duplicates(session: AsyncSession, table: Table | type[Any]) -> Any:
+    """An INSERT that does nothing where the row's key exists (both dialects speak it)."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return insert(table)
+
+
+async def publish(
+    session: AsyncSession,
+    tables: OutboxTables,
+    *,
+    source: ServiceName,
+    type: str,  # noqa: A002 - the event's field is called type
+    data: msgspec.Struct | Mapping[str, Any],
+    now: datetime | None = None,
+) -> Event:
+    """Record an event in the outbox, in the transaction of the change it reports."""
+    payload = msgspec.to_builtins(data) if isinstance(data, msgspec.Struct) else dict(data)
+    event = Event(
+        id=new_id(),
+        type=type,
+        source=source,
+        occurred_at=now or datetime.now(UTC),
+        data=payload,
+    )
+    await session.execute(
+        tables.outbox.insert().values(
+            event_id=event.id,
+            type=event.type,
+            payload=encode(event),
+            created_at=event.occurred_at,
+        )
+    )
+    return event
+
+
+async def relay_pending(
+    database: Database, tables: OutboxTables, redis: ArqRedis, *, batch: int = 200
+) -> int:
+    """Enqueue one batch of unsent events; return how many were sent."""
+    outbox = tables.outbox
+    unsent = outbox.c.sent_at.is_(None)
+    # A cheap read first: on SQLite a write transaction would take the lock every poll.
+    async with database.read() as session:
+        if (await session.execute(select(outbox.c.seq).where(unsent).limit(1))).first() is None:
+            return 0
+    async with database.write() as session:
+        rows = (
+            await session.execute(
+                select(outbox.c.seq, outbox.c.event_id, outbox.c.type, outbox.c.payload)
+                .where(unsent)
+                .order_by(outbox.c.seq)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        for row in rows:
+            for consumer in consumers_of(row.type):
+                # arq refuses a job id it already holds, so a re-relayed event is not doubled.
+                await redis.enqueue_job(
+                    HANDLE_EVENT_JOB,
+                    row.payload,
+                    _job_id=f"{row.event_id}:{consumer}",
+                    _queue_name=queue_name(consumer),
+                )
+        if rows:
+            await session.execute(
+                update(outbox)
+                .where(outbox.c.seq.in_([row.seq for row in rows]))
+                .values(sent_at=datetime.now(UTC))
+            )
+    return len(rows)
+
+
+async def relay_forever(
+    database: Database,
+    tables: OutboxTables,
+    redis: ArqRedis,
+    *,
+    idle_seconds: float = 0.2,
+    retry_seconds: float = 2.0,
+) -> None:
+    """The relay loop a worker runs beside its jobs: drain, rest briefly, and ride out outages."""
+    while True:
+        try:
+            sent = await relay_pending(database, tables, redis)
+        except Exception:  # the relay must outlive Redis and database outages
+            _log.warning("outbox relay failed; retrying", exc_info=True)
+            await asyncio.sleep(retry_seconds)
+            continue
+        if not sent:
+            await asyncio.sleep(idle_seconds)
+
+
+async def prune_sent(
+    database: Database, tables: OutboxTables, *, older_than: timedelta, now: datetime
+) -> None:
+    """Drop relayed events and expired idempotency keys; both only matter for a while."""
+    cutoff = now - older_than
+    async with database.write() as session:
+        await session.execute(
+            delete(tables.outbox).where(
+                tables.outbox.c.sent_at.is_not(None), tables.outbox.c.sent_at < cutoff
+            )
+        )
+        await session.execute(
+            delete(tables.idempotency_keys).where(tables.idempotency_keys.c.created_at < cutoff)
+        )
+
+
+async def handle_once(
+    database: Database,
+    tables: OutboxTables,
+    event: Event,
+    handlers: Mapping[str, EventHandler],
+) -> bool:
+    """Apply an event's handler unless this event id was handled before; True if applied."""
+    handler = handlers.get(event.type)
+    async with database.write() as session:
+        claimed = await session.execute(
+            insert_ignoring_duplicates(session, tables.handled_events)
+            .values(event_id=event.id, type=event.type, handled_at=datetime.now(UTC))
+            .on_conflict_do_nothing()
+            .returning(tables.handled_events.c.event_id)
+        )
+        if claimed.first() is None:
+            return False
+        if handler is not None:
+            await handler(session, event)
+    return True

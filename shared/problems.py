@@ -1,0 +1,149 @@
+"""Every error leaves a service as an RFC 9457 problem document with a stable `code`.
+
+One place maps our error tree, Litestar's own exceptions (validation, routing, body size) and any
+unforeseen exception to `application/problem+json`; no stack trace ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from shared.errors import FieldError, ServiceError
+
+PROBLEM_JSON = "application/problem+json"
+_log = logging.getLogger("commonroom.problems")
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    503: "service_unavailable",
+}
+_JSON_PATH = re.compile(r"`\$\.?([^`]*)`")
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[FieldError] | None = None
+
+
+def problem_response(
+    status: int,
+    code: str,
+    *,
+    title: str,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    body = Problem(
+        type=f"https://commonroom.example/problems/{code}",
+        title=title,
+        status=status,
+        detail=detail,
+        code=code,
+        errors=errors or None,
+    )
+    return Response(
+        content=msgspec.json.encode(body),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _field_errors(raw: list[Any] | dict[str, Any] | None) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, FieldError):
+            errors.append(item)
+        elif isinstance(item, dict):
+            message = str(item.get("message", "invalid"))
+            field = str(item.get("key") or item.get("field") or "")
+            if match := _JSON_PATH.search(message):
+                nested = match.group(1)
+                field = f"{field}.{nested}" if field and nested else field or nested
+                message = _JSON_PATH.sub(f"`{field}`", message)
+            errors.append(FieldError(field=field or "body", message=message))
+    return errors
+
+
+def _service_error(_: Request[Any, Any, Any], exc: ServiceError) -> Response[bytes]:
+    return problem_response(
+        exc.status,
+        exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        errors=_field_errors(exc.errors),
+        headers=exc.headers or None,
+    )
+
+
+def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    status = exc.status_code
+    if status >= 500:
+        return _unexpected(_, exc)
+    code = _HTTP_CODES.get(status, "invalid_request")
+    errors = _field_errors(exc.extra) if isinstance(exc, ValidationException) else []
+    detail = exc.detail
+    if errors:
+        detail = "; ".join(f"{e.field}: {e.message}" for e in errors)[:1000]
+    # Litestar reports undecodable JSON as a bare 400; name it so the client can tell.
+    if status == 400 and not errors:
+        errors = [FieldError(field="body", message=detail)]
+    return problem_response(
+        status,
+        code,
+        title=exc.__class__.__name__,
+        detail=detail,
+        errors=errors,
+        headers=exc.headers,
+    )
+
+
+def _database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[bytes]:
+    if isinstance(exc, OperationalError) or exc.connection_invalidated:
+        _log.warning("database unavailable: %s", exc.__class__.__name__)
+        return problem_response(
+            503,
+            "database_unavailable",
+            title="Database unavailable",
+            detail="the database did not answer; try again shortly",
+            headers={"Retry-After": "2"},
+        )
+    return _unexpected(request, exc)
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    _log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        500, "internal_error", title="Internal error", detail="something went wrong on our side"
+    )
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ServiceError: _service_error,
+    HTTPException: _http_error,
+    DBAPIError: _database_error,
+    Exception: _unexpected,
+}

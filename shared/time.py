@@ -1,0 +1,116 @@
+"""Instants and half-open intervals, the vocabulary of every service's rules.
+
+Instants are always timezone-aware; an interval is `[start, end)`, so intervals that touch do not
+overlap. Wall-clock rules carry their zone and are resolved with `zoneinfo`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+
+from shared.errors import FieldError, InvalidRequest
+
+
+class Interval(msgspec.Struct, frozen=True, order=True):
+    """A half-open stretch of time `[start, end)` between two aware instants."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise InvalidRequest("instants must carry a UTC offset", code="naive_datetime")
+        if self.end <= self.start:
+            raise InvalidRequest(
+                "an interval must end after it starts",
+                code="invalid_interval",
+                errors=[FieldError("end", "must be after start")],
+            )
+
+    def overlaps(self, other: Interval) -> bool:
+        return self.start < other.end and other.start < self.end
+
+    def contains(self, other: Interval) -> bool:
+        return self.start <= other.start and other.end <= self.end
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
+
+    def clip(self, bounds: Interval) -> Interval | None:
+        """The part of this interval inside `bounds`, or None where they do not overlap."""
+        start, end = max(self.start, bounds.start), min(self.end, bounds.end)
+        return Interval(start, end) if start < end else None
+
+    def in_zone(self, zone: tzinfo) -> Interval:
+        return Interval(self.start.astimezone(zone), self.end.astimezone(zone))
+
+
+def utc(instant: datetime, field: str = "instant") -> datetime:
+    """The same instant in UTC; refuses a naive datetime, whose meaning is a guess."""
+    if instant.tzinfo is None:
+        raise InvalidRequest(
+            f"{field} must carry a UTC offset",
+            errors=[
+                FieldError(field, "an instant needs an offset, as in 2026-12-01T18:00:00+08:00")
+            ],
+        )
+    return instant.astimezone(UTC)
+
+
+def window(start: datetime, end: datetime, *, fields: tuple[str, str] = ("from", "to")) -> Interval:
+    """The interval a client asked for, with its offending field named when it is not one."""
+    start, end = utc(start, fields[0]), utc(end, fields[1])
+    if end <= start:
+        raise InvalidRequest(
+            f"{fields[1]} must be after {fields[0]}",
+            errors=[FieldError(fields[1], f"must be after {fields[0]}")],
+        )
+    return Interval(start, end)
+
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    """Sorted, disjoint intervals covering the same time; touching intervals are joined."""
+    merged: list[Interval] = []
+    for interval in sorted(intervals):
+        if merged and interval.start <= merged[-1].end:
+            if interval.end > merged[-1].end:
+                merged[-1] = Interval(merged[-1].start, interval.end)
+        else:
+            merged.append(interval)
+    return merged
+
+
+def subtract(base: Iterable[Interval], holes: Iterable[Interval]) -> list[Interval]:
+    """`base` minus `holes`, both taken as sets of instants; the result is sorted and disjoint."""
+    result: list[Interval] = []
+    pending = merge(holes)
+    for piece in merge(base):
+        cursor = piece.start
+        for hole in pending:
+            if hole.end <= cursor or hole.start >= piece.end:
+                continue
+            if hole.start > cursor:
+                result.append(Interval(cursor, hole.start))
+            cursor = max(cursor, hole.end)
+            if cursor >= piece.end:
+                break
+        if cursor < piece.end:
+            result.append(Interval(cursor, piece.end))
+    return result
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone `name`, or an `invalid_timezone` error a client can act on."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidRequest(
+            f"unknown time zone {name!r}",
+            code="invalid_timezone",
+            errors=[FieldError("timezone", "not an IANA time zone name")],
+        ) from exc

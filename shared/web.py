@@ -1,0 +1,218 @@
+"""What every service's Litestar app shares: wiring, dependencies, health, paging, idempotency.
+
+A service's `app.py` calls `create_service_app` with its routes; handlers then ask for
+`principal` (the verified caller) and `session` (the request's one transaction) by name.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+import msgspec
+from litestar import Litestar, Request, Response, get
+from litestar.config.app import AppConfig
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import FromPath, QueryParameter
+from litestar.types import ControllerRouterHandler
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared import idempotency
+from shared.auth import Principal, principal_from_header
+from shared.config import ServiceName, Settings
+from shared.db import Database, connect
+from shared.errors import FieldError, InvalidRequest, ServiceUnavailable
+from shared.ids import is_uuid
+from shared.outbox import OutboxTables
+from shared.problems import EXCEPTION_HANDLERS
+
+T = TypeVar("T")
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="page size")]
+Cursor = Annotated[str | None, QueryParameter(max_length=200, description="from next_cursor")]
+# What handlers ask to be injected: the authenticated caller and the request's transaction.
+Caller = NamedDependency[Principal]
+DbSession = NamedDependency[AsyncSession]
+PathId = FromPath[str]
+From = Annotated[datetime, QueryParameter(name="from", description="RFC 3339 instant with offset")]
+To = Annotated[datetime, QueryParameter(name="to", description="RFC 3339 instant with offset")]
+
+
+@dataclass
+class ServiceState:
+    """What a running service holds: its settings, database and Redis connection."""
+
+    name: ServiceName
+    settings: Settings
+    database: Database
+    tables: OutboxTables
+    redis: Redis
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def service_state(state: State) -> ServiceState:
+    held: ServiceState = state["service"]
+    return held
+
+
+async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    settings = service_state(request.app.state).settings
+    return principal_from_header(settings.secret, request.headers.get("authorization"))
+
+
+async def provide_session(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
+    """The request's single unit of work: committed after the handler, rolled back on error."""
+    database = service_state(request.app.state).database
+    begin = database.read if request.method in READ_METHODS else database.write
+    async with begin() as session:
+        yield session
+
+
+class Page(msgspec.Struct, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    padded = cursor + "=" * (-len(cursor) % 4)
+    try:
+        last_id = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        last_id = ""
+    if not is_uuid(last_id):
+        raise InvalidRequest(
+            "the cursor is not one this service gave out",
+            errors=[FieldError("cursor", "unknown cursor")],
+        )
+    return last_id
+
+
+def page_of(items: Sequence[T], limit: int, id_of: Callable[[T], str]) -> Page[T]:
+    """A page from up to `limit + 1` rows fetched in id order: the extra row says there is more."""
+    more = len(items) > limit
+    shown = list(items[:limit])
+    return Page(items=shown, next_cursor=encode_cursor(id_of(shown[-1])) if more else None)
+
+
+async def create_once(
+    request: Request[Any, Any, Any],
+    session: AsyncSession,
+    principal: Principal,
+    make: Callable[[], Awaitable[msgspec.Struct]],
+    *,
+    status: int = 201,
+) -> Response[bytes]:
+    """Run a create under the request's Idempotency-Key, if it sent one."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return Response(msgspec.json.encode(await make()), status_code=status)
+    table = service_state(request.app.state).tables.idempotency_keys
+    scope = f"{principal.sub}:{request.method}:{request.url.path}"
+    replay = await idempotency.claim(
+        session,
+        table,
+        scope=scope,
+        key=key,
+        body_fingerprint=idempotency.fingerprint(await request.body()),
+        now=datetime.now(UTC),
+    )
+    if replay is not None:
+        return Response(replay.body, status_code=replay.status)
+    body = msgspec.json.encode(await make())
+    await idempotency.remember(session, table, scope=scope, key=key, status=status, body=body)
+    return Response(body, status_code=status)
+
+
+class Health(msgspec.Struct):
+    status: str
+    checks: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+@get("/health/live", include_in_schema=True, tags=["health"])
+async def live() -> Health:
+    return Health(status="ok")
+
+
+@get("/health/ready", include_in_schema=True, tags=["health"])
+async def ready(state: State) -> Health:
+    held = service_state(state)
+    checks: dict[str, str] = {}
+    try:
+        await held.database.ping()
+        checks["database"] = "ok"
+    except Exception as exc:
+        raise ServiceUnavailable("the database does not answer", code="not_ready") from exc
+    try:
+        await held.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        raise ServiceUnavailable("redis does not answer", code="not_ready") from exc
+    return Health(status="ok", checks=checks)
+
+
+def create_service_app(
+    *,
+    name: ServiceName,
+    settings: Settings,
+    tables: OutboxTables,
+    route_handlers: Sequence[ControllerRouterHandler],
+    version: str = "1.0.0",
+    on_start: Callable[[ServiceState], Awaitable[None]] | None = None,
+) -> Litestar:
+    """The Litestar app of one service, with the suite's errors, auth, sessions and health."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        database = connect(settings.database_url(name))
+        redis: Redis = Redis.from_url(settings.redis_url)
+        held = ServiceState(
+            name=name, settings=settings, database=database, tables=tables, redis=redis
+        )
+        app.state["service"] = held
+        try:
+            if on_start is not None:
+                await on_start(held)
+            yield
+        finally:
+            await redis.aclose()
+            await database.dispose()
+
+    config = AppConfig(
+        route_handlers=[live, ready, *route_handlers],
+        dependencies={
+            "principal": Provide(provide_principal),
+            "session": Provide(provide_session),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title=f"Commonroom {name}",
+            version=version,
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+            security=[{"BearerToken": []}],
+        ),
+    )
+    return Litestar.from_config(config)

@@ -1,0 +1,102 @@
+"""What every service's arq worker shares: msgspec on the wire, the outbox relay, event handling.
+
+A service's `worker.py` names its event handlers and extra jobs; `worker_settings` turns them into
+the keyword arguments of `arq.worker.Worker`, and `run` starts one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+from arq.connections import RedisSettings
+from arq.cron import CronJob, cron
+from arq.worker import Function, Worker, func
+
+from shared.config import ServiceName, Settings
+from shared.db import connect
+from shared.events import HANDLE_EVENT_JOB, decode, queue_name
+from shared.outbox import EventHandler, OutboxTables, handle_once, prune_sent, relay_forever
+
+WorkerSettings = dict[str, Any]
+OUTBOX_RETENTION = timedelta(days=2)
+
+
+def serialize(value: Any) -> bytes:
+    return msgspec.msgpack.encode(value)
+
+
+def deserialize(payload: bytes) -> Any:
+    return msgspec.msgpack.decode(payload)
+
+
+def redis_settings(url: str) -> RedisSettings:
+    # Ride out a Redis restart instead of dying on the first refused connection.
+    settings = RedisSettings.from_dsn(url)
+    settings.conn_retries = 30
+    settings.conn_retry_delay = 1
+    return settings
+
+
+async def handle_event(ctx: dict[str, Any], payload: bytes) -> bool:
+    """The one job every service's queue carries: an event from another service's outbox."""
+    return await handle_once(ctx["database"], ctx["tables"], decode(payload), ctx["handlers"])
+
+
+async def prune(ctx: dict[str, Any]) -> None:
+    await prune_sent(
+        ctx["database"], ctx["tables"], older_than=OUTBOX_RETENTION, now=datetime.now(UTC)
+    )
+
+
+def worker_settings(
+    service: ServiceName,
+    settings: Settings,
+    *,
+    tables: OutboxTables,
+    handlers: Mapping[str, EventHandler],
+    functions: Sequence[Function] = (),
+    cron_jobs: Sequence[CronJob] = (),
+    ctx: Mapping[str, Any] | None = None,
+) -> WorkerSettings:
+    async def on_startup(context: dict[str, Any]) -> None:
+        context["settings"] = settings
+        context["database"] = connect(settings.database_url(service))
+        context["tables"] = tables
+        context["handlers"] = handlers
+        context.update(ctx or {})
+        context["relay"] = asyncio.create_task(
+            relay_forever(context["database"], tables, context["redis"])
+        )
+
+    async def on_shutdown(context: dict[str, Any]) -> None:
+        relay: asyncio.Task[None] | None = context.get("relay")
+        if relay is not None:
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+        if "database" in context:
+            await context["database"].dispose()
+
+    return {
+        "functions": [func(handle_event, name=HANDLE_EVENT_JOB), *functions],
+        "cron_jobs": [cron(prune, minute={7}, second={0}, run_at_startup=False), *cron_jobs],
+        "queue_name": queue_name(service),
+        "redis_settings": redis_settings(settings.redis_url),
+        "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
+        "job_serializer": serialize,
+        "job_deserializer": deserialize,
+        "max_tries": 20,
+        "keep_result": 3600,
+        "poll_delay": 0.1,
+    }
+
+
+def run(worker: WorkerSettings) -> None:
+    """Run a worker until SIGINT or SIGTERM."""
+    Worker(**worker).run()

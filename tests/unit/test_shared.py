@@ -1,0 +1,182 @@
+"""The shared vocabulary: intervals, tokens, event routing, ids, problem documents."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta, timezone
+
+import jwt
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.auth import Role, issue_token, principal_from_header, verify_token
+from shared.errors import Forbidden, InvalidRequest, Unauthenticated
+from shared.events import consumers_of
+from shared.ids import new_id
+from shared.time import Interval, merge, subtract, utc, window
+
+SECRET = "unit-secret-" + "x" * 40
+BASE = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def at(minutes: int) -> datetime:
+    return BASE + timedelta(minutes=minutes)
+
+
+def span(start: int, end: int) -> Interval:
+    return Interval(at(start), at(end))
+
+
+intervals = st.builds(
+    lambda start, length: span(start, start + length),
+    st.integers(0, 500),
+    st.integers(1, 120),
+)
+
+
+def test_touching_intervals_do_not_overlap() -> None:
+    assert not span(0, 60).overlaps(span(60, 120))
+    assert span(0, 61).overlaps(span(60, 120))
+
+
+def test_an_inverted_or_empty_interval_is_refused() -> None:
+    with pytest.raises(InvalidRequest):
+        span(60, 60)
+    with pytest.raises(InvalidRequest):
+        span(60, 0)
+
+
+def test_naive_instants_are_refused() -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        utc(datetime(2026, 12, 1, 18), "start")  # noqa: DTZ001 - the point of the test
+    assert refused.value.errors[0].field == "start"
+
+
+def test_window_names_the_offending_field() -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        window(at(10), at(0))
+    assert refused.value.errors[0].field == "to"
+
+
+def test_same_instant_in_another_offset_compares_equal() -> None:
+    shanghai = timezone(timedelta(hours=8))
+    assert Interval(BASE.astimezone(shanghai), at(60)) == span(0, 60)
+
+
+@given(st.lists(intervals, max_size=30))
+def test_merge_gives_sorted_disjoint_cover(pieces: list[Interval]) -> None:
+    merged = merge(pieces)
+    assert all(a.end < b.start for a, b in itertools.pairwise(merged))
+    for piece in pieces:
+        assert any(m.contains(piece) for m in merged)
+    assert sum((m.duration for m in merged), timedelta()) <= sum(
+        (p.duration for p in pieces), timedelta()
+    )
+
+
+@given(st.lists(intervals, max_size=20), st.lists(intervals, max_size=20))
+def test_subtract_leaves_nothing_of_the_holes(base: list[Interval], holes: list[Interval]) -> None:
+    rest = subtract(base, holes)
+    assert all(not r.overlaps(h) for r in rest for h in holes)
+    assert all(any(b.contains(r) for b in merge(base)) for r in rest)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(rest))
+    covered = sum((r.duration for r in rest), timedelta())
+    removed = sum(
+        (c.duration for b in merge(base) for h in merge(holes) if (c := h.clip(b))),
+        timedelta(),
+    )
+    assert covered + removed == sum((b.duration for b in merge(base)), timedelta())
+
+
+def test_token_round_trip() -> None:
+    token = issue_token(SECRET, role=Role.LECTURER, org="corps", sub="u1", lecturer_id="l1")
+    principal = principal_from_header(SECRET, f"Bearer {token}")
+    assert principal.role is Role.LECTURER
+    assert principal.lecturer_id == "l1"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        jwt.encode(
+            {"sub": "x", "role": "office", "org": "o", "exp": 4102444800},
+            "another-secret-" + "y" * 40,
+            algorithm="HS256",
+        ),
+        jwt.encode(
+            {"sub": "x", "role": "office", "org": "o", "exp": 4102444800}, None, algorithm="none"
+        ),
+        jwt.encode({"sub": "x", "role": "office", "org": "o", "exp": 1}, SECRET, algorithm="HS256"),
+        jwt.encode({"sub": "x", "role": "office", "org": "o"}, SECRET, algorithm="HS256"),
+        jwt.encode(
+            {"sub": "x", "role": "mayor", "org": "o", "exp": 4102444800}, SECRET, algorithm="HS256"
+        ),
+        jwt.encode(
+            {"sub": "x", "role": "lecturer", "org": "o", "exp": 4102444800},
+            SECRET,
+            algorithm="HS256",
+        ),
+        "not.a.token",
+    ],
+    ids=[
+        "wrong-signature",
+        "alg-none",
+        "expired",
+        "no-exp",
+        "unknown-role",
+        "lecturer-no-id",
+        "junk",
+    ],
+)
+def test_bad_tokens_are_unauthenticated(token: str) -> None:
+    with pytest.raises(Unauthenticated):
+        verify_token(SECRET, token)
+
+
+@pytest.mark.parametrize("header", [None, "", "Basic abc", "Bearer ", "Bearer"])
+def test_missing_bearer_is_unauthenticated(header: str | None) -> None:
+    with pytest.raises(Unauthenticated):
+        principal_from_header(SECRET, header)
+
+
+def test_office_may_act_in_any_role_others_only_in_theirs() -> None:
+    office = verify_token(SECRET, issue_token(SECRET, role=Role.OFFICE, org="o", sub="s"))
+    office.require(Role.VENUE_MANAGER)
+    manager = verify_token(
+        SECRET, issue_token(SECRET, role=Role.COMMUNITY_MANAGER, org="o", sub="s")
+    )
+    with pytest.raises(Forbidden):
+        manager.require(Role.VENUE_MANAGER)
+
+
+def test_events_route_to_their_subscribers() -> None:
+    assert consumers_of("resource.created") == ["booking"]
+    assert consumers_of("opening_hours.changed") == ["booking"]
+    assert set(consumers_of("booking.cancelled")) == {"registry", "lecturers"}
+    assert consumers_of("area.created") == []
+
+
+def test_ids_are_uuid7_and_sort_in_creation_order() -> None:
+    ids = [new_id() for _ in range(200)]
+    assert all(len(value) == 36 and value[14] == "7" for value in ids)
+    assert len(set(ids)) == 200
+    # Ids minted in different milliseconds sort by time.
+    first = new_id()
+    later = datetime.now(UTC) + timedelta(milliseconds=2)
+    while datetime.now(UTC) < later:
+        pass
+    assert new_id() > first
+
+
+def test_problem_fields_survive_encoding() -> None:
+    from shared.problems import Problem
+
+    body = msgspec.json.decode(
+        msgspec.json.encode(
+            Problem(type="t", title="x", status=422, detail="d", code="invalid_request")
+        )
+    )
+    assert "errors" not in body
+    assert body["code"] == "invalid_request"
