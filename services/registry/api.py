@@ -17,7 +17,6 @@ from services.registry.domain.catalogue import (
     AreaCreate,
     Resource,
     ResourceCreate,
-    ResourceType,
     ResourceUpdate,
     Venue,
     VenueCreate,
@@ -31,6 +30,7 @@ from services.registry.domain.catalogue import (
 )
 from services.registry.domain.published import OpeningHoursDoc, to_hours
 from shared.auth import Role
+from shared.contracts import ResourceType
 from shared.errors import Conflict
 from shared.ids import new_id
 from shared.time import Interval, window, zone

@@ -34,9 +34,7 @@ from services.registry.domain.catalogue import (
     Location,
     Resource,
     ResourceCreate,
-    ResourceType,
     ResourceUpdate,
-    Rules,
     Venue,
     VenueCreate,
     VenueKind,
@@ -44,6 +42,7 @@ from services.registry.domain.catalogue import (
 )
 from services.registry.domain.published import OpeningHoursDoc
 from shared.config import ServiceName
+from shared.contracts import ResourceType, Rules
 from shared.db import UTCDateTime, new_metadata
 from shared.errors import NotFound
 from shared.outbox import insert_ignoring_duplicates, outbox_tables, publish

@@ -14,6 +14,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from shared.auth import Principal, Role
+from shared.contracts import ResourceType, Rules
 from shared.errors import FieldError, Forbidden, InvalidRequest
 
 # No NUL characters: PostgreSQL text cannot hold them, and no name needs one.
@@ -38,11 +39,6 @@ class VenueKind(StrEnum):
     ELDERLY_UNIVERSITY = "elderly_university"
     TRAINING_COLLEGE = "training_college"
     ENTERPRISE_TRAINING = "enterprise_training"
-
-
-class ResourceType(StrEnum):
-    ROOM = "room"
-    EQUIPMENT = "equipment"
 
 
 class Location(msgspec.Struct, frozen=True):
@@ -101,17 +97,6 @@ class Venue(msgspec.Struct, frozen=True):
     description: str | None
     created_at: datetime
     updated_at: datetime
-
-
-class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """An owner's booking rules for one resource; the booking service enforces them."""
-
-    min_minutes: Annotated[int, Meta(ge=1, le=7 * 24 * 60)] = 30
-    max_minutes: Annotated[int, Meta(ge=1, le=7 * 24 * 60)] = 240
-    lead_minutes: Annotated[int, Meta(ge=0, le=365 * 24 * 60)] = 0
-    horizon_days: Annotated[int, Meta(ge=1, le=3 * 365)] = 90
-    buffer_minutes: Annotated[int, Meta(ge=0, le=24 * 60)] = 0
-    slot_minutes: Annotated[int, Meta(ge=1, le=24 * 60)] = 15
 
 
 class ResourceCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
