@@ -47,7 +47,8 @@ def _private_redis(var_dir: Path) -> Iterator[str]:
         server.shutdown(nosave=True)  # the bundled server is older than SHUTDOWN NOW
 
 
-def _child_env(settings: Settings) -> dict[str, str]:
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment that hands `settings` to a child `commonroom` process."""
     env = dict(os.environ)
     env["COMMONROOM_SECRET"] = settings.secret
     env["REDIS_URL"] = settings.redis_url
@@ -59,7 +60,8 @@ def _child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _wait_ready(urls: Sequence[str], children: Sequence[subprocess.Popen[bytes]]) -> None:
+def wait_ready(urls: Sequence[str], children: Sequence[subprocess.Popen[bytes]]) -> None:
+    """Wait until every service answers /health/ready; fail if a child dies first."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     pending = list(urls)
     while pending:
@@ -74,7 +76,8 @@ def _wait_ready(urls: Sequence[str], children: Sequence[subprocess.Popen[bytes]]
         time.sleep(0.2)
 
 
-def _stop(children: Sequence[subprocess.Popen[bytes]]) -> None:
+def stop_children(children: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM, then SIGKILL whatever has not stopped within ten seconds."""
     for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
@@ -97,7 +100,7 @@ def run_suite(settings: Settings, services: Sequence[ServiceName], *, host: str)
                 settings, redis_url=stack.enter_context(_private_redis(settings.var_dir))
             )
         migrate(settings, services)
-        env = _child_env(settings)
+        env = child_env(settings)
         command = [sys.executable, "-m", "services.cli"]
         children: list[subprocess.Popen[bytes]] = []
         # Stop cleanly on SIGTERM as on Ctrl-C.
@@ -111,7 +114,7 @@ def run_suite(settings: Settings, services: Sequence[ServiceName], *, host: str)
                     )
                 )
                 children.append(subprocess.Popen([*command, "worker", service], env=env))
-            _wait_ready([settings.service_url(service) for service in services], children)
+            wait_ready([settings.service_url(service) for service in services], children)
             _announce(settings, services)
             while all(child.poll() is None for child in children):
                 time.sleep(0.5)
@@ -122,7 +125,7 @@ def run_suite(settings: Settings, services: Sequence[ServiceName], *, host: str)
             print("a child process stopped; stopping the rest", file=sys.stderr)
             return 1
         finally:
-            _stop(children)
+            stop_children(children)
 
 
 def _announce(settings: Settings, services: Sequence[ServiceName]) -> None:

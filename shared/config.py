@@ -79,3 +79,6 @@ class Settings:
 
     def with_database(self, service: ServiceName, url: str) -> Settings:
         return replace(self, database_urls={**self.database_urls, service: url})
+
+    def with_service_url(self, service: ServiceName, url: str) -> Settings:
+        return replace(self, service_urls={**self.service_urls, service: url})

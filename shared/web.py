@@ -175,6 +175,7 @@ def create_service_app(
     route_handlers: Sequence[ControllerRouterHandler],
     version: str = "1.0.0",
     on_start: Callable[[ServiceState], Awaitable[None]] | None = None,
+    on_stop: Callable[[ServiceState], Awaitable[None]] | None = None,
 ) -> Litestar:
     """The Litestar app of one service, with the suite's errors, auth, sessions and health."""
 
@@ -191,6 +192,8 @@ def create_service_app(
                 await on_start(held)
             yield
         finally:
+            if on_stop is not None:
+                await on_stop(held)
             await redis.aclose()
             await database.dispose()
 

@@ -2,17 +2,57 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from litestar.testing import AsyncTestClient
 
+from services.booking import store as booking_store
+from services.booking.app import create_app as create_booking
 from services.registry import store as registry_store
 from services.registry.app import create_app as create_registry
+from services.up import child_env, stop_children, wait_ready
+from shared.config import Settings
+from shared.migrations import upgrade
 from tests.conftest import make_settings, migrated_database, wipe
 
 REGISTRY = Path(registry_store.__file__).parent
+BOOKING = Path(booking_store.__file__).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def spawn(settings: Settings, *arguments: str) -> subprocess.Popen[bytes]:
+    """A `commonroom` child process (serve or worker) configured by `settings`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", *arguments],
+        env=child_env(settings),
+        stdout=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture(scope="session")
+def registry_server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real registry in its own process (the booking service talks to it over HTTP)."""
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('registry-server') / 'registry.db'}"
+    upgrade(REGISTRY, url)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    child = spawn(make_settings(redis_url, registry=url), "serve", "registry", "--port", str(port))
+    try:
+        wait_ready([base], [child])
+        yield base
+    finally:
+        stop_children([child])
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -29,5 +69,28 @@ async def registry_db(
 async def registry(registry_db: str, redis_url: str) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
     await wipe(registry_db, registry_store.Base.metadata)
     app = create_registry(make_settings(redis_url, registry=registry_db))
+    async with AsyncTestClient(app=app) as client:
+        yield client
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+async def booking_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    async for url in migrated_database(
+        request.param, BOOKING, request, tmp_path_factory.mktemp("booking")
+    ):
+        yield url
+
+
+@pytest.fixture
+async def booking(
+    booking_db: str, redis_url: str, registry_server: str
+) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    await wipe(booking_db, booking_store.Base.metadata)
+    settings = make_settings(redis_url, booking=booking_db).with_service_url(
+        "registry", registry_server
+    )
+    app = create_booking(settings)
     async with AsyncTestClient(app=app) as client:
         yield client

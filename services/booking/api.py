@@ -1,0 +1,506 @@
+"""The booking service's HTTP routes: parse, authorise, call the domain or the store, map."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import msgspec
+from icalendar import Calendar, Event
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import FromQuery, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.booking import store
+from services.booking.clients import RegistryClient
+from services.booking.domain import availability, series
+from services.booking.domain.bookings import (
+    AttendanceBody,
+    Bookable,
+    Booking,
+    BookingCreate,
+    Occurrence,
+    ReasonBody,
+    SeriesResult,
+    Status,
+    blocked,
+    booking_org,
+    check_venue,
+    ensure_attendance_allowed,
+    ensure_may_book,
+    ensure_may_cancel,
+    ensure_may_decide,
+    ensure_visible,
+    initial_status,
+    next_status,
+    refusals,
+    refuse,
+)
+from shared.auth import Principal, Role
+from shared.contracts import ResourceType
+from shared.errors import Conflict, FieldError, InvalidRequest, NotFound
+from shared.ids import new_id
+from shared.time import Interval, window, zone
+from shared.web import (
+    Caller,
+    Cursor,
+    DbSession,
+    From,
+    Limit,
+    Page,
+    PathId,
+    To,
+    create_once,
+    decode_cursor,
+    page_of,
+    service_state,
+)
+
+# A year, with room for a leap day and a DST hour: the longest range availability is asked for.
+MAX_WINDOW = timedelta(days=367)
+FEED_PAST = timedelta(days=90)
+FEED_LIMIT = 5000
+
+
+class Intervals(msgspec.Struct):
+    items: list[Interval]
+
+
+class ResourceAvailability(msgspec.Struct):
+    resource_id: str
+    name: str
+    venue_id: str
+    type: ResourceType
+    capacity: int | None
+    free: list[Interval]
+
+
+class AvailabilityPage(msgspec.Struct):
+    items: list[ResourceAvailability]
+
+
+class SeriesCancelled(msgspec.Struct):
+    series_id: str
+    cancelled: list[Booking]
+
+
+def registry_of(request: Request[Any, Any, Any]) -> RegistryClient:
+    client: RegistryClient = service_state(request.app.state).extras["registry"]
+    return client
+
+
+def _window(start: datetime, end: datetime) -> Interval:
+    span = window(start, end)
+    if span.duration > MAX_WINDOW:
+        raise InvalidRequest(
+            "ask for at most a year at a time",
+            code="range_too_long",
+            errors=[FieldError("to", "must be at most a year after from")],
+        )
+    return span
+
+
+def _new_row(
+    principal: Principal,
+    data: BookingCreate,
+    resources: list[Bookable],
+    interval: Interval,
+    *,
+    org: str,
+    series_id: str | None,
+    now: datetime,
+) -> store.BookingRow:
+    return store.BookingRow(
+        id=new_id(),
+        org=org,
+        venue_id=resources[0].venue_id,
+        venue_org=resources[0].owner_org,
+        timezone=resources[0].timezone,
+        resource_ids=[resource.id for resource in resources],
+        start_at=interval.start,
+        end_at=interval.end,
+        status=initial_status(resources, hold=data.hold).value,
+        purpose=data.purpose,
+        programme=data.programme.value if data.programme else None,
+        attendees=data.attendees,
+        attended=None,
+        series_id=series_id,
+        hold=data.hold,
+        override_hours=data.override_hours,
+        outside_opening_hours=False,
+        reason=None,
+        created_by=principal.sub,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _plans(resources: list[Bookable], interval: Interval) -> list[store.SlotPlan]:
+    return [
+        store.SlotPlan(resource.id, blocked(interval, resource.rules.buffer_minutes))
+        for resource in resources
+    ]
+
+
+async def _book_series(
+    session: AsyncSession,
+    principal: Principal,
+    data: BookingCreate,
+    resources: list[Bookable],
+    occurrences: list[Interval],
+    open_intervals: dict[str, list[Interval]],
+    *,
+    org: str,
+    now: datetime,
+) -> SeriesResult:
+    """Book every occurrence, or (all_or_nothing) none when any one fails."""
+    assert data.series is not None
+    series_id = new_id()
+    skip = data.series.mode == "skip_conflicts"
+    failed: list[Occurrence] = []
+    bookable: list[Interval] = []
+    for interval in occurrences:
+        broken = refusals(
+            interval,
+            resources,
+            open_intervals,
+            attendees=data.attendees,
+            now=now,
+            override_hours=data.override_hours,
+        )
+        if broken:
+            failed.append(Occurrence(interval.start, interval.end, broken[0].code))
+        else:
+            bookable.append(interval)
+    if failed and not skip:
+        raise _series_failure(failed, status=422)
+    booked: list[Booking] = []
+    for interval in bookable:
+        row = _new_row(principal, data, resources, interval, org=org, series_id=series_id, now=now)
+        try:
+            booked.append(
+                await store.insert_booking(session, row, _plans(resources, interval), now=now)
+            )
+        except Conflict:
+            failed.append(Occurrence(interval.start, interval.end, "conflict"))
+    if failed and not skip:
+        raise _series_failure(failed, status=409)
+    tz = zone(resources[0].timezone)
+    return SeriesResult(
+        series_id=series_id,
+        bookings=booked,
+        skipped=[
+            Occurrence(item.start.astimezone(tz), item.end.astimezone(tz), item.code)
+            for item in sorted(failed, key=lambda item: item.start)
+        ],
+    )
+
+
+def _series_failure(failed: list[Occurrence], *, status: int) -> InvalidRequest | Conflict:
+    errors = [
+        FieldError("series", f"{item.code}: {item.start.isoformat()} to {item.end.isoformat()}")
+        for item in sorted(failed, key=lambda item: item.start)
+    ]
+    if status == 409:
+        return Conflict("some occurrences are taken; none was booked", errors=errors)
+    return InvalidRequest(
+        "some occurrences break the rules; none was booked", code=failed[0].code, errors=errors
+    )
+
+
+_GUARDS = {"cancel": ensure_may_cancel, "approve": ensure_may_decide, "reject": ensure_may_decide}
+
+
+async def _move(
+    session: AsyncSession,
+    principal: Principal,
+    booking_id: str,
+    action: Literal["cancel", "approve", "reject"],
+    data: ReasonBody | None,
+) -> Booking:
+    """Cancel, approve or reject: the row locked, the caller's right and the move checked."""
+    row = await store.get_booking_row(session, booking_id, lock=True)
+    _GUARDS[action](principal, row.org, row.venue_org)
+    status = next_status(Status(row.status), action)
+    reason = data.reason if data else None
+    return await store.set_status(session, row, status, reason=reason, now=datetime.now(UTC))
+
+
+class BookingController(Controller):
+    path = "/v1/bookings"
+    tags = ("bookings",)
+
+    @post("/")
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[BookingCreate],
+        principal: Caller,
+        session: DbSession,
+    ) -> Response[bytes]:
+        org = booking_org(principal, data)
+        first = window(data.start, data.end, fields=("start", "end"))
+        registry = registry_of(request)
+        resources = await registry.bookables(data.resource_ids)
+        check_venue(resources)
+        ensure_may_book(principal, data, resources[0].owner_org)
+        tz = zone(resources[0].timezone)
+        occurrences = series.expand(data.series.rrule, first, tz) if data.series else [first]
+        open_intervals = await registry.open_intervals(
+            resources, Interval(occurrences[0].start, occurrences[-1].end)
+        )
+
+        async def make() -> Booking | SeriesResult:
+            now = datetime.now(UTC)
+            if data.series is not None:
+                return await _book_series(
+                    session,
+                    principal,
+                    data,
+                    resources,
+                    occurrences,
+                    open_intervals,
+                    org=org,
+                    now=now,
+                )
+            broken = refusals(
+                first,
+                resources,
+                open_intervals,
+                attendees=data.attendees,
+                now=now,
+                override_hours=data.override_hours,
+            )
+            if broken:
+                raise refuse(broken)
+            row = _new_row(principal, data, resources, first, org=org, series_id=None, now=now)
+            return await store.insert_booking(session, row, _plans(resources, first), now=now)
+
+        return await create_once(request, session, principal, make)
+
+    @get("/")
+    async def search(
+        self,
+        principal: Caller,
+        session: DbSession,
+        resource_id: FromQuery[str | None] = None,
+        venue_id: FromQuery[str | None] = None,
+        from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
+        to: Annotated[datetime | None, QueryParameter(name="to")] = None,
+        status: FromQuery[Status | None] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Page[Booking]:
+        principal.require(Role.COMMUNITY_MANAGER, Role.VENUE_MANAGER)
+        span = None
+        if from_ is not None or to is not None:
+            if from_ is None or to is None:
+                missing = "from" if from_ is None else "to"
+                raise InvalidRequest(
+                    "from and to go together",
+                    errors=[FieldError(missing, "required with the other")],
+                )
+            span = window(from_, to)
+        bookings = await store.list_bookings(
+            session,
+            visible_to_org=None if principal.is_office else principal.org,
+            resource_id=resource_id,
+            venue_id=venue_id,
+            window=span,
+            status=status,
+            after=decode_cursor(cursor),
+            limit=limit,
+        )
+        return page_of(bookings, limit, lambda booking: booking.id)
+
+    @get("/{booking_id:str}")
+    async def read(self, booking_id: PathId, principal: Caller, session: DbSession) -> Booking:
+        row = await store.get_booking_row(session, booking_id)
+        ensure_visible(principal, row.org, row.venue_org)
+        return row.to_domain()
+
+    @post("/{booking_id:str}/cancel", status_code=200)
+    async def cancel(
+        self,
+        booking_id: PathId,
+        principal: Caller,
+        session: DbSession,
+        data: JSONBody[ReasonBody | None] = None,
+    ) -> Booking:
+        return await _move(session, principal, booking_id, "cancel", data)
+
+    @post("/{booking_id:str}/approve", status_code=200)
+    async def approve(
+        self,
+        booking_id: PathId,
+        principal: Caller,
+        session: DbSession,
+        data: JSONBody[ReasonBody | None] = None,
+    ) -> Booking:
+        return await _move(session, principal, booking_id, "approve", data)
+
+    @post("/{booking_id:str}/reject", status_code=200)
+    async def reject(
+        self,
+        booking_id: PathId,
+        principal: Caller,
+        session: DbSession,
+        data: JSONBody[ReasonBody | None] = None,
+    ) -> Booking:
+        return await _move(session, principal, booking_id, "reject", data)
+
+    @post("/{booking_id:str}/attendance", status_code=200)
+    async def attendance(
+        self,
+        booking_id: PathId,
+        data: JSONBody[AttendanceBody],
+        principal: Caller,
+        session: DbSession,
+    ) -> Booking:
+        row = await store.get_booking_row(session, booking_id, lock=True)
+        ensure_may_cancel(principal, row.org, row.venue_org)
+        now = datetime.now(UTC)
+        ensure_attendance_allowed(Status(row.status), row.end_at, now)
+        return store.record_attendance(row, data.attended, now=now)
+
+
+class SeriesController(Controller):
+    path = "/v1/series"
+    tags = ("bookings",)
+
+    @delete("/{series_id:str}", status_code=200)
+    async def cancel_rest(
+        self, series_id: PathId, principal: Caller, session: DbSession
+    ) -> SeriesCancelled:
+        """Cancel the occurrences that have not started yet."""
+        any_row = await store.series_exists(session, series_id)
+        if any_row is None:
+            raise NotFound("no such series")
+        ensure_may_cancel(principal, any_row.org, any_row.venue_org)
+        now = datetime.now(UTC)
+        cancelled = [
+            await store.set_status(
+                session, row, Status.CANCELLED, reason="series cancelled", now=now
+            )
+            for row in await store.future_series_rows(session, series_id, now)
+        ]
+        return SeriesCancelled(series_id=series_id, cancelled=cancelled)
+
+
+class AvailabilityController(Controller):
+    tags = ("availability",)
+
+    @get("/v1/resources/{resource_id:str}/availability")
+    async def resource(
+        self,
+        request: Request[Any, Any, Any],
+        resource_id: PathId,
+        principal: Caller,
+        from_: From,
+        to: To,
+    ) -> Intervals:
+        span = _window(from_, to)
+        registry = registry_of(request)
+        (bookable,) = await registry.bookables([resource_id])
+        free = await _free(request, [bookable], span)
+        tz = zone(bookable.timezone)
+        return Intervals(items=[interval.in_zone(tz) for interval in free[bookable.id]])
+
+    @get("/v1/availability")
+    async def search(
+        self,
+        request: Request[Any, Any, Any],
+        principal: Caller,
+        from_: From,
+        to: To,
+        minutes: Annotated[int, QueryParameter(ge=1, le=24 * 60)] = 60,
+        min_capacity: Annotated[int | None, QueryParameter(ge=0, le=100_000)] = None,
+        feature: Annotated[list[str] | None, QueryParameter(max_items=20)] = None,
+        area_id: FromQuery[str | None] = None,
+        type: FromQuery[ResourceType | None] = None,  # noqa: A002 - the API's parameter name
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    ) -> AvailabilityPage:
+        """Resources with a free stretch of `minutes`, each with its free intervals."""
+        span = _window(from_, to)
+        registry = registry_of(request)
+        candidates = await registry.search(
+            area_id=area_id, type=type, min_capacity=min_capacity, features=feature or []
+        )
+        free = await _free(request, candidates, span)
+        found = []
+        for bookable in candidates:
+            stretches = availability.stretches_of(free[bookable.id], minutes)
+            if stretches:
+                tz = zone(bookable.timezone)
+                found.append(
+                    ResourceAvailability(
+                        resource_id=bookable.id,
+                        name=bookable.name,
+                        venue_id=bookable.venue_id,
+                        type=bookable.type,
+                        capacity=bookable.capacity,
+                        free=[interval.in_zone(tz) for interval in stretches],
+                    )
+                )
+            if len(found) == limit:
+                break
+        return AvailabilityPage(items=found)
+
+    @get("/v1/resources/{resource_id:str}/calendar.ics", media_type="text/calendar")
+    async def calendar(
+        self, request: Request[Any, Any, Any], resource_id: PathId, principal: Caller
+    ) -> Response[bytes]:
+        """The resource's live bookings from three months back, as iCalendar."""
+        (bookable,) = await registry_of(request).bookables([resource_id])
+        database = service_state(request.app.state).database
+        async with database.read() as session:
+            rows = await store.resource_bookings(
+                session, resource_id, since=datetime.now(UTC) - FEED_PAST, limit=FEED_LIMIT
+            )
+        return Response(_feed(bookable, rows), media_type="text/calendar; charset=utf-8")
+
+
+async def _free(
+    request: Request[Any, Any, Any], resources: list[Bookable], span: Interval
+) -> dict[str, list[Interval]]:
+    if not resources:
+        return {}
+    open_intervals = await registry_of(request).open_intervals(resources, span)
+    database = service_state(request.app.state).database
+    async with database.read() as session:
+        booked = await store.live_slots(session, [resource.id for resource in resources], span)
+    return {
+        resource.id: [
+            piece
+            for interval in availability.free_intervals(
+                open_intervals[resource.id], booked[resource.id], resource.rules.buffer_minutes
+            )
+            if (piece := interval.clip(span)) is not None
+        ]
+        for resource in resources
+    }
+
+
+_ICAL_STATUS = {"pending": "TENTATIVE", "confirmed": "CONFIRMED"}
+
+
+def _feed(bookable: Bookable, rows: list[store.BookingRow]) -> bytes:
+    calendar = Calendar.new(prodid="-//Commonroom//booking//EN", name=bookable.name)
+    tz = zone(bookable.timezone)
+    for row in rows:
+        event = Event.new(
+            uid=f"{row.id}@booking.commonroom",
+            summary=row.purpose,
+            start=row.start_at.astimezone(tz),
+            end=row.end_at.astimezone(tz),
+            stamp=row.updated_at,
+        )
+        event.add("status", _ICAL_STATUS.get(row.status, "CANCELLED"))
+        event.add("location", bookable.name)
+        calendar.add_component(event)
+    calendar.add_missing_timezones()
+    ics: bytes = calendar.to_ical()
+    return ics
+
+
+ROUTES = [BookingController, SeriesController, AvailabilityController]

@@ -1,0 +1,28 @@
+"""The booking service's Litestar app: bookings, availability and calendars of resources."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+
+from services.booking.api import ROUTES
+from services.booking.clients import RegistryClient
+from services.booking.store import tables
+from shared.config import Settings
+from shared.web import ServiceState, create_service_app
+
+
+def create_app(settings: Settings) -> Litestar:
+    async def start(held: ServiceState) -> None:
+        held.extras["registry"] = RegistryClient(settings, held.database)
+
+    async def stop(held: ServiceState) -> None:
+        await held.extras["registry"].aclose()
+
+    return create_service_app(
+        name="booking",
+        settings=settings,
+        tables=tables,
+        route_handlers=ROUTES,
+        on_start=start,
+        on_stop=stop,
+    )

@@ -1,0 +1,506 @@
+"""The booking service's database: bookings, the slots that make double booking impossible, and
+the cache of registry answers.
+
+A booking holds one slot row per resource. A slot's `[blocked_from, blocked_until)` is the booking
+plus its resource's turnover buffer; on PostgreSQL an exclusion constraint over live slots
+(migration 0001) refuses any overlap, whoever inserts it and however many replicas run. On SQLite
+the write transaction is `BEGIN IMMEDIATE`, so the check below and the insert after it cannot
+interleave with another writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.booking.domain.bookings import LIVE, Booking, Programme, Status
+from shared.config import ServiceName
+from shared.contracts import BookingChanged
+from shared.db import UTCDateTime, new_metadata
+from shared.errors import Conflict, FieldError, NotFound
+from shared.outbox import insert_ignoring_duplicates, outbox_tables, publish
+from shared.time import Interval
+
+# PostgreSQL's SQLSTATEs for an exclusion violation and a deadlock between two inserters.
+_EXCLUSION_VIOLATION = "23P01"
+_DEADLOCK = "40P01"
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+tables = outbox_tables(Base.metadata)
+SOURCE: ServiceName = "booking"
+LIVE_VALUES = sorted(status.value for status in LIVE)
+
+
+class BookingRow(Base):
+    __tablename__ = "bookings"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org: Mapped[str] = mapped_column(String(100))
+    venue_id: Mapped[str] = mapped_column(String(36))
+    # The venue's owner and zone when booked: rights and local times without asking the registry.
+    venue_org: Mapped[str] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64))
+    resource_ids: Mapped[list[str]] = mapped_column(JSON)
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(20))
+    purpose: Mapped[str] = mapped_column(Text)
+    programme: Mapped[str | None] = mapped_column(String(20))
+    attendees: Mapped[int | None] = mapped_column(Integer)
+    attended: Mapped[int | None] = mapped_column(Integer)
+    series_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Booked outside opening hours on purpose (a special event): never flagged when hours change.
+    override_hours: Mapped[bool] = mapped_column(Boolean, default=False)
+    outside_opening_hours: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_bookings_venue_start", "venue_id", "start_at"),
+        Index("ix_bookings_org_start", "org", "start_at"),
+        Index("ix_bookings_venue_org_start", "venue_org", "start_at"),
+        CheckConstraint("start_at < end_at", name="booking_not_empty"),
+    )
+
+    def to_domain(self) -> Booking:
+        """The booking as clients see it, its instants in the venue's own zone."""
+        tz = ZoneInfo(self.timezone)
+        return Booking(
+            id=self.id,
+            resource_ids=list(self.resource_ids),
+            venue_id=self.venue_id,
+            org=self.org,
+            start=self.start_at.astimezone(tz),
+            end=self.end_at.astimezone(tz),
+            status=Status(self.status),
+            purpose=self.purpose,
+            programme=Programme(self.programme) if self.programme else None,
+            attendees=self.attendees,
+            attended=self.attended,
+            series_id=self.series_id,
+            hold=self.hold,
+            outside_opening_hours=self.outside_opening_hours,
+            reason=self.reason,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+    def changed(self) -> BookingChanged:
+        return BookingChanged(
+            id=self.id,
+            venue_id=self.venue_id,
+            resource_ids=list(self.resource_ids),
+            start=self.start_at,
+            end=self.end_at,
+            status=self.status,
+            org=self.org,
+        )
+
+
+class SlotRow(Base):
+    """One booked resource of one booking: the row the no-overlap guarantee is built on."""
+
+    __tablename__ = "booking_slots"
+
+    booking_id: Mapped[str] = mapped_column(
+        ForeignKey("bookings.id", ondelete="CASCADE"), primary_key=True
+    )
+    resource_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    blocked_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    blocked_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    live: Mapped[bool] = mapped_column(Boolean)
+
+    __table_args__ = (
+        Index("ix_booking_slots_resource_blocked", "resource_id", "blocked_from", "blocked_until"),
+        CheckConstraint("blocked_from < blocked_until", name="slot_not_empty"),
+    )
+
+
+class RegistryCacheRow(Base):
+    """A registry answer kept until an event about its venue says it may have changed."""
+
+    __tablename__ = "registry_cache"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    venue_id: Mapped[str] = mapped_column(String(36), index=True)
+    generation: Mapped[int] = mapped_column(Integer)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RegistryGenerationRow(Base):
+    """Raised by every registry event about a venue: cache rows of older generations are stale."""
+
+    __tablename__ = "registry_generations"
+
+    venue_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)
+
+
+# Bookings
+
+
+async def get_booking_row(
+    session: AsyncSession, booking_id: str, *, lock: bool = False
+) -> BookingRow:
+    query = select(BookingRow).where(BookingRow.id == booking_id)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = await session.scalar(query)
+    if row is None:
+        raise NotFound("no such booking")
+    return row
+
+
+@dataclass(frozen=True)
+class SlotPlan:
+    """A resource to hold for a booking, and the stretch (booking plus buffer) it holds."""
+
+    resource_id: str
+    blocked: Interval
+
+
+async def conflicts(
+    session: AsyncSession, plans: Sequence[SlotPlan], *, ignore_booking: str | None = None
+) -> list[tuple[str, str, datetime, datetime]]:
+    """Live slots in the way of `plans`: (booking id, resource id, start, end) each."""
+    query = (
+        select(SlotRow.booking_id, SlotRow.resource_id, SlotRow.start_at, SlotRow.end_at)
+        .where(
+            SlotRow.live,
+            or_(
+                *(
+                    and_(
+                        SlotRow.resource_id == plan.resource_id,
+                        SlotRow.blocked_from < plan.blocked.end,
+                        SlotRow.blocked_until > plan.blocked.start,
+                    )
+                    for plan in plans
+                )
+            ),
+        )
+        .order_by(SlotRow.start_at, SlotRow.booking_id)
+    )
+    if ignore_booking is not None:
+        query = query.where(SlotRow.booking_id != ignore_booking)
+    return [tuple(row) for row in await session.execute(query)]  # type: ignore[misc]
+
+
+def conflict_error(found: Sequence[tuple[str, str, datetime, datetime]]) -> Conflict:
+    return Conflict(
+        "the time is taken: another booking (or its turnover time) is in the way",
+        code="conflict",
+        errors=[
+            FieldError(
+                "resource_ids",
+                f"booking {booking_id} holds {resource_id} from "
+                f"{start.isoformat()} to {end.isoformat()}",
+            )
+            for booking_id, resource_id, start, end in found
+        ],
+    )
+
+
+async def insert_booking(
+    session: AsyncSession, row: BookingRow, plans: Sequence[SlotPlan], *, now: datetime
+) -> Booking:
+    """Store a booking and its slots, or raise 409 naming what is in the way.
+
+    The check first names the bookings in the way; on PostgreSQL the exclusion constraint is what
+    decides, so an insert racing another one still fails cleanly (in a savepoint, so the request's
+    transaction lives on to name the winner).
+    """
+    found = await conflicts(session, plans)
+    if found:
+        raise conflict_error(found)
+    live = row.status in LIVE_VALUES
+    slots = [
+        {
+            "booking_id": row.id,
+            "resource_id": plan.resource_id,
+            "start_at": row.start_at,
+            "end_at": row.end_at,
+            "blocked_from": plan.blocked.start,
+            "blocked_until": plan.blocked.end,
+            "live": live,
+        }
+        # One order for every inserter, so two multi-resource bookings cannot deadlock.
+        for plan in sorted(plans, key=lambda plan: plan.resource_id)
+    ]
+    try:
+        async with session.begin_nested():
+            session.add(row)
+            await session.flush()
+            await session.execute(insert(SlotRow), slots)
+    except (IntegrityError, DBAPIError) as exc:
+        if _sqlstate(exc) not in (_EXCLUSION_VIOLATION, _DEADLOCK):
+            raise
+        raise conflict_error(await conflicts(session, plans)) from exc
+    booking = row.to_domain()
+    await publish(
+        session, tables, source=SOURCE, type="booking.created", data=row.changed(), now=now
+    )
+    return booking
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    original = getattr(exc, "orig", None)
+    for candidate in (original, getattr(original, "__cause__", None)):
+        state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if state:
+            return str(state)
+    return None
+
+
+async def set_status(
+    session: AsyncSession, row: BookingRow, status: Status, *, reason: str | None, now: datetime
+) -> Booking:
+    """Move a booking on; an ending frees its slots at once."""
+    row.status = status.value
+    row.updated_at = now
+    if reason is not None:
+        row.reason = reason
+    if status not in LIVE:
+        await session.execute(
+            update(SlotRow).where(SlotRow.booking_id == row.id).values(live=False)
+        )
+    event = {
+        Status.CONFIRMED: "booking.confirmed",
+        Status.CANCELLED: "booking.cancelled",
+        Status.REJECTED: "booking.rejected",
+    }[status]
+    await publish(session, tables, source=SOURCE, type=event, data=row.changed(), now=now)
+    return row.to_domain()
+
+
+def record_attendance(row: BookingRow, attended: int, *, now: datetime) -> Booking:
+    row.attended = attended
+    row.updated_at = now
+    return row.to_domain()
+
+
+async def list_bookings(
+    session: AsyncSession,
+    *,
+    visible_to_org: str | None,
+    resource_id: str | None,
+    venue_id: str | None,
+    window: Interval | None,
+    status: Status | None,
+    after: str | None,
+    limit: int,
+) -> list[Booking]:
+    query = select(BookingRow).order_by(BookingRow.id).limit(limit + 1)
+    if visible_to_org is not None:
+        query = query.where(
+            or_(BookingRow.org == visible_to_org, BookingRow.venue_org == visible_to_org)
+        )
+    if resource_id is not None:
+        query = query.where(
+            BookingRow.id.in_(select(SlotRow.booking_id).where(SlotRow.resource_id == resource_id))
+        )
+    if venue_id is not None:
+        query = query.where(BookingRow.venue_id == venue_id)
+    if window is not None:
+        query = query.where(BookingRow.start_at < window.end, BookingRow.end_at > window.start)
+    if status is not None:
+        query = query.where(BookingRow.status == status.value)
+    if after is not None:
+        query = query.where(BookingRow.id > after)
+    return [row.to_domain() for row in (await session.scalars(query)).all()]
+
+
+async def live_slots(
+    session: AsyncSession, resource_ids: Sequence[str], window: Interval
+) -> dict[str, list[Interval]]:
+    """The live bookings of each resource that come near `window` (buffers count)."""
+    rows = await session.execute(
+        select(SlotRow.resource_id, SlotRow.start_at, SlotRow.end_at)
+        .where(
+            SlotRow.live,
+            SlotRow.resource_id.in_(resource_ids),
+            SlotRow.start_at < window.end,
+            SlotRow.blocked_until > window.start,
+        )
+        .order_by(SlotRow.resource_id, SlotRow.start_at)
+    )
+    found: dict[str, list[Interval]] = {resource_id: [] for resource_id in resource_ids}
+    for resource_id, start, end in rows:
+        found[resource_id].append(Interval(start, end))
+    return found
+
+
+async def resource_bookings(
+    session: AsyncSession, resource_id: str, *, since: datetime, limit: int
+) -> list[BookingRow]:
+    """A resource's bookings from `since` on, for its calendar feed."""
+    query = (
+        select(BookingRow)
+        .join(SlotRow, SlotRow.booking_id == BookingRow.id)
+        .where(SlotRow.resource_id == resource_id, BookingRow.end_at > since)
+        .order_by(BookingRow.start_at)
+        .limit(limit)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def future_series_rows(
+    session: AsyncSession, series_id: str, now: datetime
+) -> list[BookingRow]:
+    query = (
+        select(BookingRow)
+        .where(
+            BookingRow.series_id == series_id,
+            BookingRow.start_at > now,
+            BookingRow.status.in_(LIVE_VALUES),
+        )
+        .order_by(BookingRow.start_at)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def series_exists(session: AsyncSession, series_id: str) -> BookingRow | None:
+    return await session.scalar(
+        select(BookingRow).where(BookingRow.series_id == series_id).limit(1)
+    )
+
+
+async def future_bookings_of(
+    session: AsyncSession, resource_ids: Sequence[str], now: datetime
+) -> list[BookingRow]:
+    """Live bookings holding any of the resources that have not ended yet."""
+    query = select(BookingRow).where(
+        BookingRow.id.in_(
+            select(SlotRow.booking_id).where(
+                SlotRow.live, SlotRow.resource_id.in_(resource_ids), SlotRow.end_at > now
+            )
+        )
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def flag_outside_hours(
+    session: AsyncSession, flags: dict[str, bool], *, now: datetime
+) -> list[str]:
+    """Set each booking's `outside_opening_hours`; tell the venue of each one newly outside."""
+    newly: list[str] = []
+    for booking_id, outside in flags.items():
+        row = await session.get(BookingRow, booking_id)
+        if row is None or row.outside_opening_hours == outside:
+            continue
+        row.outside_opening_hours = outside
+        row.updated_at = now
+        if outside:
+            newly.append(booking_id)
+            await publish(
+                session,
+                tables,
+                source=SOURCE,
+                type="booking.outside_opening_hours",
+                data=row.changed(),
+                now=now,
+            )
+    return newly
+
+
+async def resources_with_future_slots(
+    session: AsyncSession, venue_id: str, now: datetime
+) -> list[str]:
+    rows = await session.scalars(
+        select(SlotRow.resource_id)
+        .join(BookingRow, BookingRow.id == SlotRow.booking_id)
+        .where(BookingRow.venue_id == venue_id, SlotRow.live, SlotRow.end_at > now)
+        .distinct()
+    )
+    return list(rows)
+
+
+# The registry cache
+
+
+async def cached(session: AsyncSession, keys: Sequence[str]) -> dict[str, bytes]:
+    """The cached values of `keys` that no registry event has made stale since."""
+    rows = await session.execute(
+        select(RegistryCacheRow.key, RegistryCacheRow.value)
+        .outerjoin(
+            RegistryGenerationRow, RegistryGenerationRow.venue_id == RegistryCacheRow.venue_id
+        )
+        .where(
+            RegistryCacheRow.key.in_(keys),
+            RegistryCacheRow.generation == func.coalesce(RegistryGenerationRow.generation, 0),
+        )
+    )
+    return {row.key: row.value for row in rows}
+
+
+async def generation(session: AsyncSession, venue_id: str) -> int:
+    found = await session.scalar(
+        select(RegistryGenerationRow.generation).where(RegistryGenerationRow.venue_id == venue_id)
+    )
+    return found or 0
+
+
+async def remember(session: AsyncSession, entries: Sequence[tuple[str, str, bytes, int]]) -> None:
+    """Cache registry answers: (key, venue id, value, the venue's generation before fetching)."""
+    if not entries:
+        return
+    await session.execute(
+        delete(RegistryCacheRow).where(RegistryCacheRow.key.in_([entry[0] for entry in entries]))
+    )
+    await session.execute(
+        insert_ignoring_duplicates(session, RegistryCacheRow)
+        .values(
+            [
+                {"key": key, "venue_id": venue_id, "value": value, "generation": generation}
+                for key, venue_id, value, generation in entries
+            ]
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def invalidate(session: AsyncSession, venue_id: str) -> None:
+    """A registry event about the venue: everything cached about it is stale."""
+    await session.execute(
+        insert_ignoring_duplicates(session, RegistryGenerationRow)
+        .values(venue_id=venue_id, generation=0)
+        .on_conflict_do_nothing()
+    )
+    await session.execute(
+        update(RegistryGenerationRow)
+        .where(RegistryGenerationRow.venue_id == venue_id)
+        .values(generation=RegistryGenerationRow.generation + 1)
+    )
+    await session.execute(delete(RegistryCacheRow).where(RegistryCacheRow.venue_id == venue_id))

@@ -1,0 +1,77 @@
+"""The booking service's worker: relays its outbox, drops registry answers that events make stale,
+and flags bookings that opening hours no longer cover."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.booking import store
+from services.booking.clients import fetch_open_intervals, registry_http
+from services.booking.domain.bookings import inside
+from shared.config import Settings
+from shared.events import Event
+from shared.http import ServiceClient
+from shared.outbox import EventHandler
+from shared.time import Interval
+from shared.worker import WorkerSettings, worker_settings
+
+VENUE_EVENTS = ("venue.created", "venue.updated", "venue.deleted")
+RESOURCE_EVENTS = ("resource.created", "resource.updated", "resource.deleted")
+YEAR = timedelta(days=365)
+
+
+def _venue_of(event: Event) -> str:
+    data: dict[str, Any] = event.data
+    return str(data["id"] if event.type.startswith("venue.") else data["venue_id"])
+
+
+async def drop_cached(session: AsyncSession, event: Event) -> None:
+    await store.invalidate(session, _venue_of(event))
+
+
+def hours_changed(registry: ServiceClient) -> EventHandler:
+    async def handle(session: AsyncSession, event: Event) -> None:
+        """Drop the cache, then flag the future bookings the new hours leave outside."""
+        venue_id = _venue_of(event)
+        await store.invalidate(session, venue_id)
+        now = datetime.now(UTC)
+        changed = event.data.get("resource_id")
+        resource_ids = (
+            [changed]
+            if changed
+            else await store.resources_with_future_slots(session, venue_id, now)
+        )
+        rows = await store.future_bookings_of(session, resource_ids, now)
+        if not rows:
+            return
+        window = Interval(now, max(row.end_at for row in rows))
+        hours: dict[str, list[Interval]] = {}
+        for resource_id in sorted({rid for row in rows for rid in row.resource_ids}):
+            hours[resource_id] = []
+            start = window.start
+            while start < window.end:
+                piece = Interval(start, min(start + YEAR, window.end))
+                hours[resource_id] += await fetch_open_intervals(registry, resource_id, piece)
+                start = piece.end
+        flags = {
+            row.id: not all(
+                inside(Interval(row.start_at, row.end_at), hours[rid]) for rid in row.resource_ids
+            )
+            for row in rows
+            if not row.override_hours
+        }
+        await store.flag_outside_hours(session, flags, now=now)
+
+    return handle
+
+
+def create_worker_settings(settings: Settings) -> WorkerSettings:
+    registry = registry_http(settings)
+    handlers: dict[str, EventHandler] = dict.fromkeys(
+        (*VENUE_EVENTS, *RESOURCE_EVENTS), drop_cached
+    )
+    handlers["opening_hours.changed"] = hours_changed(registry)
+    return worker_settings("booking", settings, tables=store.tables, handlers=handlers)
