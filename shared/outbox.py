@@ -120,13 +120,15 @@ async def publish(
         occurred_at=now or datetime.now(UTC),
         data=payload,
     )
+    # Parameters apart from the statement, so its compiled form is cached: this runs on every write.
     await session.execute(
-        tables.outbox.insert().values(
-            event_id=event.id,
-            type=event.type,
-            payload=encode(event),
-            created_at=event.occurred_at,
-        )
+        tables.outbox.insert(),
+        {
+            "event_id": event.id,
+            "type": event.type,
+            "payload": encode(event),
+            "created_at": event.occurred_at,
+        },
     )
     return event
 

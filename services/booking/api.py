@@ -241,14 +241,23 @@ class BookingController(Controller):
         org = booking_org(principal, data)
         first = window(data.start, data.end, fields=("start", "end"))
         registry = registry_of(request)
-        resources = await registry.bookables(data.resource_ids)
-        check_venue(resources)
-        ensure_may_book(principal, data, resources[0].owner_org)
-        tz = zone(resources[0].timezone)
-        occurrences = series.expand(data.series.rrule, first, tz) if data.series else [first]
-        open_intervals = await registry.open_intervals(
-            resources, Interval(occurrences[0].start, occurrences[-1].end)
-        )
+
+        async def load(
+            refresh: bool,
+        ) -> tuple[list[Bookable], list[Interval], dict[str, list[Interval]]]:
+            resources = await registry.bookables(data.resource_ids, refresh=refresh)
+            check_venue(resources)
+            ensure_may_book(principal, data, resources[0].owner_org)
+            tz = zone(resources[0].timezone)
+            occurrences = series.expand(data.series.rrule, first, tz) if data.series else [first]
+            covering = Interval(occurrences[0].start, occurrences[-1].end)
+            hours = await registry.open_intervals(resources, covering, refresh=refresh)
+            return resources, occurrences, hours
+
+        resources, occurrences, open_intervals = await load(refresh=False)
+        # The first statement of the request's transaction: is what we hold still current?
+        if not await registry.still_current(session, [resources[0].venue_id]):
+            resources, occurrences, open_intervals = await load(refresh=True)
 
         async def make() -> Booking | SeriesResult:
             now = datetime.now(UTC)
@@ -463,11 +472,17 @@ class AvailabilityController(Controller):
 async def _free(
     request: Request[Any, Any, Any], resources: list[Bookable], span: Interval
 ) -> dict[str, list[Interval]]:
+    """Each resource's free time in `span`, from what this process holds of the registry where
+    that is still current, and the live bookings, read in one transaction."""
     if not resources:
         return {}
-    open_intervals = await registry_of(request).open_intervals(resources, span)
-    database = service_state(request.app.state).database
-    async with database.read() as session:
+    registry = registry_of(request)
+    open_intervals = await registry.open_intervals(resources, span)
+    async with service_state(request.app.state).database.read() as session:
+        if not await registry.still_current(session, {r.venue_id for r in resources}):
+            ids = [resource.id for resource in resources]
+            resources = await registry.bookables(ids, refresh=True)
+            open_intervals = await registry.open_intervals(resources, span, refresh=True)
         booked = await store.live_slots(session, [resource.id for resource in resources], span)
     return {
         resource.id: [

@@ -9,10 +9,13 @@ anything else is 503 `registry_unavailable`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking import store
 from services.booking.domain.bookings import Bookable
@@ -93,34 +96,96 @@ async def fetch_open_intervals(
     return answer.items
 
 
+class _Memo:
+    """This process's copy of registry answers, good while its venue's generation is current.
+
+    Checking one generation inside the request's own transaction is far cheaper than reading the
+    shared cache each time; a venue whose generation moved is forgotten whole.
+    """
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, tuple[str, Any]] = OrderedDict()
+        self._generations: dict[str, int] = {}
+
+    def get(self, key: str) -> Any:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def generation(self, venue_id: str) -> int | None:
+        return self._generations.get(venue_id)
+
+    def put(self, key: str, venue_id: str, generation: int, value: Any) -> None:
+        known = self._generations.get(venue_id)
+        if known is not None and generation < known:
+            return
+        if known is not None and generation > known:
+            self.forget(venue_id)
+        self._generations[venue_id] = generation
+        self._entries[key] = (venue_id, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def forget(self, venue_id: str, *, now_at: int | None = None) -> None:
+        """Drop what is held of the venue; `now_at` records the generation found current."""
+        self._generations.pop(venue_id, None)
+        if now_at is not None:
+            self._generations[venue_id] = now_at
+        for key in [key for key, (venue, _) in self._entries.items() if venue == venue_id]:
+            del self._entries[key]
+
+
 class RegistryClient:
+    """Registry answers from this process's memo, the shared cache table, or the registry itself.
+
+    `refresh=True` goes straight to the registry and writes no cache row: the caller may hold
+    the database's write lock (SQLite), which a cache fill would wait on.
+    """
+
     def __init__(self, settings: Settings, database: Database) -> None:
         self._http = registry_http(settings)
         self._database = database
+        self._memo = _Memo()
 
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def bookables(self, resource_ids: Sequence[str]) -> list[Bookable]:
+    async def still_current(self, session: AsyncSession, venue_ids: Iterable[str]) -> bool:
+        """Whether what this process holds of these venues is still current (else forget it)."""
+        wanted = set(venue_ids)
+        generations = await store.generations(session, wanted)
+        stale = [v for v in wanted if self._memo.generation(v) != generations.get(v, 0)]
+        for venue_id in stale:
+            self._memo.forget(venue_id, now_at=generations.get(venue_id, 0))
+        return not stale
+
+    async def bookables(
+        self, resource_ids: Sequence[str], *, refresh: bool = False
+    ) -> list[Bookable]:
         """The resources, in the order asked; 422 `unknown_resource` names any that do not exist."""
         keys = {resource_id: f"resource:{resource_id}" for resource_id in resource_ids}
-        async with self._database.read() as session:
-            hits = await store.cached(session, list(keys.values()))
-        found = {
-            resource_id: msgspec.msgpack.decode(hits[key], type=Bookable)
-            for resource_id, key in keys.items()
-            if key in hits
-        }
-        missing = [
-            resource_id for resource_id in dict.fromkeys(resource_ids) if resource_id not in found
-        ]
+        found: dict[str, Bookable] = {}
+        for resource_id, key in keys.items():
+            if not refresh and (memo := self._memo.get(key)) is not None:
+                found[resource_id] = memo
+        missing = [key for resource_id, key in keys.items() if resource_id not in found]
+        for key, (venue_id, generation, value) in (await self._shared(missing, refresh)).items():
+            bookable = msgspec.msgpack.decode(value, type=Bookable)
+            self._memo.put(key, venue_id, generation, bookable)
+            found[bookable.id] = bookable
         unknown = []
-        for resource_id in missing:
-            bookable = await self._fetch_bookable(resource_id)
-            if bookable is None:
+        for resource_id in dict.fromkeys(resource_ids):
+            if resource_id in found:
+                continue
+            fetched = await self._fetch_bookable(resource_id, refresh=refresh)
+            if fetched is None:
                 unknown.append(resource_id)
             else:
-                found[resource_id] = bookable
+                found[resource_id] = fetched
         if unknown:
             raise InvalidRequest(
                 "no such resource",
@@ -129,19 +194,33 @@ class RegistryClient:
             )
         return [found[resource_id] for resource_id in resource_ids]
 
-    async def _fetch_bookable(self, resource_id: str) -> Bookable | None:
+    async def _shared(
+        self, keys: Sequence[str], refresh: bool
+    ) -> dict[str, tuple[str, int, bytes]]:
+        if refresh or not keys:
+            return {}
+        async with self._database.read() as session:
+            return await store.cached(session, keys)
+
+    async def _generation(self, venue_id: str, refresh: bool) -> int:
+        # Refreshing follows `still_current`, which left the current generation in the memo; the
+        # caller holds a connection, and asking the pool for another could starve it.
+        known = self._memo.generation(venue_id)
+        if refresh and known is not None:
+            return known
+        async with self._database.read() as session:
+            return await store.generation(session, venue_id)
+
+    async def _fetch_bookable(self, resource_id: str, *, refresh: bool) -> Bookable | None:
         try:
             resource = await self._http.get(f"/v1/resources/{resource_id}", RegistryResource)
         except RemoteError as exc:
             if exc.remote_status == 404:
                 return None
             raise
-        async with self._database.read() as session:
-            current = await store.generation(session, resource.venue_id)
+        current = await self._generation(resource.venue_id, refresh)
         bookable = _bookable(resource, await self._venue(resource.venue_id))
-        await self._remember(
-            f"resource:{resource_id}", bookable.venue_id, msgspec.msgpack.encode(bookable), current
-        )
+        await self._keep(f"resource:{resource_id}", bookable.venue_id, bookable, current, refresh)
         return bookable
 
     async def search(
@@ -161,31 +240,29 @@ class RegistryClient:
         )
         venue_ids = list(dict.fromkeys(resource.venue_id for resource in page.items))
         async with self._database.read() as session:
-            generations = {
-                venue_id: await store.generation(session, venue_id) for venue_id in venue_ids
-            }
+            generations = await store.generations(session, venue_ids)
         venues = {venue_id: await self._venue(venue_id) for venue_id in venue_ids}
         found = [_bookable(resource, venues[resource.venue_id]) for resource in page.items]
-        async with self._database.write() as session:
-            await store.remember(
-                session,
-                [
-                    (
-                        f"resource:{b.id}",
-                        b.venue_id,
-                        msgspec.msgpack.encode(b),
-                        generations[b.venue_id],
-                    )
-                    for b in found
-                ],
+        entries = [
+            (
+                f"resource:{b.id}",
+                b.venue_id,
+                msgspec.msgpack.encode(b),
+                generations.get(b.venue_id, 0),
             )
+            for b in found
+        ]
+        async with self._database.write() as session:
+            await store.remember(session, entries)
+        for bookable, (key, venue_id, _, generation) in zip(found, entries, strict=True):
+            self._memo.put(key, venue_id, generation, bookable)
         return found
 
     async def _venue(self, venue_id: str) -> RegistryVenue:
         return await self._http.get(f"/v1/venues/{venue_id}", RegistryVenue)
 
     async def open_intervals(
-        self, resources: Sequence[Bookable], window: Interval
+        self, resources: Sequence[Bookable], window: Interval, *, refresh: bool = False
     ) -> dict[str, list[Interval]]:
         """Each resource's open intervals over whole UTC days covering `window`.
 
@@ -196,38 +273,49 @@ class RegistryClient:
         start = days.start
         while start < days.end:
             piece = Interval(start, min(start + MAX_PIECE, days.end))
-            for resource_id, intervals in (await self._open_piece(resources, piece)).items():
-                found[resource_id] = merge([*found[resource_id], *intervals])
+            pieces = await self._open_piece(resources, piece, refresh)
+            for resource_id, intervals in pieces.items():
+                found[resource_id] = (
+                    intervals
+                    if not found[resource_id]
+                    else merge([*found[resource_id], *intervals])
+                )
             start = piece.end
         return found
 
     async def _open_piece(
-        self, resources: Sequence[Bookable], days: Interval
+        self, resources: Sequence[Bookable], days: Interval, refresh: bool
     ) -> dict[str, list[Interval]]:
         stamp = f"{days.start.date().isoformat()}:{(days.end - days.start).days}"
         keys = {resource.id: f"open:{resource.id}:{stamp}" for resource in resources}
-        async with self._database.read() as session:
-            hits = await store.cached(session, list(keys.values()))
-            generations = {
-                resource.venue_id: await store.generation(session, resource.venue_id)
-                for resource in resources
-                if keys[resource.id] not in hits
-            }
         found: dict[str, list[Interval]] = {}
         for resource in resources:
+            if not refresh and (memo := self._memo.get(keys[resource.id])) is not None:
+                found[resource.id] = memo
+        missing = [key for resource_id, key in keys.items() if resource_id not in found]
+        shared = await self._shared(missing, refresh)
+        for resource in resources:
             key = keys[resource.id]
-            if key in hits:
-                found[resource.id] = msgspec.msgpack.decode(hits[key], type=list[Interval])
+            if resource.id in found:
                 continue
+            if key in shared:
+                venue_id, generation, value = shared[key]
+                found[resource.id] = msgspec.msgpack.decode(value, type=list[Interval])
+                self._memo.put(key, venue_id, generation, found[resource.id])
+                continue
+            current = await self._generation(resource.venue_id, refresh)
             found[resource.id] = await fetch_open_intervals(self._http, resource.id, days)
-            await self._remember(
-                key,
-                resource.venue_id,
-                msgspec.msgpack.encode(found[resource.id]),
-                generations[resource.venue_id],
-            )
+            await self._keep(key, resource.venue_id, found[resource.id], current, refresh)
         return found
 
-    async def _remember(self, key: str, venue_id: str, value: bytes, generation: int) -> None:
-        async with self._database.write() as session:
-            await store.remember(session, [(key, venue_id, value, generation)])
+    async def _keep(
+        self, key: str, venue_id: str, value: Any, generation: int, refresh: bool
+    ) -> None:
+        """Remember an answer fetched while `generation` was current, here and (unless
+        refreshing under the caller's write lock) in the shared cache."""
+        self._memo.put(key, venue_id, generation, value)
+        if not refresh:
+            async with self._database.write() as session:
+                await store.remember(
+                    session, [(key, venue_id, msgspec.msgpack.encode(value), generation)]
+                )

@@ -10,9 +10,10 @@ interleave with another writer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -26,14 +27,14 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    bindparam,
     delete,
     func,
-    insert,
     or_,
     select,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -233,18 +234,26 @@ def conflict_error(found: Sequence[tuple[str, str, datetime, datetime]]) -> Conf
     )
 
 
+_INSERT_BOOKING = Base.metadata.tables["bookings"].insert()
+_INSERT_SLOT = Base.metadata.tables["booking_slots"].insert()
+
+
 async def insert_booking(
     session: AsyncSession, row: BookingRow, plans: Sequence[SlotPlan], *, now: datetime
 ) -> Booking:
-    """Store a booking and its slots, or raise 409 naming what is in the way.
+    """Store a booking, its slots and its event, or refuse with 409 naming what is in the way.
 
-    The check first names the bookings in the way; on PostgreSQL the exclusion constraint is what
-    decides, so an insert racing another one still fails cleanly (in a savepoint, so the request's
-    transaction lives on to name the winner).
+    SQLite: the check and the insert share one `BEGIN IMMEDIATE` transaction, so no other writer
+    comes between them. PostgreSQL: the insert alone, and the exclusion constraint decides, however
+    many replicas insert at once; the insert runs in a savepoint so that after a refusal the same
+    transaction (and connection: asking the pool for a second one under a rush could starve it)
+    names the winner, and a series goes on with its other occurrences.
     """
-    found = await conflicts(session, plans)
-    if found:
-        raise conflict_error(found)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if not postgres:
+        found = await conflicts(session, plans)
+        if found:
+            raise conflict_error(found)
     live = row.status in LIVE_VALUES
     slots = [
         {
@@ -259,20 +268,30 @@ async def insert_booking(
         # One order for every inserter, so two multi-resource bookings cannot deadlock.
         for plan in sorted(plans, key=lambda plan: plan.resource_id)
     ]
-    try:
-        async with session.begin_nested():
-            session.add(row)
-            await session.flush()
-            await session.execute(insert(SlotRow), slots)
-    except (IntegrityError, DBAPIError) as exc:
-        if _sqlstate(exc) not in (_EXCLUSION_VIOLATION, _DEADLOCK):
-            raise
-        raise conflict_error(await conflicts(session, plans)) from exc
-    booking = row.to_domain()
+    values = {column.key: getattr(row, column.key) for column in BookingRow.__table__.columns}
+    if not postgres:
+        await _insert(session, values, slots)
+    else:
+        try:
+            async with session.begin_nested():
+                await _insert(session, values, slots)
+        except DBAPIError as exc:
+            if _sqlstate(exc) not in (_EXCLUSION_VIOLATION, _DEADLOCK):
+                raise
+            raise conflict_error(await conflicts(session, plans)) from exc
     await publish(
         session, tables, source=SOURCE, type="booking.created", data=row.changed(), now=now
     )
-    return booking
+    return row.to_domain()
+
+
+async def _insert(
+    session: AsyncSession, booking: dict[str, Any], slots: list[dict[str, Any]]
+) -> None:
+    # Core statements on the tables, parameters apart, so the compiled SQL is cached: this is the
+    # hot path of the service, and the ORM's unit of work would cost more than the database.
+    await session.execute(_INSERT_BOOKING, booking)
+    await session.execute(_INSERT_SLOT, slots)
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
@@ -450,10 +469,15 @@ async def resources_with_future_slots(
 # The registry cache
 
 
-async def cached(session: AsyncSession, keys: Sequence[str]) -> dict[str, bytes]:
-    """The cached values of `keys` that no registry event has made stale since."""
+async def cached(session: AsyncSession, keys: Sequence[str]) -> dict[str, tuple[str, int, bytes]]:
+    """(venue id, generation, value) of the cached `keys` no registry event has made stale."""
     rows = await session.execute(
-        select(RegistryCacheRow.key, RegistryCacheRow.value)
+        select(
+            RegistryCacheRow.key,
+            RegistryCacheRow.venue_id,
+            RegistryCacheRow.generation,
+            RegistryCacheRow.value,
+        )
         .outerjoin(
             RegistryGenerationRow, RegistryGenerationRow.venue_id == RegistryCacheRow.venue_id
         )
@@ -462,14 +486,22 @@ async def cached(session: AsyncSession, keys: Sequence[str]) -> dict[str, bytes]
             RegistryCacheRow.generation == func.coalesce(RegistryGenerationRow.generation, 0),
         )
     )
-    return {row.key: row.value for row in rows}
+    return {row.key: (row.venue_id, row.generation, row.value) for row in rows}
 
 
 async def generation(session: AsyncSession, venue_id: str) -> int:
-    found = await session.scalar(
-        select(RegistryGenerationRow.generation).where(RegistryGenerationRow.venue_id == venue_id)
-    )
-    return found or 0
+    return (await generations(session, [venue_id])).get(venue_id, 0)
+
+
+_GENERATIONS = select(RegistryGenerationRow.venue_id, RegistryGenerationRow.generation).where(
+    RegistryGenerationRow.venue_id.in_(bindparam("venue_ids", expanding=True))
+)
+
+
+async def generations(session: AsyncSession, venue_ids: Iterable[str]) -> dict[str, int]:
+    """How many registry events each venue has had (absent: none yet)."""
+    rows = await session.execute(_GENERATIONS, {"venue_ids": list(venue_ids)})
+    return {row.venue_id: row.generation for row in rows}
 
 
 async def remember(session: AsyncSession, entries: Sequence[tuple[str, str, bytes, int]]) -> None:
