@@ -16,7 +16,7 @@ from sqlalchemy import select
 from services.booking import store
 from services.booking.app import create_app
 from services.booking.clients import registry_http
-from services.booking.worker import hours_changed
+from services.booking.worker import drop_cached, hours_changed
 from shared.events import Event, decode
 from shared.ids import new_id
 from shared.outbox import handle_once
@@ -689,3 +689,49 @@ async def test_two_service_processes_on_postgresql_still_make_one_booking(
         assert statuses.count(409) == 49, statuses
     finally:
         stop_children(children)
+
+
+async def test_a_cached_registry_answer_serves_while_the_registry_is_down(
+    booking: Client, booking_db: str, redis_url: str, town: Town, tokens: Tokens
+) -> None:
+    room = await town.room(await town.venue())
+    day = day_ahead(5)
+    warm = await book(booking, tokens, booking_body(room, at(9, day=day), at(10, day=day)))
+    assert warm.status_code == 201, warm.text
+    dead = "http://127.0.0.1:9"
+    settings = make_settings(redis_url, booking=booking_db).with_service_url("registry", dead)
+    async with AsyncTestClient(app=create_app(settings)) as cut_off:
+        same_day = await book(cut_off, tokens, booking_body(room, at(11, day=day), at(12, day=day)))
+        other_day = await book(cut_off, tokens, booking_body(room, at(11), at(12)))
+    assert same_day.status_code == 201, same_day.text
+    assert_problem(other_day, 503, "registry_unavailable")
+
+
+async def test_a_resource_event_drops_what_was_cached_of_its_venue(
+    booking: Client, town: Town, tokens: Tokens
+) -> None:
+    venue = await town.venue()
+    room = await town.room(venue, capacity=30)
+    assert (
+        await book(booking, tokens, booking_body(room, at(9), at(10), attendees=30))
+    ).status_code == 201
+    changed = await town.http.patch(f"/v1/resources/{room}", json={"capacity": 10})
+    assert changed.status_code == 200, changed.text
+    # Until the event arrives the cached capacity stands; after it, the registry's new one does.
+    assert (
+        await book(booking, tokens, booking_body(room, at(10), at(11), attendees=20))
+    ).status_code == 201
+    event = Event(
+        id=new_id(),
+        type="resource.updated",
+        source="registry",
+        occurred_at=datetime.now(UTC),
+        data=changed.json(),
+    )
+    async with database_of(booking, "booking") as database:
+        assert await handle_once(database, store.tables, event, {"resource.updated": drop_cached})
+    assert_problem(
+        await book(booking, tokens, booking_body(room, at(11), at(12), attendees=20)),
+        422,
+        "over_capacity",
+    )
