@@ -34,6 +34,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -46,8 +47,7 @@ from shared.errors import Conflict, FieldError, NotFound
 from shared.outbox import insert_ignoring_duplicates, outbox_tables, publish
 from shared.time import Interval
 
-# PostgreSQL's SQLSTATEs for an exclusion violation and a deadlock between two inserters.
-_EXCLUSION_VIOLATION = "23P01"
+# PostgreSQL's SQLSTATE for a deadlock between two inserters.
 _DEADLOCK = "40P01"
 
 
@@ -236,6 +236,11 @@ def conflict_error(found: Sequence[tuple[str, str, datetime, datetime]]) -> Conf
 
 _INSERT_BOOKING = Base.metadata.tables["bookings"].insert()
 _INSERT_SLOT = Base.metadata.tables["booking_slots"].insert()
+_INSERT_SLOT_UNLESS_TAKEN = (
+    pg_insert(Base.metadata.tables["booking_slots"])
+    .on_conflict_do_nothing()
+    .returning(Base.metadata.tables["booking_slots"].c.resource_id)
+)
 
 
 async def insert_booking(
@@ -244,10 +249,11 @@ async def insert_booking(
     """Store a booking, its slots and its event, or refuse with 409 naming what is in the way.
 
     SQLite: the check and the insert share one `BEGIN IMMEDIATE` transaction, so no other writer
-    comes between them. PostgreSQL: the insert alone, and the exclusion constraint decides, however
-    many replicas insert at once; the insert runs in a savepoint so that after a refusal the same
-    transaction (and connection: asking the pool for a second one under a rush could starve it)
-    names the winner, and a series goes on with its other occurrences.
+    comes between them. PostgreSQL: the exclusion constraint decides, however many replicas insert
+    at once. Its slots go in with ON CONFLICT DO NOTHING (which waits for a racing inserter to
+    finish, then yields to it), so a refused slot leaves the transaction usable: the booking is
+    taken back and the winner named on the same connection, and a series goes on with its other
+    occurrences.
     """
     postgres = session.get_bind().dialect.name == "postgresql"
     if not postgres:
@@ -268,30 +274,30 @@ async def insert_booking(
         # One order for every inserter, so two multi-resource bookings cannot deadlock.
         for plan in sorted(plans, key=lambda plan: plan.resource_id)
     ]
-    values = {column.key: getattr(row, column.key) for column in BookingRow.__table__.columns}
+    # Core statements with the parameters apart, so the compiled SQL is cached: this is the hot
+    # path of the service, and the ORM's unit of work would cost more than the database does.
+    await session.execute(_INSERT_BOOKING, row_values(row))
     if not postgres:
-        await _insert(session, values, slots)
+        await session.execute(_INSERT_SLOT, slots)
     else:
         try:
-            async with session.begin_nested():
-                await _insert(session, values, slots)
+            held = (await session.execute(_INSERT_SLOT_UNLESS_TAKEN, slots)).all()
         except DBAPIError as exc:
-            if _sqlstate(exc) not in (_EXCLUSION_VIOLATION, _DEADLOCK):
+            if _sqlstate(exc) != _DEADLOCK:
                 raise
-            raise conflict_error(await conflicts(session, plans)) from exc
+            # The transaction is spent; the client may simply try again.
+            raise Conflict("another booking of these resources was being made; try again") from exc
+        if len(held) < len(slots):
+            await session.execute(delete(BookingRow).where(BookingRow.id == row.id))
+            raise conflict_error(await conflicts(session, plans))
     await publish(
         session, tables, source=SOURCE, type="booking.created", data=row.changed(), now=now
     )
     return row.to_domain()
 
 
-async def _insert(
-    session: AsyncSession, booking: dict[str, Any], slots: list[dict[str, Any]]
-) -> None:
-    # Core statements on the tables, parameters apart, so the compiled SQL is cached: this is the
-    # hot path of the service, and the ORM's unit of work would cost more than the database.
-    await session.execute(_INSERT_BOOKING, booking)
-    await session.execute(_INSERT_SLOT, slots)
+def row_values(row: BookingRow) -> dict[str, Any]:
+    return {column.key: getattr(row, column.key) for column in BookingRow.__table__.columns}
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
