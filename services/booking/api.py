@@ -28,15 +28,15 @@ from services.booking.domain.bookings import (
     check_venue,
     ensure_attendance_allowed,
     ensure_may_book,
-    ensure_may_cancel,
     ensure_may_decide,
     ensure_visible,
     initial_status,
     next_status,
     refusals,
     refuse,
+    visible_scope,
 )
-from shared.auth import Principal, Role
+from shared.auth import Principal
 from shared.contracts import ResourceType
 from shared.errors import Conflict, FieldError, InvalidRequest, NotFound
 from shared.ids import new_id
@@ -208,7 +208,7 @@ def _series_failure(failed: list[Occurrence], *, status: int) -> InvalidRequest 
     )
 
 
-_GUARDS = {"cancel": ensure_may_cancel, "approve": ensure_may_decide, "reject": ensure_may_decide}
+_GUARDS = {"cancel": ensure_visible, "approve": ensure_may_decide, "reject": ensure_may_decide}
 
 
 async def _move(
@@ -300,7 +300,7 @@ class BookingController(Controller):
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> Page[Booking]:
-        principal.require(Role.COMMUNITY_MANAGER, Role.VENUE_MANAGER)
+        org, venue_org = visible_scope(principal)
         span = None
         if from_ is not None or to is not None:
             if from_ is None or to is None:
@@ -312,7 +312,8 @@ class BookingController(Controller):
             span = window(from_, to)
         bookings = await store.list_bookings(
             session,
-            visible_to_org=None if principal.is_office else principal.org,
+            org=org,
+            venue_org=venue_org,
             resource_id=resource_id,
             venue_id=venue_id,
             window=span,
@@ -367,7 +368,7 @@ class BookingController(Controller):
         session: DbSession,
     ) -> Booking:
         row = await store.get_booking_row(session, booking_id, lock=True)
-        ensure_may_cancel(principal, row.org, row.venue_org)
+        ensure_visible(principal, row.org, row.venue_org)
         now = datetime.now(UTC)
         ensure_attendance_allowed(Status(row.status), row.end_at, now)
         return store.record_attendance(row, data.attended, now=now)
@@ -385,7 +386,7 @@ class SeriesController(Controller):
         any_row = await store.series_exists(session, series_id)
         if any_row is None:
             raise NotFound("no such series")
-        ensure_may_cancel(principal, any_row.org, any_row.venue_org)
+        ensure_visible(principal, any_row.org, any_row.venue_org)
         now = datetime.now(UTC)
         cancelled = [
             await store.set_status(

@@ -339,7 +339,8 @@ def record_attendance(row: BookingRow, attended: int, *, now: datetime) -> Booki
 async def list_bookings(
     session: AsyncSession,
     *,
-    visible_to_org: str | None,
+    org: str | None,
+    venue_org: str | None,
     resource_id: str | None,
     venue_id: str | None,
     window: Interval | None,
@@ -348,10 +349,10 @@ async def list_bookings(
     limit: int,
 ) -> list[Booking]:
     query = select(BookingRow).order_by(BookingRow.id).limit(limit + 1)
-    if visible_to_org is not None:
-        query = query.where(
-            or_(BookingRow.org == visible_to_org, BookingRow.venue_org == visible_to_org)
-        )
+    if org is not None:
+        # A venue manager also sees the bookings at its venues; anyone else its own only.
+        mine = BookingRow.org == org
+        query = query.where(or_(mine, BookingRow.venue_org == venue_org) if venue_org else mine)
     if resource_id is not None:
         query = query.where(
             BookingRow.id.in_(select(SlotRow.booking_id).where(SlotRow.resource_id == resource_id))

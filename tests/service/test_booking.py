@@ -343,6 +343,10 @@ async def test_another_orgs_booking_does_not_exist_for_a_community_manager(
     assert_problem(
         await booking.get(path, headers=tokens("lecturer", lecturer_id="l-1")), 404, "not_found"
     )
+    # The venue's own community managers are another organisation's staff to this booking.
+    assert_problem(
+        await booking.get(path, headers=tokens("community_manager", "org-v")), 404, "not_found"
+    )
     assert_problem(await booking.get(path, headers={}), 401, "unauthenticated")
 
 

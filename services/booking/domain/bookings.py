@@ -153,25 +153,30 @@ def ensure_may_book(principal: Principal, request: BookingCreate, owner_org: str
 
 
 def can_see(principal: Principal, org: str, venue_org: str) -> bool:
-    """A booking is visible to the office, its own organisation and its venue's manager."""
+    """The office sees every booking, a community manager its own organisation's, and a venue
+    manager its own organisation's and those at its venues."""
     if principal.is_office:
         return True
-    managers = (Role.COMMUNITY_MANAGER, Role.VENUE_MANAGER)
-    return principal.role in managers and principal.org in (org, venue_org)
+    if principal.role is Role.COMMUNITY_MANAGER:
+        return principal.org == org
+    if principal.role is Role.VENUE_MANAGER:
+        return principal.org in (org, venue_org)
+    return False
 
 
 def ensure_visible(principal: Principal, org: str, venue_org: str) -> None:
-    # Another organisation's booking is not even admitted to exist.
+    """Whoever may see a booking may also cancel it; to anyone else it does not exist."""
     if not can_see(principal, org, venue_org):
         raise NotFound("no such booking")
 
 
-def ensure_may_cancel(principal: Principal, org: str, venue_org: str) -> None:
-    ensure_visible(principal, org, venue_org)
-    if principal.role is Role.LECTURER:
-        raise Forbidden("a lecturer does not cancel bookings")
-    if not principal.is_office and principal.org == venue_org:
-        principal.require(Role.VENUE_MANAGER, Role.COMMUNITY_MANAGER)
+def visible_scope(principal: Principal) -> tuple[str | None, str | None]:
+    """The (booking org, venue org) whose bookings a list shows; (None, None) for all of them."""
+    if principal.is_office:
+        return None, None
+    principal.require(Role.COMMUNITY_MANAGER, Role.VENUE_MANAGER)
+    venue_org = principal.org if principal.role is Role.VENUE_MANAGER else None
+    return principal.org, venue_org
 
 
 def ensure_may_decide(principal: Principal, org: str, venue_org: str) -> None:
