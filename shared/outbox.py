@@ -102,16 +102,14 @@ def insert_ignoring_duplicates(session: AsyncSession, table: Table | type[Any]) 
     return insert(table)
 
 
-async def publish(
-    session: AsyncSession,
-    tables: OutboxTables,
+def outbox_row(
     *,
     source: ServiceName,
     type: str,  # noqa: A002 - the event's field is called type
     data: msgspec.Struct | Mapping[str, Any],
     now: datetime | None = None,
-) -> Event:
-    """Record an event in the outbox, in the transaction of the change it reports."""
+) -> dict[str, Any]:
+    """The outbox row of a new event: what `publish` inserts, for a caller that inserts it itself."""
     payload = msgspec.to_builtins(data) if isinstance(data, msgspec.Struct) else dict(data)
     event = Event(
         id=new_id(),
@@ -120,17 +118,28 @@ async def publish(
         occurred_at=now or datetime.now(UTC),
         data=payload,
     )
+    return {
+        "event_id": event.id,
+        "type": event.type,
+        "payload": encode(event),
+        "created_at": event.occurred_at,
+    }
+
+
+async def publish(
+    session: AsyncSession,
+    tables: OutboxTables,
+    *,
+    source: ServiceName,
+    type: str,  # noqa: A002 - the event's field is called type
+    data: msgspec.Struct | Mapping[str, Any],
+    now: datetime | None = None,
+) -> None:
+    """Record an event in the outbox, in the transaction of the change it reports."""
     # Parameters apart from the statement, so its compiled form is cached: this runs on every write.
     await session.execute(
-        tables.outbox.insert(),
-        {
-            "event_id": event.id,
-            "type": event.type,
-            "payload": encode(event),
-            "created_at": event.occurred_at,
-        },
+        tables.outbox.insert(), outbox_row(source=source, type=type, data=data, now=now)
     )
-    return event
 
 
 async def relay_pending(

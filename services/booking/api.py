@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 from icalendar import Calendar, Event
@@ -142,13 +142,66 @@ def _plans(resources: list[Bookable], interval: Interval) -> list[store.SlotPlan
     ]
 
 
+class _Loaded(NamedTuple):
+    """What a booking request needs of the registry: its resources, occurrences and their hours."""
+
+    resources: list[Bookable]
+    occurrences: list[Interval]
+    open_intervals: dict[str, list[Interval]]
+
+
+async def _load(
+    registry: RegistryClient,
+    principal: Principal,
+    data: BookingCreate,
+    first: Interval,
+    *,
+    refresh: bool,
+) -> _Loaded:
+    resources = await registry.bookables(data.resource_ids, refresh=refresh)
+    check_venue(resources)
+    ensure_may_book(principal, data, resources[0].owner_org)
+    tz = zone(resources[0].timezone)
+    occurrences = series.expand(data.series.rrule, first, tz) if data.series else [first]
+    covering = Interval(occurrences[0].start, occurrences[-1].end)
+    hours = await registry.open_intervals(resources, covering, refresh=refresh)
+    return _Loaded(resources, occurrences, hours)
+
+
+async def _book_one(
+    session: AsyncSession,
+    principal: Principal,
+    data: BookingCreate,
+    loaded: _Loaded,
+    *,
+    org: str,
+    now: datetime,
+    generation: int | None = None,
+) -> Booking:
+    """One booking, its rules checked; in one statement where the registry generation is given."""
+    (interval,) = loaded.occurrences
+    broken = refusals(
+        interval,
+        loaded.resources,
+        loaded.open_intervals,
+        attendees=data.attendees,
+        now=now,
+        override_hours=data.override_hours,
+    )
+    if broken:
+        raise refuse(broken)
+    row = _new_row(principal, data, loaded.resources, interval, org=org, series_id=None, now=now)
+    plans = _plans(loaded.resources, interval)
+    if generation is None:
+        return await store.insert_booking(session, row, plans, now=now)
+    return await store.insert_booking_at_once(session, row, plans, generation=generation, now=now)
+
+
 async def _book_series(
     session: AsyncSession,
     principal: Principal,
     data: BookingCreate,
-    resources: list[Bookable],
-    occurrences: list[Interval],
-    open_intervals: dict[str, list[Interval]],
+    loaded: _Loaded,
     *,
     org: str,
     now: datetime,
@@ -159,11 +212,12 @@ async def _book_series(
     skip = data.series.mode == "skip_conflicts"
     failed: list[Occurrence] = []
     bookable: list[Interval] = []
-    for interval in occurrences:
+    resources = loaded.resources
+    for interval in loaded.occurrences:
         broken = refusals(
             interval,
             resources,
-            open_intervals,
+            loaded.open_intervals,
             attendees=data.attendees,
             now=now,
             override_hours=data.override_hours,
@@ -241,49 +295,29 @@ class BookingController(Controller):
         org = booking_org(principal, data)
         first = window(data.start, data.end, fields=("start", "end"))
         registry = registry_of(request)
-
-        async def load(
-            refresh: bool,
-        ) -> tuple[list[Bookable], list[Interval], dict[str, list[Interval]]]:
-            resources = await registry.bookables(data.resource_ids, refresh=refresh)
-            check_venue(resources)
-            ensure_may_book(principal, data, resources[0].owner_org)
-            tz = zone(resources[0].timezone)
-            occurrences = series.expand(data.series.rrule, first, tz) if data.series else [first]
-            covering = Interval(occurrences[0].start, occurrences[-1].end)
-            hours = await registry.open_intervals(resources, covering, refresh=refresh)
-            return resources, occurrences, hours
-
-        resources, occurrences, open_intervals = await load(refresh=False)
-        # The first statement of the request's transaction: is what we hold still current?
-        if not await registry.still_current(session, [resources[0].venue_id]):
-            resources, occurrences, open_intervals = await load(refresh=True)
+        loaded = await _load(registry, principal, data, first, refresh=False)
+        venue_id = loaded.resources[0].venue_id
+        # PostgreSQL checks the registry generation inside its one-statement insert; elsewhere it
+        # is the first statement of the request's transaction.
+        at_once = data.series is None and session.get_bind().dialect.name == "postgresql"
+        if not at_once and not await registry.still_current(session, [venue_id]):
+            loaded = await _load(registry, principal, data, first, refresh=True)
 
         async def make() -> Booking | SeriesResult:
             now = datetime.now(UTC)
             if data.series is not None:
-                return await _book_series(
-                    session,
-                    principal,
-                    data,
-                    resources,
-                    occurrences,
-                    open_intervals,
-                    org=org,
-                    now=now,
+                return await _book_series(session, principal, data, loaded, org=org, now=now)
+            if not at_once:
+                return await _book_one(session, principal, data, loaded, org=org, now=now)
+            try:
+                held = registry.generation_held(venue_id)
+                return await _book_one(
+                    session, principal, data, loaded, org=org, now=now, generation=held
                 )
-            broken = refusals(
-                first,
-                resources,
-                open_intervals,
-                attendees=data.attendees,
-                now=now,
-                override_hours=data.override_hours,
-            )
-            if broken:
-                raise refuse(broken)
-            row = _new_row(principal, data, resources, first, org=org, series_id=None, now=now)
-            return await store.insert_booking(session, row, _plans(resources, first), now=now)
+            except store.Stale:
+                await registry.still_current(session, [venue_id])
+                fresh = await _load(registry, principal, data, first, refresh=True)
+                return await _book_one(session, principal, data, fresh, org=org, now=now)
 
         return await create_once(request, session, principal, make)
 

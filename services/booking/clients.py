@@ -163,6 +163,11 @@ class RegistryClient:
             self._memo.forget(venue_id, now_at=generations.get(venue_id, 0))
         return not stale
 
+    def generation_held(self, venue_id: str) -> int:
+        """The venue's registry generation what this process holds was read at (-1: nothing)."""
+        known = self._memo.generation(venue_id)
+        return -1 if known is None else known
+
     async def bookables(
         self, resource_ids: Sequence[str], *, refresh: bool = False
     ) -> list[Bookable]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,19 +33,22 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import TextClause
 
 from services.booking.domain.bookings import LIVE, Booking, Programme, Status
 from shared.config import ServiceName
 from shared.contracts import BookingChanged
 from shared.db import UTCDateTime, new_metadata
 from shared.errors import Conflict, FieldError, NotFound
-from shared.outbox import insert_ignoring_duplicates, outbox_tables, publish
+from shared.outbox import insert_ignoring_duplicates, outbox_row, outbox_tables, publish
 from shared.time import Interval
 
 # PostgreSQL's SQLSTATE for a deadlock between two inserters.
@@ -294,6 +298,95 @@ async def insert_booking(
         session, tables, source=SOURCE, type="booking.created", data=row.changed(), now=now
     )
     return row.to_domain()
+
+
+class Stale(Exception):
+    """What this process holds of the venue is older than the registry's last event about it."""
+
+
+async def insert_booking_at_once(
+    session: AsyncSession,
+    row: BookingRow,
+    plans: Sequence[SlotPlan],
+    *,
+    generation: int,
+    now: datetime,
+) -> Booking:
+    """`insert_booking` for PostgreSQL in one round trip, the service's hot path.
+
+    One statement checks that the venue's registry generation is still the one the rules were
+    checked against, inserts the booking, its slots (ON CONFLICT DO NOTHING: the exclusion
+    constraint decides) and its event. `Stale` when the generation moved (nothing is inserted);
+    409 naming the winner when a slot was taken (the caller's rollback takes the rest back).
+    """
+    event = outbox_row(source=SOURCE, type="booking.created", data=row.changed(), now=now)
+    params: dict[str, Any] = {f"b_{key}": value for key, value in row_values(row).items()}
+    params |= {f"e_{key}": value for key, value in event.items()}
+    params |= {"generation": generation, "slot_start": row.start_at, "slot_end": row.end_at}
+    params["slot_live"] = row.status in LIVE_VALUES
+    for n, plan in enumerate(sorted(plans, key=lambda plan: plan.resource_id)):
+        params |= {
+            f"r{n}": plan.resource_id,
+            f"f{n}": plan.blocked.start,
+            f"u{n}": plan.blocked.end,
+        }
+    found = (await session.execute(_at_once_statement(len(plans)), params)).one()
+    if found.generation != generation:
+        raise Stale
+    if found.held < len(plans):
+        raise conflict_error(await conflicts(session, plans))
+    return row.to_domain()
+
+
+@cache
+def _at_once_statement(slot_count: int) -> TextClause:
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    bookings, slots = BookingRow.__table__, SlotRow.__table__
+    outbox = tables.outbox
+
+    types: dict[str, Any] = {}
+
+    def typed(name: str, column: Any) -> str:
+        # Parameters in a SELECT list or VALUES have no type for PostgreSQL to infer: name it,
+        # and let the column's type (JSON, UTC instants) turn the value into what it stores.
+        types[name] = column.type
+        return f"CAST(:{name} AS {column.type.compile(dialect=dialect)})"
+
+    booking_columns = [column.key for column in bookings.columns]
+    event_columns = ["event_id", "type", "payload", "created_at"]
+    values = ", ".join(
+        f"({typed(f'r{n}', slots.c.resource_id)}, {typed(f'f{n}', slots.c.blocked_from)}, "
+        f"{typed(f'u{n}', slots.c.blocked_until)})"
+        for n in range(slot_count)
+    )
+    sql = f"""
+        WITH current AS (
+            SELECT COALESCE(
+                (SELECT generation FROM registry_generations WHERE venue_id = :b_venue_id), 0
+            ) AS generation
+        ), booking AS (
+            INSERT INTO bookings ({", ".join(booking_columns)})
+            SELECT {", ".join(typed(f"b_{key}", bookings.c[key]) for key in booking_columns)}
+            FROM current WHERE current.generation = :generation
+            RETURNING id
+        ), slot AS (
+            INSERT INTO booking_slots
+                (booking_id, resource_id, start_at, end_at, blocked_from, blocked_until, live)
+            SELECT booking.id, held.resource_id, {typed("slot_start", slots.c.start_at)},
+                {typed("slot_end", slots.c.end_at)}, held.blocked_from, held.blocked_until,
+                {typed("slot_live", slots.c.live)}
+            FROM booking, (VALUES {values}) AS held (resource_id, blocked_from, blocked_until)
+            ON CONFLICT DO NOTHING
+            RETURNING resource_id
+        ), event AS (
+            INSERT INTO {outbox.name} ({", ".join(event_columns)})
+            SELECT {", ".join(typed(f"e_{key}", outbox.c[key]) for key in event_columns)}
+            FROM booking
+        )
+        SELECT (SELECT generation FROM current) AS generation,
+               (SELECT count(*) FROM slot) AS held
+    """  # noqa: S608 - every name is ours; every value travels as a parameter
+    return text(sql).bindparams(*(bindparam(name, type_=kind) for name, kind in types.items()))
 
 
 def row_values(row: BookingRow) -> dict[str, Any]:
