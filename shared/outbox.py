@@ -109,7 +109,7 @@ def outbox_row(
     data: msgspec.Struct | Mapping[str, Any],
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The outbox row of a new event: what `publish` inserts, for a caller that inserts it itself."""
+    """The outbox row of a new event, for a caller that inserts it in a statement of its own."""
     payload = msgspec.to_builtins(data) if isinstance(data, msgspec.Struct) else dict(data)
     event = Event(
         id=new_id(),
