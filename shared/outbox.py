@@ -134,12 +134,12 @@ async def publish(
     type: str,  # noqa: A002 - the event's field is called type
     data: msgspec.Struct | Mapping[str, Any],
     now: datetime | None = None,
-) -> None:
-    """Record an event in the outbox, in the transaction of the change it reports."""
+) -> str:
+    """Record an event in the outbox, in the transaction of the change it reports; its id."""
+    row = outbox_row(source=source, type=type, data=data, now=now)
     # Parameters apart from the statement, so its compiled form is cached: this runs on every write.
-    await session.execute(
-        tables.outbox.insert(), outbox_row(source=source, type=type, data=data, now=now)
-    )
+    await session.execute(tables.outbox.insert(), row)
+    return str(row["event_id"])
 
 
 async def relay_pending(

@@ -7,7 +7,9 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -18,7 +20,7 @@ from services.registry.app import create_app as create_registry
 from services.up import child_env, stop_children, wait_ready
 from shared.config import Settings
 from shared.migrations import upgrade
-from tests.conftest import make_settings, migrated_database, wipe
+from tests.conftest import Tokens, make_settings, migrated_database, wipe
 
 REGISTRY = Path(registry_store.__file__).parent
 BOOKING = Path(booking_store.__file__).parent
@@ -94,3 +96,63 @@ async def booking(
     app = create_booking(settings)
     async with AsyncTestClient(app=app) as client:
         yield client
+
+
+ALL_WEEK = [1, 2, 3, 4, 5, 6, 7]
+
+
+def open_every_day(start: str = "08:00", end: str = "22:00") -> dict[str, Any]:
+    return {
+        "periods": [
+            {
+                "name": "all year",
+                "start_date": "2026-01-01",
+                "spans": [{"weekdays": ALL_WEEK, "start": start, "end": end}],
+            }
+        ],
+        "public_holidays": "open",
+    }
+
+
+class Town:
+    """A venue of org-v in the registry, with rooms; made fresh for each test."""
+
+    def __init__(self, registry: str, tokens: Tokens) -> None:
+        self.area = ""
+        self.http = httpx.AsyncClient(base_url=registry, headers=tokens("office"))
+
+    async def venue(
+        self, timezone: str = "Asia/Shanghai", hours: dict[str, Any] | None = None
+    ) -> str:
+        area = (await self.http.post("/v1/areas", json={"name": "镇"})).json()["id"]
+        self.area = area
+        venue = (
+            await self.http.post(
+                "/v1/venues",
+                json={
+                    "name": "市民学校",
+                    "kind": "citizen_school",
+                    "area_id": area,
+                    "owner_org": "org-v",
+                    "timezone": timezone,
+                },
+            )
+        ).json()["id"]
+        put = await self.http.put(
+            f"/v1/venues/{venue}/opening-hours", json=hours or open_every_day()
+        )
+        assert put.status_code == 200, put.text
+        return venue
+
+    async def room(self, venue: str, **fields: Any) -> str:
+        body = {"name": "教室", "type": "room", "capacity": 30, **fields}
+        response = await self.http.post(f"/v1/venues/{venue}/resources", json=body)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+
+@pytest.fixture
+async def town(registry_server: str, tokens: Tokens) -> Any:
+    made = Town(registry_server, tokens)
+    yield made
+    await made.http.aclose()

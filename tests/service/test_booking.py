@@ -21,67 +21,10 @@ from shared.events import Event, decode
 from shared.ids import new_id
 from shared.outbox import handle_once
 from tests.conftest import Tokens, database_of, make_settings
+from tests.service.conftest import Town, open_every_day
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-ALL_WEEK = [1, 2, 3, 4, 5, 6, 7]
-
-
-def open_every_day(start: str = "08:00", end: str = "22:00") -> dict[str, Any]:
-    return {
-        "periods": [
-            {
-                "name": "all year",
-                "start_date": "2026-01-01",
-                "spans": [{"weekdays": ALL_WEEK, "start": start, "end": end}],
-            }
-        ],
-        "public_holidays": "open",
-    }
-
-
-class Town:
-    """A venue of org-v in the registry, with rooms; made fresh for each test."""
-
-    def __init__(self, registry: str, tokens: Tokens) -> None:
-        self.area = ""
-        self.http = httpx.AsyncClient(base_url=registry, headers=tokens("office"))
-
-    async def venue(
-        self, timezone: str = "Asia/Shanghai", hours: dict[str, Any] | None = None
-    ) -> str:
-        area = (await self.http.post("/v1/areas", json={"name": "镇"})).json()["id"]
-        self.area = area
-        venue = (
-            await self.http.post(
-                "/v1/venues",
-                json={
-                    "name": "市民学校",
-                    "kind": "citizen_school",
-                    "area_id": area,
-                    "owner_org": "org-v",
-                    "timezone": timezone,
-                },
-            )
-        ).json()["id"]
-        put = await self.http.put(
-            f"/v1/venues/{venue}/opening-hours", json=hours or open_every_day()
-        )
-        assert put.status_code == 200, put.text
-        return venue
-
-    async def room(self, venue: str, **fields: Any) -> str:
-        body = {"name": "教室", "type": "room", "capacity": 30, **fields}
-        response = await self.http.post(f"/v1/venues/{venue}/resources", json=body)
-        assert response.status_code == 201, response.text
-        return str(response.json()["id"])
-
-
-@pytest.fixture
-async def town(registry_server: str, tokens: Tokens) -> Any:
-    made = Town(registry_server, tokens)
-    yield made
-    await made.http.aclose()
 
 
 def day_ahead(days: int = 3) -> date:
