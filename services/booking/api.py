@@ -405,7 +405,7 @@ class BookingController(Controller):
         ensure_visible(principal, row.org, row.venue_org)
         now = datetime.now(UTC)
         ensure_attendance_allowed(Status(row.status), row.end_at, now)
-        return store.record_attendance(row, data.attended, now=now)
+        return await store.record_attendance(session, row, data.attended, now=now)
 
 
 class SeriesController(Controller):

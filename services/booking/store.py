@@ -17,6 +17,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -423,9 +424,13 @@ async def set_status(
     return row.to_domain()
 
 
-def record_attendance(row: BookingRow, attended: int, *, now: datetime) -> Booking:
+async def record_attendance(
+    session: AsyncSession, row: BookingRow, attended: int, *, now: datetime
+) -> Booking:
     row.attended = attended
     row.updated_at = now
+    data = {**msgspec.to_builtins(row.changed()), "attended": attended}
+    await publish(session, tables, source=SOURCE, type="booking.attended", data=data, now=now)
     return row.to_domain()
 
 

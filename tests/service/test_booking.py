@@ -11,7 +11,7 @@ import httpx
 import icalendar
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from services.booking import store
 from services.booking.app import create_app
@@ -262,6 +262,33 @@ async def test_attendance_is_recorded_after_the_end_only(
         ),
         409,
         "invalid_transition",
+    )
+    # Move the booking into the past, as time would.
+    async with database_of(booking, "booking") as database, database.write() as session:
+        await session.execute(
+            update(store.BookingRow)
+            .where(store.BookingRow.id == made["id"])
+            .values(
+                start_at=datetime.now(UTC) - timedelta(hours=3),
+                end_at=datetime.now(UTC) - timedelta(hours=1),
+            )
+        )
+    recorded = await booking.post(
+        f"/v1/bookings/{made['id']}/attendance",
+        json={"attended": 12},
+        headers=tokens("community_manager"),
+    )
+    assert recorded.status_code == 200, recorded.text
+    assert recorded.json()["attended"] == 12
+    assert (await outbox_types(booking))[-1] == "booking.attended"
+    assert_problem(
+        await booking.post(
+            f"/v1/bookings/{made['id']}/attendance",
+            json={"attended": -1},
+            headers=tokens("community_manager"),
+        ),
+        400,
+        "invalid_request",
     )
 
 
