@@ -73,6 +73,20 @@ def window(start: datetime, end: datetime, *, fields: tuple[str, str] = ("from",
     return Interval(start, end)
 
 
+# A year, with room for a leap day and a DST hour: the longest range any service resolves at once.
+LONGEST_RANGE = timedelta(days=367)
+
+
+def check_range(span: Interval) -> None:
+    """Refuse a range longer than a year: resolving it would be slow and is never needed."""
+    if span.duration > LONGEST_RANGE:
+        raise InvalidRequest(
+            "ask for at most a year at a time",
+            code="range_too_long",
+            errors=[FieldError("to", "must be at most a year after from")],
+        )
+
+
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
     """Sorted, disjoint intervals covering the same time; touching intervals are joined."""
     merged: list[Interval] = []

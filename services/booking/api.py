@@ -40,7 +40,7 @@ from shared.auth import Principal
 from shared.contracts import ResourceType
 from shared.errors import Conflict, FieldError, InvalidRequest, NotFound
 from shared.ids import new_id
-from shared.time import Interval, window, zone
+from shared.time import Interval, check_range, window, zone
 from shared.web import (
     Caller,
     Cursor,
@@ -56,8 +56,6 @@ from shared.web import (
     service_state,
 )
 
-# A year, with room for a leap day and a DST hour: the longest range availability is asked for.
-MAX_WINDOW = timedelta(days=367)
 FEED_PAST = timedelta(days=90)
 FEED_LIMIT = 5000
 
@@ -87,17 +85,6 @@ class SeriesCancelled(msgspec.Struct):
 def registry_of(request: Request[Any, Any, Any]) -> RegistryClient:
     client: RegistryClient = service_state(request.app.state).extras["registry"]
     return client
-
-
-def _window(start: datetime, end: datetime) -> Interval:
-    span = window(start, end)
-    if span.duration > MAX_WINDOW:
-        raise InvalidRequest(
-            "ask for at most a year at a time",
-            code="range_too_long",
-            errors=[FieldError("to", "must be at most a year after from")],
-        )
-    return span
 
 
 def _new_row(
@@ -443,7 +430,8 @@ class AvailabilityController(Controller):
         from_: From,
         to: To,
     ) -> Intervals:
-        span = _window(from_, to)
+        span = window(from_, to)
+        check_range(span)
         registry = registry_of(request)
         (bookable,) = await registry.bookables([resource_id])
         free = await _free(request, [bookable], span)
@@ -465,7 +453,8 @@ class AvailabilityController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> AvailabilityPage:
         """Resources with a free stretch of `minutes`, each with its free intervals."""
-        span = _window(from_, to)
+        span = window(from_, to)
+        check_range(span)
         registry = registry_of(request)
         candidates = await registry.search(
             area_id=area_id, type=type, min_capacity=min_capacity, features=feature or []

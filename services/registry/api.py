@@ -33,7 +33,7 @@ from shared.auth import Role
 from shared.contracts import ResourceType
 from shared.errors import Conflict
 from shared.ids import new_id
-from shared.time import Interval, window, zone
+from shared.time import Interval, check_range, window, zone
 from shared.web import (
     Caller,
     Cursor,
@@ -354,7 +354,7 @@ class ResourceController(Controller):
 
 def _resolve(doc: OpeningHoursDoc | None, venue: store.VenueRow, span: Interval) -> Intervals:
     """Open intervals inside `span`, in the venue's zone; no published hours means never open."""
-    opening.check_window(span)
+    check_range(span)
     if doc is None:
         return Intervals(items=[])
     tz = zone(venue.timezone)

@@ -15,14 +15,13 @@ from services.registry.domain.hours import (
     OpeningHours,
     Period,
     Span,
-    check_window,
     holiday_calendar,
     resolve,
     validate_opening_hours,
     winning_period,
 )
 from shared.errors import InvalidRequest
-from shared.time import Interval
+from shared.time import Interval, check_range
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -276,9 +275,9 @@ def test_contradictory_hours_are_refused_with_every_field_named() -> None:
 
 def test_a_range_longer_than_a_year_is_refused() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    check_window(Interval(start, start + timedelta(days=366)))
+    check_range(Interval(start, start + timedelta(days=366)))
     with pytest.raises(InvalidRequest) as refused:
-        check_window(Interval(start, start + timedelta(days=400)))
+        check_range(Interval(start, start + timedelta(days=400)))
     assert refused.value.code == "range_too_long"
 
 

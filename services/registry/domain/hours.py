@@ -25,8 +25,6 @@ from shared.time import Interval, merge
 
 MAX_PERIODS = 500
 MAX_SPANS = 50
-# A year, with room for a leap day and a DST hour, is the longest range resolved in one call.
-MAX_RESOLVE = timedelta(days=367)
 MONDAY = 1
 WEEKEND = frozenset({6, 7})
 # The longest run of weekend days that can lie between two holidays of one break.
@@ -157,16 +155,6 @@ def validate_opening_hours(hours: OpeningHours) -> None:
                 )
     if errors:
         raise InvalidRequest("the opening hours contradict themselves", errors=errors)
-
-
-def check_window(window: Interval) -> None:
-    """Refuse a range longer than a year: resolving it would be slow and is never needed."""
-    if window.duration > MAX_RESOLVE:
-        raise InvalidRequest(
-            "open intervals are resolved for at most a year at a time",
-            code="range_too_long",
-            errors=[FieldError("to", "must be at most a year after from")],
-        )
 
 
 def winning_period(periods: Iterable[Period], day: date) -> Period | None:
