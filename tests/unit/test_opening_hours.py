@@ -15,6 +15,7 @@ from services.registry.domain.hours import (
     OpeningHours,
     Period,
     Span,
+    winners_by_day,
     holiday_calendar,
     resolve,
     validate_opening_hours,
@@ -375,3 +376,15 @@ def test_an_exception_period_decides_its_days(
     for interval in resolve(with_exception, zone, CN_BOTH_YEARS, day_window):
         # Only a span from the evening before may reach past midnight into the closed day.
         assert interval.start == day_window.start
+
+
+@settings(max_examples=200, deadline=None)
+@given(found=st.lists(periods(), min_size=1, max_size=8), first=days, length=st.integers(0, 60))
+def test_winners_of_a_range_agree_with_the_winner_of_each_day(
+    found: list[Period], first: date, length: int
+) -> None:
+    last = first + timedelta(days=length)
+    winners = winners_by_day(found, first, last)
+    assert len(winners) == length + 1
+    for offset, winner in enumerate(winners):
+        assert winner is winning_period(found, first + timedelta(days=offset))
