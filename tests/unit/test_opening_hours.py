@@ -15,10 +15,10 @@ from services.registry.domain.hours import (
     OpeningHours,
     Period,
     Span,
-    winners_by_day,
     holiday_calendar,
     resolve,
     validate_opening_hours,
+    winners_by_day,
     winning_period,
 )
 from shared.errors import InvalidRequest
