@@ -217,13 +217,16 @@ class RegistryClient:
             return await store.generation(session, venue_id)
 
     async def _fetch_bookable(self, resource_id: str, *, refresh: bool) -> Bookable | None:
-        try:
-            resource = await self._http.get(f"/v1/resources/{resource_id}", RegistryResource)
-        except RemoteError as exc:
-            if exc.remote_status == 404:
-                return None
-            raise
+        resource = await self._resource(resource_id)
+        if resource is None:
+            return None
+        # The generation must be read before the answer that is kept: an event between the two
+        # then marks the kept answer stale. The venue is known only from a first answer, so the
+        # resource is asked for again (on a cold cache only).
         current = await self._generation(resource.venue_id, refresh)
+        resource = await self._resource(resource_id)
+        if resource is None:
+            return None
         bookable = _bookable(resource, await self._venue(resource.venue_id))
         await self._keep(f"resource:{resource_id}", bookable.venue_id, bookable, current, refresh)
         return bookable
@@ -262,6 +265,14 @@ class RegistryClient:
         for bookable, (key, venue_id, _, generation) in zip(found, entries, strict=True):
             self._memo.put(key, venue_id, generation, bookable)
         return found
+
+    async def _resource(self, resource_id: str) -> RegistryResource | None:
+        try:
+            return await self._http.get(f"/v1/resources/{resource_id}", RegistryResource)
+        except RemoteError as exc:
+            if exc.remote_status == 404:
+                return None
+            raise
 
     async def _venue(self, venue_id: str) -> RegistryVenue:
         return await self._http.get(f"/v1/venues/{venue_id}", RegistryVenue)
