@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -22,6 +24,7 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.up import child_env
 from shared.auth import Role, issue_token
 from shared.config import Settings
 from shared.db import Database, connect
@@ -191,3 +194,19 @@ async def database_of(client: Any, service: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def spawn(settings: Settings, *arguments: str) -> subprocess.Popen[bytes]:
+    """A `commonroom` child process (serve or worker) configured by `settings`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", *arguments],
+        env=child_env(settings),
+        stdout=subprocess.DEVNULL,
+    )

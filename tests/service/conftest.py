@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,29 +14,12 @@ from services.booking import store as booking_store
 from services.booking.app import create_app as create_booking
 from services.registry import store as registry_store
 from services.registry.app import create_app as create_registry
-from services.up import child_env, stop_children, wait_ready
-from shared.config import Settings
+from services.up import stop_children, wait_ready
 from shared.migrations import upgrade
-from tests.conftest import Tokens, make_settings, migrated_database, wipe
+from tests.conftest import Tokens, free_port, make_settings, migrated_database, spawn, wipe
 
 REGISTRY = Path(registry_store.__file__).parent
 BOOKING = Path(booking_store.__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def spawn(settings: Settings, *arguments: str) -> subprocess.Popen[bytes]:
-    """A `commonroom` child process (serve or worker) configured by `settings`."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", *arguments],
-        env=child_env(settings),
-        stdout=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture(scope="session")

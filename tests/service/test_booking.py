@@ -636,7 +636,7 @@ async def test_two_service_processes_on_postgresql_still_make_one_booking(
     if not booking_db.startswith("postgresql"):
         return  # SQLite is one file on one machine: replicas are a PostgreSQL matter
     from services.up import stop_children, wait_ready
-    from tests.service.conftest import free_port, spawn
+    from tests.conftest import free_port, spawn
 
     room = await town.room(await town.venue())
     settings = make_settings(redis_url, booking=booking_db).with_service_url(
