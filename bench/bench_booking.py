@@ -43,7 +43,7 @@ from shared.migrations import upgrade
 SECRET = "bench-secret-" + "x" * 40
 CLIENTS = 64
 ROOMS = 50
-DAYS = 3
+DAYS = 8
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 BARE_APP = """
@@ -104,7 +104,7 @@ class Connection:
 
 
 def bodies(rooms: list[str]) -> Iterator[bytes]:
-    """Booking bodies that never collide: every room, every 15 minutes of three days."""
+    """Booking bodies that never collide: every room, every 15 minutes of `DAYS` days."""
     first = (datetime.now(SHANGHAI) + timedelta(days=2)).replace(
         hour=8, minute=0, second=0, microsecond=0
     )

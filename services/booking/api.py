@@ -38,6 +38,7 @@ from services.booking.domain.bookings import (
 )
 from shared.auth import Principal
 from shared.contracts import ResourceType
+from shared.db import Database
 from shared.errors import Conflict, FieldError, InvalidRequest, NotFound
 from shared.ids import new_id
 from shared.time import Interval, check_range, window, zone
@@ -156,16 +157,17 @@ async def _load(
 
 
 async def _book_one(
-    session: AsyncSession,
+    into: AsyncSession | Database,
     principal: Principal,
     data: BookingCreate,
     loaded: _Loaded,
     *,
     org: str,
-    now: datetime,
     generation: int | None = None,
 ) -> Booking:
-    """One booking, its rules checked; in one statement where the registry generation is given."""
+    """One booking, its rules checked: in the request's transaction, or (PostgreSQL, given the
+    registry generation its rules were checked against) as one statement of its own."""
+    now = datetime.now(UTC)
     (interval,) = loaded.occurrences
     broken = refusals(
         interval,
@@ -179,9 +181,10 @@ async def _book_one(
         raise refuse(broken)
     row = _new_row(principal, data, loaded.resources, interval, org=org, series_id=None, now=now)
     plans = _plans(loaded.resources, interval)
-    if generation is None:
-        return await store.insert_booking(session, row, plans, now=now)
-    return await store.insert_booking_at_once(session, row, plans, generation=generation, now=now)
+    if isinstance(into, AsyncSession):
+        return await store.insert_booking(into, row, plans, now=now)
+    assert generation is not None
+    return await store.insert_booking_at_once(into, row, plans, generation=generation, now=now)
 
 
 async def _book_series(
@@ -277,36 +280,44 @@ class BookingController(Controller):
         request: Request[Any, Any, Any],
         data: JSONBody[BookingCreate],
         principal: Caller,
-        session: DbSession,
     ) -> Response[bytes]:
+        """Book; the transaction is opened here, since the hot path below needs none."""
         org = booking_org(principal, data)
         first = window(data.start, data.end, fields=("start", "end"))
         registry = registry_of(request)
+        database = service_state(request.app.state).database
         loaded = await _load(registry, principal, data, first, refresh=False)
         venue_id = loaded.resources[0].venue_id
-        # PostgreSQL checks the registry generation inside its one-statement insert; elsewhere it
-        # is the first statement of the request's transaction.
-        at_once = data.series is None and session.get_bind().dialect.name == "postgresql"
-        if not at_once and not await registry.still_current(session, [venue_id]):
-            loaded = await _load(registry, principal, data, first, refresh=True)
-
-        async def make() -> Booking | SeriesResult:
-            now = datetime.now(UTC)
-            if data.series is not None:
-                return await _book_series(session, principal, data, loaded, org=org, now=now)
-            if not at_once:
-                return await _book_one(session, principal, data, loaded, org=org, now=now)
+        at_once = (
+            data.series is None
+            and database.dialect == "postgresql"
+            and "idempotency-key" not in request.headers
+        )
+        if at_once:
             try:
-                held = registry.generation_held(venue_id)
-                return await _book_one(
-                    session, principal, data, loaded, org=org, now=now, generation=held
+                booked = await _book_one(
+                    database,
+                    principal,
+                    data,
+                    loaded,
+                    org=org,
+                    generation=registry.generation_held(venue_id),
                 )
             except store.Stale:
-                await registry.still_current(session, [venue_id])
-                fresh = await _load(registry, principal, data, first, refresh=True)
-                return await _book_one(session, principal, data, fresh, org=org, now=now)
+                pass  # the registry changed under what this process holds: the way below
+            else:
+                return Response(msgspec.json.encode(booked), status_code=201)
+        async with database.write() as session:
+            if not await registry.still_current(session, [venue_id]):
+                loaded = await _load(registry, principal, data, first, refresh=True)
 
-        return await create_once(request, session, principal, make)
+            async def make() -> Booking | SeriesResult:
+                if data.series is not None:
+                    now = datetime.now(UTC)
+                    return await _book_series(session, principal, data, loaded, org=org, now=now)
+                return await _book_one(session, principal, data, loaded, org=org)
+
+            return await create_once(request, session, principal, make)
 
     @get("/")
     async def search(

@@ -17,6 +17,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import msgspec
 from sqlalchemy import (
     JSON,
@@ -34,7 +35,6 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -42,18 +42,18 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.sql.elements import TextClause
 
 from services.booking.domain.bookings import LIVE, Booking, Programme, Status
 from shared.config import ServiceName
 from shared.contracts import BookingChanged
-from shared.db import UTCDateTime, new_metadata
-from shared.errors import Conflict, FieldError, NotFound
+from shared.db import Database, UTCDateTime, new_metadata
+from shared.errors import Conflict, FieldError, NotFound, ServiceUnavailable
 from shared.outbox import insert_ignoring_duplicates, outbox_row, outbox_tables, publish
 from shared.time import Interval
 
-# PostgreSQL's SQLSTATE for a deadlock between two inserters.
+# PostgreSQL's SQLSTATEs: two inserters deadlocked; a slot held for a booking not inserted.
 _DEADLOCK = "40P01"
+_FOREIGN_KEY_VIOLATION = "23503"
 
 
 class Base(DeclarativeBase):
@@ -306,88 +306,113 @@ class Stale(Exception):
 
 
 async def insert_booking_at_once(
-    session: AsyncSession,
+    database: Database,
     row: BookingRow,
     plans: Sequence[SlotPlan],
     *,
     generation: int,
     now: datetime,
 ) -> Booking:
-    """`insert_booking` for PostgreSQL in one round trip, the service's hot path.
+    """`insert_booking` for PostgreSQL as one statement, and one round trip: the hot path.
 
-    One statement checks that the venue's registry generation is still the one the rules were
-    checked against, inserts the booking, its slots (ON CONFLICT DO NOTHING: the exclusion
-    constraint decides) and its event. `Stale` when the generation moved (nothing is inserted);
-    409 naming the winner when a slot was taken (the caller's rollback takes the rest back).
+    The statement holds the slots (ON CONFLICT DO NOTHING: the exclusion constraint decides,
+    waiting for a racing inserter to finish), then inserts the booking and its event only if every
+    slot was held and the venue's registry generation is still the one the rules were checked
+    against. A slot held for a booking that is not inserted breaks its foreign key at the end of
+    the statement, so nothing of a refused booking stays. Being one statement it needs no
+    transaction of its own, and it runs on the driver's connection with a prepared statement:
+    this path is what the service's throughput is.
+    `Stale` when the generation moved; 409 naming the winner when a slot was taken.
     """
     event = outbox_row(source=SOURCE, type="booking.created", data=row.changed(), now=now)
-    params: dict[str, Any] = {f"b_{key}": value for key, value in row_values(row).items()}
-    params |= {f"e_{key}": value for key, value in event.items()}
-    params |= {"generation": generation, "slot_start": row.start_at, "slot_end": row.end_at}
-    params["slot_live"] = row.status in LIVE_VALUES
+    values: dict[str, Any] = {f"b_{key}": value for key, value in row_values(row).items()}
+    values["b_resource_ids"] = msgspec.json.encode(row.resource_ids).decode()
+    values |= {f"e_{key}": value for key, value in event.items()}
+    values |= {"generation": generation, "slot_start": row.start_at, "slot_end": row.end_at}
+    values["slot_live"] = row.status in LIVE_VALUES
     for n, plan in enumerate(sorted(plans, key=lambda plan: plan.resource_id)):
-        params |= {
+        values |= {
             f"r{n}": plan.resource_id,
             f"f{n}": plan.blocked.start,
             f"u{n}": plan.blocked.end,
         }
-    found = (await session.execute(_at_once_statement(len(plans)), params)).one()
-    if found.generation != generation:
+    sql, names = _at_once_statement(len(plans))
+    async with database.engine.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        try:
+            found = await driver.fetchrow(sql, *(values[name] for name in names))
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate not in (_FOREIGN_KEY_VIOLATION, _DEADLOCK):
+                raise
+            found = None
+        except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError) as exc:
+            # SQLAlchemy did not see this one: drop the connection as it would have.
+            await connection.invalidate(exc)
+            raise ServiceUnavailable(
+                "the database does not answer", code="database_unavailable"
+            ) from exc
+    if found is not None and found["generation"] != generation:
         raise Stale
-    if found.held < len(plans):
-        raise conflict_error(await conflicts(session, plans))
+    if found is None or not found["booked"]:
+        async with database.read() as session:
+            raise conflict_error(await conflicts(session, plans))
     return row.to_domain()
 
 
 @cache
-def _at_once_statement(slot_count: int) -> TextClause:
+def _at_once_statement(slot_count: int) -> tuple[str, list[str]]:
+    """The statement for bookings of `slot_count` resources, and its parameters in order."""
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     bookings, slots = BookingRow.__table__, SlotRow.__table__
     outbox = tables.outbox
-
-    types: dict[str, Any] = {}
+    names: list[str] = []
 
     def typed(name: str, column: Any) -> str:
-        # Parameters in a SELECT list or VALUES have no type for PostgreSQL to infer: name it,
-        # and let the column's type (JSON, UTC instants) turn the value into what it stores.
-        types[name] = column.type
-        return f"CAST(:{name} AS {column.type.compile(dialect=dialect)})"
+        # A parameter in a SELECT list or VALUES has no type for PostgreSQL to infer: name it.
+        if name not in names:
+            names.append(name)
+        return f"CAST(${names.index(name) + 1} AS {column.type.compile(dialect=dialect)})"
 
     booking_columns = [column.key for column in bookings.columns]
     event_columns = ["event_id", "type", "payload", "created_at"]
+    generation = typed("generation", RegistryGenerationRow.__table__.c.generation)
     values = ", ".join(
         f"({typed(f'r{n}', slots.c.resource_id)}, {typed(f'f{n}', slots.c.blocked_from)}, "
         f"{typed(f'u{n}', slots.c.blocked_until)})"
         for n in range(slot_count)
     )
+    booking_id = typed("b_id", bookings.c.id)
     sql = f"""
         WITH current AS (
             SELECT COALESCE(
-                (SELECT generation FROM registry_generations WHERE venue_id = :b_venue_id), 0
+                (SELECT generation FROM registry_generations
+                 WHERE venue_id = {typed("b_venue_id", bookings.c.venue_id)}), 0
             ) AS generation
-        ), booking AS (
-            INSERT INTO bookings ({", ".join(booking_columns)})
-            SELECT {", ".join(typed(f"b_{key}", bookings.c[key]) for key in booking_columns)}
-            FROM current WHERE current.generation = :generation
-            RETURNING id
         ), slot AS (
             INSERT INTO booking_slots
                 (booking_id, resource_id, start_at, end_at, blocked_from, blocked_until, live)
-            SELECT booking.id, held.resource_id, {typed("slot_start", slots.c.start_at)},
+            SELECT {booking_id}, held.resource_id, {typed("slot_start", slots.c.start_at)},
                 {typed("slot_end", slots.c.end_at)}, held.blocked_from, held.blocked_until,
                 {typed("slot_live", slots.c.live)}
-            FROM booking, (VALUES {values}) AS held (resource_id, blocked_from, blocked_until)
+            FROM current, (VALUES {values}) AS held (resource_id, blocked_from, blocked_until)
+            WHERE current.generation = {generation}
             ON CONFLICT DO NOTHING
             RETURNING resource_id
+        ), booking AS (
+            INSERT INTO bookings ({", ".join(booking_columns)})
+            SELECT {", ".join(typed(f"b_{key}", bookings.c[key]) for key in booking_columns)}
+            WHERE (SELECT count(*) FROM slot) = {slot_count}
+            RETURNING id
         ), event AS (
             INSERT INTO {outbox.name} ({", ".join(event_columns)})
             SELECT {", ".join(typed(f"e_{key}", outbox.c[key]) for key in event_columns)}
             FROM booking
         )
         SELECT (SELECT generation FROM current) AS generation,
-               (SELECT count(*) FROM slot) AS held
+               EXISTS (SELECT 1 FROM booking) AS booked
     """  # noqa: S608 - every name is ours; every value travels as a parameter
-    return text(sql).bindparams(*(bindparam(name, type_=kind) for name, kind in types.items()))
+    return sql, names
 
 
 def row_values(row: BookingRow) -> dict[str, Any]:
