@@ -7,13 +7,15 @@ through asyncpg; a restarted server costs the requests on its broken connections
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
@@ -93,6 +95,9 @@ class Database:
     engine: AsyncEngine
     reader: async_sessionmaker[AsyncSession]
     writer: async_sessionmaker[AsyncSession]
+    pool_size: int = 10
+    _driver_pool: asyncpg.Pool | None = field(default=None, repr=False)
+    _driver_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
     def dialect(self) -> str:
@@ -113,7 +118,22 @@ class Database:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
+    @asynccontextmanager
+    async def driver(self) -> AsyncIterator[asyncpg.Connection]:
+        """A bare asyncpg connection (PostgreSQL only), in autocommit, for a hot path's single
+        statement: no session, no SQLAlchemy pool machinery around it."""
+        async with self._driver_lock:
+            if self._driver_pool is None:
+                dsn = self.engine.url.set(drivername="postgresql")
+                self._driver_pool = await asyncpg.create_pool(
+                    dsn.render_as_string(hide_password=False), min_size=1, max_size=self.pool_size
+                )
+        async with self._driver_pool.acquire() as connection:
+            yield connection
+
     async def dispose(self) -> None:
+        if self._driver_pool is not None:
+            await self._driver_pool.close()
         await self.engine.dispose()
 
 
@@ -136,4 +156,5 @@ def connect(url: str, *, pool_size: int = 10) -> Database:
         engine=engine,
         reader=async_sessionmaker(engine, expire_on_commit=False),
         writer=async_sessionmaker(write_engine, expire_on_commit=False),
+        pool_size=pool_size,
     )

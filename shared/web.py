@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import idempotency
-from shared.auth import Principal, principal_from_header
+from shared.auth import Principal, TokenVerifier
 from shared.config import ServiceName, Settings
 from shared.db import Database, connect
 from shared.errors import FieldError, InvalidRequest, ServiceUnavailable
@@ -58,6 +58,7 @@ class ServiceState:
     database: Database
     tables: OutboxTables
     redis: Redis
+    verifier: TokenVerifier
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -67,8 +68,7 @@ def service_state(state: State) -> ServiceState:
 
 
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
-    settings = service_state(request.app.state).settings
-    return principal_from_header(settings.secret, request.headers.get("authorization"))
+    return service_state(request.app.state).verifier(request.headers.get("authorization"))
 
 
 async def provide_session(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
@@ -184,7 +184,12 @@ def create_service_app(
         database = connect(settings.database_url(name))
         redis: Redis = Redis.from_url(settings.redis_url)
         held = ServiceState(
-            name=name, settings=settings, database=database, tables=tables, redis=redis
+            name=name,
+            settings=settings,
+            database=database,
+            tables=tables,
+            redis=redis,
+            verifier=TokenVerifier(settings.secret),
         )
         app.state["service"] = held
         try:

@@ -337,21 +337,18 @@ async def insert_booking_at_once(
             f"u{n}": plan.blocked.end,
         }
     sql, names = _at_once_statement(len(plans))
-    async with database.engine.connect() as connection:
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None
-        try:
-            found = await driver.fetchrow(sql, *(values[name] for name in names))
-        except asyncpg.PostgresError as exc:
-            if exc.sqlstate not in (_FOREIGN_KEY_VIOLATION, _DEADLOCK):
-                raise
-            found = None
-        except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError) as exc:
-            # SQLAlchemy did not see this one: drop the connection as it would have.
-            await connection.invalidate(exc)
-            raise ServiceUnavailable(
-                "the database does not answer", code="database_unavailable"
-            ) from exc
+    try:
+        async with database.driver() as connection:
+            found = await connection.fetchrow(sql, *(values[name] for name in names))
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate not in (_FOREIGN_KEY_VIOLATION, _DEADLOCK):
+            raise
+        found = None
+    except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError) as exc:
+        # asyncpg's pool drops a broken connection itself; the client may try again.
+        raise ServiceUnavailable(
+            "the database does not answer", code="database_unavailable"
+        ) from exc
     if found is not None and found["generation"] != generation:
         raise Stale
     if found is None or not found["booked"]:

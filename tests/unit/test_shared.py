@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import jwt
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.auth import Role, issue_token, principal_from_header, verify_token
+from shared.auth import Role, TokenVerifier, issue_token, verify_token
 from shared.errors import Forbidden, InvalidRequest, Unauthenticated
 from shared.events import consumers_of
 from shared.ids import new_id
@@ -92,7 +93,7 @@ def test_subtract_leaves_nothing_of_the_holes(base: list[Interval], holes: list[
 
 def test_token_round_trip() -> None:
     token = issue_token(SECRET, role=Role.LECTURER, org="corps", sub="u1", lecturer_id="l1")
-    principal = principal_from_header(SECRET, f"Bearer {token}")
+    principal = TokenVerifier(SECRET)(f"Bearer {token}")
     assert principal.role is Role.LECTURER
     assert principal.lecturer_id == "l1"
 
@@ -138,7 +139,7 @@ def test_bad_tokens_are_unauthenticated(token: str) -> None:
 @pytest.mark.parametrize("header", [None, "", "Basic abc", "Bearer ", "Bearer"])
 def test_missing_bearer_is_unauthenticated(header: str | None) -> None:
     with pytest.raises(Unauthenticated):
-        principal_from_header(SECRET, header)
+        TokenVerifier(SECRET)(header)
 
 
 def test_office_may_act_in_any_role_others_only_in_theirs() -> None:
@@ -180,3 +181,25 @@ def test_problem_fields_survive_encoding() -> None:
     )
     assert "errors" not in body
     assert body["code"] == "invalid_request"
+
+
+def test_a_verified_token_is_remembered_until_it_expires_and_no_longer() -> None:
+    ttl = timedelta(minutes=5)
+    # Issued so that it has about a second left.
+    issued = datetime.now(UTC) - ttl + timedelta(seconds=1.5)
+    token = issue_token(SECRET, role=Role.OFFICE, org="o", sub="s", ttl=ttl, now=issued)
+    verifier = TokenVerifier(SECRET)
+    header = f"Bearer {token}"
+    assert verifier(header).sub == "s"
+    assert verifier(header).sub == "s"
+    time.sleep(2)
+    with pytest.raises(Unauthenticated):
+        verifier(header)
+
+
+def test_a_bad_token_is_never_remembered() -> None:
+    forged = issue_token("another-secret-" + "y" * 40, role=Role.OFFICE, org="o", sub="s")
+    verifier = TokenVerifier(SECRET)
+    for _ in range(2):
+        with pytest.raises(Unauthenticated):
+            verifier(f"Bearer {forged}")
