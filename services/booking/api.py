@@ -97,8 +97,8 @@ def _new_row(
     org: str,
     series_id: str | None,
     now: datetime,
-) -> store.BookingRow:
-    return store.BookingRow(
+) -> store.NewBooking:
+    return store.NewBooking(
         id=new_id(),
         org=org,
         venue_id=resources[0].venue_id,
@@ -111,12 +111,9 @@ def _new_row(
         purpose=data.purpose,
         programme=data.programme.value if data.programme else None,
         attendees=data.attendees,
-        attended=None,
         series_id=series_id,
         hold=data.hold,
         override_hours=data.override_hours,
-        outside_opening_hours=False,
-        reason=None,
         created_by=principal.sub,
         created_at=now,
         updated_at=now,

@@ -100,38 +100,76 @@ class BookingRow(Base):
     )
 
     def to_domain(self) -> Booking:
-        """The booking as clients see it, its instants in the venue's own zone."""
-        tz = ZoneInfo(self.timezone)
-        return Booking(
-            id=self.id,
-            resource_ids=list(self.resource_ids),
-            venue_id=self.venue_id,
-            org=self.org,
-            start=self.start_at.astimezone(tz),
-            end=self.end_at.astimezone(tz),
-            status=Status(self.status),
-            purpose=self.purpose,
-            programme=Programme(self.programme) if self.programme else None,
-            attendees=self.attendees,
-            attended=self.attended,
-            series_id=self.series_id,
-            hold=self.hold,
-            outside_opening_hours=self.outside_opening_hours,
-            reason=self.reason,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-        )
+        return booking_of(self)
 
     def changed(self) -> BookingChanged:
-        return BookingChanged(
-            id=self.id,
-            venue_id=self.venue_id,
-            resource_ids=list(self.resource_ids),
-            start=self.start_at,
-            end=self.end_at,
-            status=self.status,
-            org=self.org,
-        )
+        return changed_of(self)
+
+
+class NewBooking(msgspec.Struct, frozen=True):
+    """A booking about to be stored: the columns of `bookings`, without an ORM object's cost."""
+
+    id: str
+    org: str
+    venue_id: str
+    venue_org: str
+    timezone: str
+    resource_ids: list[str]
+    start_at: datetime
+    end_at: datetime
+    status: str
+    purpose: str
+    programme: str | None
+    attendees: int | None
+    series_id: str | None
+    hold: bool
+    override_hours: bool
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    attended: int | None = None
+    outside_opening_hours: bool = False
+    reason: str | None = None
+
+    def values(self) -> dict[str, Any]:
+        return msgspec.structs.asdict(self)
+
+
+def booking_of(row: BookingRow | NewBooking) -> Booking:
+    """The booking as clients see it, its instants in the venue's own zone."""
+    tz = ZoneInfo(row.timezone)
+    return Booking(
+        id=row.id,
+        resource_ids=list(row.resource_ids),
+        venue_id=row.venue_id,
+        org=row.org,
+        start=row.start_at.astimezone(tz),
+        end=row.end_at.astimezone(tz),
+        status=Status(row.status),
+        purpose=row.purpose,
+        programme=Programme(row.programme) if row.programme else None,
+        attendees=row.attendees,
+        attended=row.attended,
+        series_id=row.series_id,
+        hold=row.hold,
+        outside_opening_hours=row.outside_opening_hours,
+        reason=row.reason,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def changed_of(row: BookingRow | NewBooking) -> BookingChanged:
+    """The data of the booking's events."""
+    return BookingChanged(
+        id=row.id,
+        venue_id=row.venue_id,
+        resource_ids=list(row.resource_ids),
+        start=row.start_at,
+        end=row.end_at,
+        status=row.status,
+        org=row.org,
+    )
 
 
 class SlotRow(Base):
@@ -249,7 +287,7 @@ _INSERT_SLOT_UNLESS_TAKEN = (
 
 
 async def insert_booking(
-    session: AsyncSession, row: BookingRow, plans: Sequence[SlotPlan], *, now: datetime
+    session: AsyncSession, row: NewBooking, plans: Sequence[SlotPlan], *, now: datetime
 ) -> Booking:
     """Store a booking, its slots and its event, or refuse with 409 naming what is in the way.
 
@@ -281,7 +319,7 @@ async def insert_booking(
     ]
     # Core statements with the parameters apart, so the compiled SQL is cached: this is the hot
     # path of the service, and the ORM's unit of work would cost more than the database does.
-    await session.execute(_INSERT_BOOKING, row_values(row))
+    await session.execute(_INSERT_BOOKING, row.values())
     if not postgres:
         await session.execute(_INSERT_SLOT, slots)
     else:
@@ -296,9 +334,9 @@ async def insert_booking(
             await session.execute(delete(BookingRow).where(BookingRow.id == row.id))
             raise conflict_error(await conflicts(session, plans))
     await publish(
-        session, tables, source=SOURCE, type="booking.created", data=row.changed(), now=now
+        session, tables, source=SOURCE, type="booking.created", data=changed_of(row), now=now
     )
-    return row.to_domain()
+    return booking_of(row)
 
 
 class Stale(Exception):
@@ -307,7 +345,7 @@ class Stale(Exception):
 
 async def insert_booking_at_once(
     database: Database,
-    row: BookingRow,
+    row: NewBooking,
     plans: Sequence[SlotPlan],
     *,
     generation: int,
@@ -324,8 +362,8 @@ async def insert_booking_at_once(
     this path is what the service's throughput is.
     `Stale` when the generation moved; 409 naming the winner when a slot was taken.
     """
-    event = outbox_row(source=SOURCE, type="booking.created", data=row.changed(), now=now)
-    values: dict[str, Any] = {f"b_{key}": value for key, value in row_values(row).items()}
+    event = outbox_row(source=SOURCE, type="booking.created", data=changed_of(row), now=now)
+    values: dict[str, Any] = {f"b_{key}": value for key, value in row.values().items()}
     values["b_resource_ids"] = msgspec.json.encode(row.resource_ids).decode()
     values |= {f"e_{key}": value for key, value in event.items()}
     values |= {"generation": generation, "slot_start": row.start_at, "slot_end": row.end_at}
@@ -354,7 +392,7 @@ async def insert_booking_at_once(
     if found is None or not found["booked"]:
         async with database.read() as session:
             raise conflict_error(await conflicts(session, plans))
-    return row.to_domain()
+    return booking_of(row)
 
 
 @cache
@@ -410,10 +448,6 @@ def _at_once_statement(slot_count: int) -> tuple[str, list[str]]:
                EXISTS (SELECT 1 FROM booking) AS booked
     """  # noqa: S608 - every name is ours; every value travels as a parameter
     return sql, names
-
-
-def row_values(row: BookingRow) -> dict[str, Any]:
-    return {column.key: getattr(row, column.key) for column in BookingRow.__table__.columns}
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
