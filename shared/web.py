@@ -67,7 +67,8 @@ def service_state(state: State) -> ServiceState:
     return held
 
 
-async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    # Synchronous on purpose: it never waits, and a coroutine per request costs on the hot path.
     return service_state(request.app.state).verifier(request.headers.get("authorization"))
 
 
@@ -205,7 +206,7 @@ def create_service_app(
     config = AppConfig(
         route_handlers=[live, ready, *route_handlers],
         dependencies={
-            "principal": Provide(provide_principal),
+            "principal": Provide(provide_principal, sync_to_thread=False),
             "session": Provide(provide_session),
         },
         exception_handlers=EXCEPTION_HANDLERS,
