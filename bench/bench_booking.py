@@ -43,7 +43,7 @@ from shared.migrations import upgrade
 SECRET = "bench-secret-" + "x" * 40
 CLIENTS = 64
 ROOMS = 50
-DAYS = 8
+DAYS = 20
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 BARE_APP = """

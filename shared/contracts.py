@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -15,14 +15,22 @@ class ResourceType(StrEnum):
     EQUIPMENT = "equipment"
 
 
+# The longest a booking and its turnover buffer can be, whatever an owner's rules say: what a
+# query for the bookings near an instant need look back.
+LONGEST_BOOKING_MINUTES = 7 * 24 * 60
+LONGEST_BUFFER_MINUTES = 24 * 60
+LONGEST_BUFFER = timedelta(minutes=LONGEST_BUFFER_MINUTES)
+LONGEST_BLOCK = timedelta(minutes=LONGEST_BOOKING_MINUTES) + LONGEST_BUFFER
+
+
 class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """An owner's booking rules for one resource; the booking service enforces them."""
 
-    min_minutes: Annotated[int, Meta(ge=1, le=7 * 24 * 60)] = 30
-    max_minutes: Annotated[int, Meta(ge=1, le=7 * 24 * 60)] = 240
+    min_minutes: Annotated[int, Meta(ge=1, le=LONGEST_BOOKING_MINUTES)] = 30
+    max_minutes: Annotated[int, Meta(ge=1, le=LONGEST_BOOKING_MINUTES)] = 240
     lead_minutes: Annotated[int, Meta(ge=0, le=365 * 24 * 60)] = 0
     horizon_days: Annotated[int, Meta(ge=1, le=3 * 365)] = 90
-    buffer_minutes: Annotated[int, Meta(ge=0, le=24 * 60)] = 0
+    buffer_minutes: Annotated[int, Meta(ge=0, le=LONGEST_BUFFER_MINUTES)] = 0
     slot_minutes: Annotated[int, Meta(ge=1, le=24 * 60)] = 15
 
 

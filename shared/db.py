@@ -122,14 +122,19 @@ class Database:
     async def driver(self) -> AsyncIterator[asyncpg.Connection]:
         """A bare asyncpg connection (PostgreSQL only), in autocommit, for a hot path's single
         statement: no session, no SQLAlchemy pool machinery around it."""
+        if self._driver_pool is None:
+            await self._open_driver_pool()
+        assert self._driver_pool is not None
+        async with self._driver_pool.acquire() as connection:
+            yield connection
+
+    async def _open_driver_pool(self) -> None:
         async with self._driver_lock:
             if self._driver_pool is None:
                 dsn = self.engine.url.set(drivername="postgresql")
                 self._driver_pool = await asyncpg.create_pool(
                     dsn.render_as_string(hide_password=False), min_size=1, max_size=self.pool_size
                 )
-        async with self._driver_pool.acquire() as connection:
-            yield connection
 
     async def dispose(self) -> None:
         if self._driver_pool is not None:

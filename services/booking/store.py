@@ -45,7 +45,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.booking.domain.bookings import LIVE, Booking, Programme, Status
 from shared.config import ServiceName
-from shared.contracts import BookingChanged
+from shared.contracts import LONGEST_BLOCK, LONGEST_BUFFER, BookingChanged
 from shared.db import Database, UTCDateTime, new_metadata
 from shared.errors import Conflict, FieldError, NotFound, ServiceUnavailable
 from shared.outbox import insert_ignoring_duplicates, outbox_row, outbox_tables, publish
@@ -249,6 +249,8 @@ async def conflicts(
                     and_(
                         SlotRow.resource_id == plan.resource_id,
                         SlotRow.blocked_from < plan.blocked.end,
+                        # A bound below as well, so the index is read as a range, not to its end.
+                        SlotRow.blocked_from > plan.blocked.start - LONGEST_BLOCK,
                         SlotRow.blocked_until > plan.blocked.start,
                     )
                     for plan in plans
@@ -525,13 +527,16 @@ async def list_bookings(
 async def live_slots(
     session: AsyncSession, resource_ids: Sequence[str], window: Interval
 ) -> dict[str, list[Interval]]:
-    """The live bookings of each resource that come near `window` (buffers count)."""
+    """The live bookings of each resource that come near `window`: their buffers, before and
+    after, may reach into it."""
     rows = await session.execute(
         select(SlotRow.resource_id, SlotRow.start_at, SlotRow.end_at)
         .where(
             SlotRow.live,
             SlotRow.resource_id.in_(resource_ids),
-            SlotRow.start_at < window.end,
+            # A booking just after the window still keeps its buffer's worth of it.
+            SlotRow.blocked_from < window.end + LONGEST_BUFFER,
+            SlotRow.blocked_from > window.start - LONGEST_BLOCK,
             SlotRow.blocked_until > window.start,
         )
         .order_by(SlotRow.resource_id, SlotRow.start_at)

@@ -493,6 +493,19 @@ async def test_availability_is_open_hours_minus_bookings_and_their_buffers(
     ]
 
 
+async def test_a_booking_just_after_the_range_still_keeps_its_buffer_free(
+    booking: Client, town: Town, tokens: Tokens
+) -> None:
+    room = await town.room(await town.venue(), rules={"buffer_minutes": 30})
+    await book(booking, tokens, booking_body(room, at(14), at(15)))
+    response = await booking.get(
+        f"/v1/resources/{room}/availability",
+        params={"from": at(8), "to": at(13, 45)},
+        headers=tokens("office"),
+    )
+    assert response.json()["items"] == [{"start": at(8), "end": at(13, 30)}]
+
+
 async def test_availability_search_finds_rooms_with_a_long_enough_stretch(
     booking: Client, town: Town, tokens: Tokens
 ) -> None:
