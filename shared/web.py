@@ -7,6 +7,7 @@ A service's `app.py` calls `create_service_app` with its routes; handlers then a
 from __future__ import annotations
 
 import base64
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -196,6 +197,9 @@ def create_service_app(
         try:
             if on_start is not None:
                 await on_start(held)
+            # What start-up made lives as long as the process: keep it out of every collection,
+            # so a full collection under load walks only what requests made.
+            gc.freeze()
             yield
         finally:
             if on_stop is not None:
