@@ -36,6 +36,9 @@ def _parse(text: str, first_start: datetime) -> rrule:
         raise _invalid(f"not an RRULE: {exc}") from exc
     if not isinstance(rule, rrule):
         raise _invalid("one RRULE, not a set")
+    intervals = [part.split("=", 1)[1] for part in upper.split(";") if part.startswith("INTERVAL=")]
+    if any(not value.isdigit() or int(value) < 1 for value in intervals):
+        raise _invalid("INTERVAL must be a positive integer")
     return rule
 
 
