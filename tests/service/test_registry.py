@@ -351,15 +351,9 @@ async def test_venue_with_future_bookings_cannot_be_deleted(
     area = await make_area(registry, tokens)
     venue = await make_venue(registry, tokens, area)
     room = await make_resource(registry, tokens, venue["id"])
-    booking = {
-        "id": "11111111-1111-1111-1111-111111111111",
-        "venue_id": venue["id"],
-        "resource_ids": [room["id"]],
-        "start": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
-        "end": (datetime.now(UTC) + timedelta(days=1, hours=2)).isoformat(),
-        "status": "confirmed",
-        "org": "org-z",
-    }
+    booking = tomorrows_booking(
+        "11111111-1111-1111-1111-111111111111", venue["id"], room["id"], "confirmed"
+    )
     await deliver(registry, "booking.created", booking)
 
     assert_problem(
@@ -392,20 +386,28 @@ async def test_a_cancellation_arriving_before_its_creation_still_frees_the_venue
     area = await make_area(registry, tokens)
     venue = await make_venue(registry, tokens, area)
     room = await make_resource(registry, tokens, venue["id"])
-    booking = {
-        "id": "22222222-2222-2222-2222-222222222222",
-        "venue_id": venue["id"],
-        "resource_ids": [room["id"]],
-        "start": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
-        "end": (datetime.now(UTC) + timedelta(days=1, hours=2)).isoformat(),
-        "status": "cancelled",
-        "org": "org-z",
-    }
+    booking = tomorrows_booking(
+        "22222222-2222-2222-2222-222222222222", venue["id"], room["id"], "cancelled"
+    )
     await deliver(registry, "booking.cancelled", booking)
     await deliver(registry, "booking.created", booking)
     assert (
         await registry.delete(f"/v1/venues/{venue['id']}", headers=tokens("office"))
     ).status_code == 204
+
+
+def tomorrows_booking(booking_id: str, venue_id: str, room_id: str, status: str) -> dict[str, Any]:
+    """The data of a `booking.*` event for a two-hour booking tomorrow."""
+    start = datetime.now(UTC) + timedelta(days=1)
+    return {
+        "id": booking_id,
+        "venue_id": venue_id,
+        "resource_ids": [room_id],
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=2)).isoformat(),
+        "status": status,
+        "org": "org-z",
+    }
 
 
 async def deliver(client: Client, event_type: str, data: dict[str, Any]) -> None:
