@@ -40,7 +40,7 @@ format: install
 
 lock: | $(UV)
 	$(UV) pip compile pyproject.toml --generate-hashes --python-version 3.11 --quiet -o requirements/app.txt
-	cd requirements && $(UV) pip compile dev.in --generate-hashes --python-version 3.11 --quiet -o dev.txt
+	$(UV) pip compile requirements/dev.in --generate-hashes --python-version 3.11 --quiet -o requirements/dev.txt
 
 clean:
 	rm -rf $(VENV) .tools var .pytest_cache .mypy_cache .ruff_cache
