@@ -1,0 +1,1 @@
+"""Lecturers: the corps, schools' requests, monthly matching, offers and lecturer feeds."""

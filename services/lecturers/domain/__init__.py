@@ -1,0 +1,1 @@
+"""The lecturers service's pure rules: plain functions over frozen msgspec Structs."""
