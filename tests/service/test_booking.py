@@ -463,6 +463,7 @@ async def test_skip_conflicts_books_the_rest_and_the_rest_can_be_cancelled(
         ("FREQ=SECONDLY;COUNT=1000000", "too_many_occurrences"),
         ("FREQ=NEVER;COUNT=2", "invalid_rrule"),
         ("FREQ=DAILY;COUNT=2\nDTSTART:20200101T000000", "invalid_rrule"),
+        ("FREQ=DAILY;COUNT=2;BYMONTH=2;BYMONTHDAY=30", "invalid_rrule"),  # no date is 30 February
     ],
 )
 async def test_bad_rrules_are_refused_quickly(
