@@ -103,11 +103,17 @@ def subtract(base: Iterable[Interval], holes: Iterable[Interval]) -> list[Interv
     """`base` minus `holes`, both taken as sets of instants; the result is sorted and disjoint."""
     result: list[Interval] = []
     pending = merge(holes)
+    # Both sides are sorted, so one pass serves: a hole that ends before a piece starts cannot
+    # touch any later piece either.
+    first = 0
     for piece in merge(base):
+        while first < len(pending) and pending[first].end <= piece.start:
+            first += 1
         cursor = piece.start
-        for hole in pending:
-            if hole.end <= cursor or hole.start >= piece.end:
-                continue
+        for index in range(first, len(pending)):
+            hole = pending[index]
+            if hole.start >= piece.end:
+                break
             if hole.start > cursor:
                 result.append(Interval(cursor, hole.start))
             cursor = max(cursor, hole.end)
