@@ -21,16 +21,15 @@ from zoneinfo import ZoneInfo
 
 from services.lecturers.domain.matching import (
     Lecturer,
-    Location,
     Problem,
     Request,
     Room,
     Venue,
-    Weekly,
     first_fit,
     solve,
 )
-from shared.time import Interval, subtract
+from shared.contracts import Location
+from shared.time import Interval, WeeklySpan, subtract
 
 MONTH = date(2027, 3, 1)
 ZONE_NAME = "Asia/Shanghai"
@@ -80,12 +79,12 @@ def lecturers(
             evenings = tuple(
                 sorted(rng.sample(WEEKDAYS, rng.randint(1, 2) if tight else rng.randint(2, 4)))
             )
-            windows.append(Weekly(evenings, wall(rng.choice((18, 19))), wall(21, 30)))
+            windows.append(WeeklySpan(evenings, wall(rng.choice((18, 19))), wall(21, 30)))
         if rng.random() < (0.3 if tight else 0.6) or not windows:
             weekend = rng.choice(((6,), (7,), (6, 7)))
-            windows.append(Weekly(weekend, wall(9), wall(12)))
+            windows.append(WeeklySpan(weekend, wall(9), wall(12)))
             if rng.random() < 0.5:
-                windows.append(Weekly(weekend, wall(14), wall(17, 30)))
+                windows.append(WeeklySpan(weekend, wall(14), wall(17, 30)))
         busy: tuple[Interval, ...] = ()
         accepted = 0
         if rng.random() < 0.15:
@@ -146,13 +145,16 @@ def venues(
 def requests(rng: random.Random, sites: list[Venue], *, tight: bool) -> list[Request]:
     result = []
     for index, venue in enumerate(site for site in sites for _ in range(2 if tight else 1)):
-        preferred: tuple[Weekly, ...] = ()
+        preferred: tuple[WeeklySpan, ...] = ()
         if rng.random() < (0.5 if tight else 0.25):
             preferred = rng.choice(
                 (
-                    (Weekly((2, 4), wall(18), wall(21, 30)),),
-                    (Weekly((6, 7), wall(9), wall(12)),),
-                    (Weekly(WEEKDAYS, wall(19), wall(21, 30)), Weekly((6,), wall(14), wall(18))),
+                    (WeeklySpan((2, 4), wall(18), wall(21, 30)),),
+                    (WeeklySpan((6, 7), wall(9), wall(12)),),
+                    (
+                        WeeklySpan(WEEKDAYS, wall(19), wall(21, 30)),
+                        WeeklySpan((6,), wall(14), wall(18)),
+                    ),
                 )
             )
         result.append(

@@ -18,11 +18,10 @@ from zoneinfo import ZoneInfo
 from services.registry.domain.hours import (
     OpeningHours,
     Period,
-    Span,
     holiday_calendar,
     resolve,
 )
-from shared.time import Interval, check_range
+from shared.time import Interval, WeeklySpan, check_range
 
 WEEKDAYS = (1, 2, 3, 4, 5)
 WEEKEND = (6, 7)
@@ -30,12 +29,12 @@ WEEKEND = (6, 7)
 
 def ten_periods() -> OpeningHours:
     term_spans = (
-        Span(weekdays=WEEKDAYS, start=wall(18), end=wall(21)),
-        Span(weekdays=WEEKEND, start=wall(8, 30), end=wall(12)),
-        Span(weekdays=WEEKEND, start=wall(13, 30), end=wall(17)),
-        Span(weekdays=(5,), start=wall(22), end=wall(1)),
+        WeeklySpan(weekdays=WEEKDAYS, start=wall(18), end=wall(21)),
+        WeeklySpan(weekdays=WEEKEND, start=wall(8, 30), end=wall(12)),
+        WeeklySpan(weekdays=WEEKEND, start=wall(13, 30), end=wall(17)),
+        WeeklySpan(weekdays=(5,), start=wall(22), end=wall(1)),
     )
-    vacation_spans = (Span(weekdays=(1, 2, 3, 4, 5, 6, 7), start=wall(9), end=wall(17)),)
+    vacation_spans = (WeeklySpan(weekdays=(1, 2, 3, 4, 5, 6, 7), start=wall(9), end=wall(17)),)
     periods = [
         Period("spring term", date(2026, 2, 23), date(2026, 7, 10), spans=term_spans),
         Period("summer vacation", date(2026, 7, 11), date(2026, 8, 31), spans=vacation_spans),

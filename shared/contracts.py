@@ -10,6 +10,13 @@ import msgspec
 from msgspec import Meta
 
 
+class Location(msgspec.Struct, frozen=True):
+    """A point on the map: where a venue stands or a lecturer lives."""
+
+    lat: Annotated[float, Meta(ge=-90, le=90)]
+    lon: Annotated[float, Meta(ge=-180, le=180)]
+
+
 class ResourceType(StrEnum):
     ROOM = "room"
     EQUIPMENT = "equipment"

@@ -7,7 +7,7 @@ overlap. Wall-clock rules carry their zone and are resolved with `zoneinfo`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -48,6 +48,16 @@ class Interval(msgspec.Struct, frozen=True, order=True):
 
     def in_zone(self, zone: tzinfo) -> Interval:
         return Interval(self.start.astimezone(zone), self.end.astimezone(zone))
+
+
+class WeeklySpan(msgspec.Struct, frozen=True):
+    """Wall-clock hours on ISO weekdays (1 = Monday), in a zone the holder knows: a venue's
+    opening hours, a lecturer's availability. An `end` at or before `start` runs past midnight
+    and belongs to the day it starts on."""
+
+    weekdays: tuple[int, ...]
+    start: time
+    end: time
 
 
 def utc(instant: datetime, field: str = "instant") -> datetime:

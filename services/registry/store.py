@@ -31,7 +31,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from services.registry.domain.catalogue import (
     Area,
     AreaCreate,
-    Location,
     Resource,
     ResourceCreate,
     ResourceUpdate,
@@ -42,7 +41,7 @@ from services.registry.domain.catalogue import (
 )
 from services.registry.domain.published import OpeningHoursDoc
 from shared.config import ServiceName
-from shared.contracts import ResourceType, Rules
+from shared.contracts import Location, ResourceType, Rules
 from shared.db import UTCDateTime, new_metadata
 from shared.errors import NotFound
 from shared.outbox import insert_ignoring_duplicates, outbox_tables, publish

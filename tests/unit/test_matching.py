@@ -14,26 +14,25 @@ from hypothesis import strategies as st
 from services.lecturers.domain.matching import (
     Assignment,
     Lecturer,
-    Location,
     Outcome,
     Problem,
     Reason,
     Request,
     Room,
     Venue,
-    Weekly,
     explain,
     first_fit,
     solve,
 )
+from shared.contracts import Location
 from shared.errors import InvalidRequest
-from shared.time import Interval
+from shared.time import Interval, WeeklySpan
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
 MARCH = date(2027, 3, 1)  # a Monday
 EVERY_DAY = (1, 2, 3, 4, 5, 6, 7)
-EVENINGS = (Weekly(EVERY_DAY, time(18), time(21)),)
+EVENINGS = (WeeklySpan(EVERY_DAY, time(18), time(21)),)
 
 
 def at(day: date, hour: int, minute: int = 0, zone: ZoneInfo = SHANGHAI) -> datetime:
@@ -85,7 +84,7 @@ def reasons(outcome: Outcome) -> dict[tuple[str, int], Reason]:
 # An independent check of every rule, with datetimes rather than the module's bit sets
 
 
-def _inside_weekly(windows: tuple[Weekly, ...], start: datetime, end: datetime) -> bool:
+def _inside_weekly(windows: tuple[WeeklySpan, ...], start: datetime, end: datetime) -> bool:
     """Within one window of its local day (the test data has no window past midnight)."""
     return start.date() == end.date() and any(
         start.isoweekday() in w.weekdays and w.start <= start.time() and end.time() <= w.end
@@ -175,7 +174,7 @@ def test_sessions_of_a_request_fall_on_different_days() -> None:
 
 
 def test_blackout_dates_are_kept_free() -> None:
-    mondays = (Weekly((1,), time(18), time(21)),)
+    mondays = (WeeklySpan((1,), time(18), time(21)),)
     p = problem(
         [lecturer("l", availability=mondays, blackout_dates=frozenset({date(2027, 3, 1)}))],
         [request("q")],
@@ -228,7 +227,7 @@ def test_two_rooms_serve_two_requests_at_once() -> None:
 
 
 def test_preferred_windows_restrict_the_slot() -> None:
-    saturday_mornings = (Weekly((6,), time(9), time(12)),)
+    saturday_mornings = (WeeklySpan((6,), time(9), time(12)),)
     rooms = (
         Room(
             "r1",
@@ -238,7 +237,7 @@ def test_preferred_windows_restrict_the_slot() -> None:
             ),
         ),
     )
-    one = lecturer("l", availability=(Weekly(EVERY_DAY, time(8), time(22)),))
+    one = lecturer("l", availability=(WeeklySpan(EVERY_DAY, time(8), time(22)),))
     p = problem([one], [request("q", preferred=saturday_mornings)], [venue("v1", *rooms)])
     outcome = solve(p)
     check(p, outcome)
@@ -307,8 +306,8 @@ def test_clashes_the_lecturer_plan_ignores_are_solved() -> None:
     )
     p = problem(
         [
-            lecturer("a", availability=(Weekly((1, 2), time(18), time(21)),)),
-            lecturer("b", availability=(Weekly((1,), time(18), time(21)),)),
+            lecturer("a", availability=(WeeklySpan((1, 2), time(18), time(21)),)),
+            lecturer("b", availability=(WeeklySpan((1,), time(18), time(21)),)),
         ],
         [request("q1"), request("q2")],
         [venue("v1", room)],
@@ -323,7 +322,7 @@ def test_clashes_the_lecturer_plan_ignores_are_solved() -> None:
 
 def test_the_solver_proves_a_plan_that_cannot_reach_the_flow_bound() -> None:
     # The nearby lecturer has one free evening for two requests: one goes to the far one.
-    monday = (Weekly((1,), time(18), time(19, 30)),)
+    monday = (WeeklySpan((1,), time(18), time(19, 30)),)
     blackouts = frozenset(date(2027, 3, d) for d in (8, 15, 22, 29))
     near = lecturer("near", availability=monday, blackout_dates=blackouts)
     far = lecturer("far", area_id="south", location=Location(31.0, 121.0))
@@ -363,20 +362,20 @@ def test_no_free_room_of_the_needed_length() -> None:
 def test_no_free_room_when_the_school_prefers() -> None:
     p = problem(
         [lecturer("l")],
-        [request("q", preferred=(Weekly((6, 7), time(9), time(12)),))],
+        [request("q", preferred=(WeeklySpan((6, 7), time(9), time(12)),))],
         [venue()],
     )
     assert reasons(solve(p)) == {("q", 0): Reason.NO_FREE_ROOM_WHEN_PREFERRED}
 
 
 def test_no_common_free_time() -> None:
-    mornings = (Weekly(EVERY_DAY, time(8), time(12)),)
+    mornings = (WeeklySpan(EVERY_DAY, time(8), time(12)),)
     p = problem([lecturer("l", availability=mornings)], [request("q")], [venue()])
     assert reasons(solve(p)) == {("q", 0): Reason.NO_COMMON_FREE_TIME}
 
 
 def test_outcompeted_by_another_request() -> None:
-    monday = (Weekly((1,), time(18), time(19, 30)),)
+    monday = (WeeklySpan((1,), time(18), time(19, 30)),)
     blackouts = frozenset(date(2027, 3, d) for d in (8, 15, 22, 29))
     p = problem(
         [lecturer("l", availability=monday, blackout_dates=blackouts)],
@@ -425,7 +424,7 @@ def test_an_inconsistent_problem_is_refused() -> None:
 
 
 def test_shanghai_wall_clock_maps_to_utc_plus_eight() -> None:
-    mondays = (Weekly((1,), time(19), time(20, 30)),)
+    mondays = (WeeklySpan((1,), time(19), time(20, 30)),)
     p = problem([lecturer("l", availability=mondays)], [request("q")], [venue()])
     [assignment] = solve(p).assignments
     assert assignment.interval.start == datetime(2027, 3, 1, 11, tzinfo=UTC)
@@ -433,7 +432,7 @@ def test_shanghai_wall_clock_maps_to_utc_plus_eight() -> None:
 
 def test_availability_holds_in_wall_clock_time_across_the_october_dst_change() -> None:
     october = date(2027, 10, 1)  # Berlin leaves summer time on Sunday 31 October 2027
-    sundays = (Weekly((7,), time(18), time(19, 30)),)
+    sundays = (WeeklySpan((7,), time(18), time(19, 30)),)
     one = lecturer(
         "l",
         availability=sundays,
@@ -491,7 +490,7 @@ def problems(draw: st.DrawFn) -> Problem:
         )
     lecturers = []
     for index in range(draw(st.integers(1, 4))):
-        window = Weekly(
+        window = WeeklySpan(
             tuple(sorted(draw(st.sets(st.integers(1, 7), min_size=1, max_size=7)))),
             time(draw(st.sampled_from((17, 18, 19)))),
             time(draw(st.sampled_from((20, 21, 22)))),
@@ -517,10 +516,10 @@ def problems(draw: st.DrawFn) -> Problem:
         )
     requests = []
     for index in range(draw(st.integers(1, 5))):
-        preferred: tuple[Weekly, ...] = ()
+        preferred: tuple[WeeklySpan, ...] = ()
         if draw(st.booleans()):
             preferred = (
-                Weekly(
+                WeeklySpan(
                     tuple(sorted(draw(st.sets(st.integers(1, 7), min_size=1)))), time(18), time(21)
                 ),
             )

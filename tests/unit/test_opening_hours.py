@@ -14,7 +14,6 @@ from services.registry.domain.hours import (
     HolidayCalendar,
     OpeningHours,
     Period,
-    Span,
     holiday_calendar,
     resolve,
     validate_opening_hours,
@@ -22,7 +21,7 @@ from services.registry.domain.hours import (
     winning_period,
 )
 from shared.errors import InvalidRequest
-from shared.time import Interval, check_range
+from shared.time import Interval, WeeklySpan, check_range
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -48,8 +47,8 @@ TERM = Period(
     start_date=date(2026, 9, 1),
     end_date=date(2027, 1, 20),
     spans=(
-        Span(weekdays=(1, 2, 3, 4, 5), start=time(18), end=time(21)),
-        Span(weekdays=(6, 7), start=time(8, 30), end=time(17)),
+        WeeklySpan(weekdays=(1, 2, 3, 4, 5), start=time(18), end=time(21)),
+        WeeklySpan(weekdays=(6, 7), start=time(8, 30), end=time(17)),
     ),
 )
 
@@ -93,7 +92,7 @@ def test_a_shorter_period_wins_where_periods_overlap() -> None:
         name="late",
         start_date=date(2026, 9, 10),
         end_date=date(2026, 9, 10),
-        spans=(Span(weekdays=(4,), start=time(20), end=time(22, 30)),),
+        spans=(WeeklySpan(weekdays=(4,), start=time(20), end=time(22, 30)),),
     )
     week = local_window(SHANGHAI, date(2026, 9, 7), date(2026, 9, 11))
     resolved = resolve(evenings(TERM, exam_week, late_evening), SHANGHAI, NO_HOLIDAYS, week)
@@ -118,7 +117,10 @@ def test_a_period_without_end_runs_on_and_loses_to_any_that_ends() -> None:
 
 def test_a_span_across_midnight_belongs_to_the_day_it_starts() -> None:
     night = Period(
-        "night", date(2026, 9, 1), None, spans=(Span(weekdays=(5,), start=time(22), end=time(2)),)
+        "night",
+        date(2026, 9, 1),
+        None,
+        spans=(WeeklySpan(weekdays=(5,), start=time(22), end=time(2)),),
     )
     # Saturday 00:00 to 03:00: only the tail of Friday's night is inside.
     window = Interval(at(SHANGHAI, date(2026, 9, 12), 0), at(SHANGHAI, date(2026, 9, 12), 3))
@@ -133,9 +135,9 @@ def test_spans_that_touch_merge_into_one_interval() -> None:
         date(2026, 9, 1),
         None,
         spans=(
-            Span(weekdays=(1,), start=time(8), end=time(12)),
-            Span(weekdays=(1,), start=time(12), end=time(0)),
-            Span(weekdays=(2,), start=time(0), end=time(6)),
+            WeeklySpan(weekdays=(1,), start=time(8), end=time(12)),
+            WeeklySpan(weekdays=(1,), start=time(12), end=time(0)),
+            WeeklySpan(weekdays=(2,), start=time(0), end=time(6)),
         ),
     )
     monday = local_window(SHANGHAI, date(2026, 9, 7), date(2026, 9, 8))
@@ -196,7 +198,10 @@ def test_an_unknown_calendar_is_refused() -> None:
 # Daylight saving time in Europe/Berlin: 2026-03-29 02:00 -> 03:00, 2026-10-25 03:00 -> 02:00.
 
 ALL_YEAR_EVENINGS = Period(
-    "year", date(2026, 1, 1), None, spans=(Span(weekdays=EVERY_DAY, start=time(18), end=time(21)),)
+    "year",
+    date(2026, 1, 1),
+    None,
+    spans=(WeeklySpan(weekdays=EVERY_DAY, start=time(18), end=time(21)),),
 )
 
 
@@ -218,7 +223,10 @@ def test_berlin_evenings_move_in_utc_across_both_dst_changes() -> None:
 
 def test_a_night_span_over_a_dst_change_lasts_the_real_time_that_passes() -> None:
     night = Period(
-        "night", date(2026, 1, 1), None, spans=(Span(weekdays=(6,), start=time(22), end=time(6)),)
+        "night",
+        date(2026, 1, 1),
+        None,
+        spans=(WeeklySpan(weekdays=(6,), start=time(22), end=time(6)),),
     )
     spring_night = local_window(BERLIN, date(2026, 3, 28), date(2026, 3, 29))
     autumn_night = local_window(BERLIN, date(2026, 10, 24), date(2026, 10, 25))
@@ -235,7 +243,7 @@ def test_a_span_starting_in_the_skipped_hour_opens_when_the_clock_reaches_it() -
         "early",
         date(2026, 1, 1),
         None,
-        spans=(Span(weekdays=(7,), start=time(2, 30), end=time(5)),),
+        spans=(WeeklySpan(weekdays=(7,), start=time(2, 30), end=time(5)),),
     )
     spring_sunday = local_window(BERLIN, date(2026, 3, 29), date(2026, 3, 29))
     (interval,) = resolve(evenings(early), BERLIN, NO_HOLIDAYS, spring_sunday)
@@ -256,9 +264,9 @@ def test_contradictory_hours_are_refused_with_every_field_named() -> None:
             date(2026, 9, 1),
             None,
             spans=(
-                Span(weekdays=(), start=time(8), end=time(9)),
-                Span(weekdays=(1, 1), start=time(8), end=time(9)),
-                Span(weekdays=(1,), start=time(8), end=time(8)),
+                WeeklySpan(weekdays=(), start=time(8), end=time(9)),
+                WeeklySpan(weekdays=(1, 1), start=time(8), end=time(9)),
+                WeeklySpan(weekdays=(1,), start=time(8), end=time(8)),
             ),
         ),
     )
@@ -289,7 +297,7 @@ ZONES = st.sampled_from(
 )
 times = st.builds(time, st.integers(0, 23), st.sampled_from([0, 15, 30, 45]))
 spans = st.builds(
-    Span,
+    WeeklySpan,
     weekdays=st.lists(st.integers(1, 7), min_size=1, max_size=7, unique=True).map(tuple),
     start=times,
     end=times,

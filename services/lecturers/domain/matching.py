@@ -92,8 +92,9 @@ import msgspec
 from ortools.graph.python import min_cost_flow  # type: ignore[import-untyped]
 from ortools.sat.python import cp_model
 
+from shared.contracts import Location
 from shared.errors import FieldError, InvalidRequest
-from shared.time import Interval, zone
+from shared.time import Interval, WeeklySpan, zone
 
 GRID_MINUTES = 30
 UNKNOWN_TRAVEL_KM = 25
@@ -120,20 +121,6 @@ class Reason(StrEnum):
     SEARCH_LIMIT = "search_limit"
 
 
-class Weekly(msgspec.Struct, frozen=True):
-    """Wall-clock hours on ISO weekdays (1 = Monday); an `end` at or before `start` runs past
-    midnight and belongs to the day it starts on."""
-
-    weekdays: tuple[int, ...]
-    start: time
-    end: time
-
-
-class Location(msgspec.Struct, frozen=True):
-    lat: float
-    lon: float
-
-
 class Lecturer(msgspec.Struct, frozen=True):
     """A member of the corps; `busy` are their already accepted lectures (any month) and
     `accepted_this_month` how many of those count against this month's `max_per_month`."""
@@ -141,7 +128,7 @@ class Lecturer(msgspec.Struct, frozen=True):
     id: str
     topics: frozenset[str]
     area_id: str
-    availability: tuple[Weekly, ...]
+    availability: tuple[WeeklySpan, ...]
     max_per_month: int = 4
     location: Location | None = None
     blackout_dates: frozenset[date] = frozenset()
@@ -157,7 +144,7 @@ class Request(msgspec.Struct, frozen=True):
     topic: str
     sessions: int = 1
     minutes: int = 90
-    preferred: tuple[Weekly, ...] = ()
+    preferred: tuple[WeeklySpan, ...] = ()
 
 
 class Room(msgspec.Struct, frozen=True):
@@ -304,7 +291,7 @@ class _Clock:
 
 
 def _windows(
-    windows: Iterable[Weekly], tz: ZoneInfo, days: Sequence[date]
+    windows: Iterable[WeeklySpan], tz: ZoneInfo, days: Sequence[date]
 ) -> list[tuple[datetime, datetime]]:
     pairs = []
     for day in days:
@@ -400,7 +387,7 @@ class _Compiled:
             for venue in problem.venues
         }
         self._room_fits: dict[tuple[str, int], list[int]] = {}
-        self._window_cache: dict[tuple[tuple[Weekly, ...], str], int] = {}
+        self._window_cache: dict[tuple[tuple[WeeklySpan, ...], str], int] = {}
         self._available: dict[tuple[int, str], int] = {}
         self._fits_cache: dict[tuple[int, str, int], int] = {}
         self._feasible: dict[tuple[int, int], int] = {}
@@ -434,7 +421,7 @@ class _Compiled:
             self._room_fits[key] = [_fits(mask, units) for mask in self.room_masks[venue_id]]
         return self._room_fits[key]
 
-    def _weekly(self, windows: tuple[Weekly, ...], zone_name: str) -> int:
+    def _weekly(self, windows: tuple[WeeklySpan, ...], zone_name: str) -> int:
         key = (windows, zone_name)
         if key not in self._window_cache:
             zone_ = self.zones[zone_name]

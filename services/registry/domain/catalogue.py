@@ -14,7 +14,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from shared.auth import Principal, Role
-from shared.contracts import ResourceType, Rules
+from shared.contracts import Location, ResourceType, Rules
 from shared.errors import FieldError, Forbidden, InvalidRequest
 
 # No NUL characters: PostgreSQL text cannot hold them, and no name needs one.
@@ -39,11 +39,6 @@ class VenueKind(StrEnum):
     ELDERLY_UNIVERSITY = "elderly_university"
     TRAINING_COLLEGE = "training_college"
     ENTERPRISE_TRAINING = "enterprise_training"
-
-
-class Location(msgspec.Struct, frozen=True):
-    lat: Annotated[float, Meta(ge=-90, le=90)]
-    lon: Annotated[float, Meta(ge=-180, le=180)]
 
 
 class AreaCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -21,7 +21,7 @@ import holidays
 import msgspec
 
 from shared.errors import FieldError, InvalidRequest
-from shared.time import Interval, merge
+from shared.time import Interval, WeeklySpan, merge
 
 MAX_PERIODS = 500
 MAX_SPANS = 50
@@ -31,22 +31,13 @@ WEEKEND = frozenset({6, 7})
 _BRIDGE = timedelta(days=3)
 
 
-class Span(msgspec.Struct, frozen=True):
-    """Open on these ISO weekdays from `start` to `end`; a span ending at or before it starts runs
-    past midnight."""
-
-    weekdays: tuple[int, ...]
-    start: time
-    end: time
-
-
 class Period(msgspec.Struct, frozen=True):
     """Dates from `start_date` to `end_date` (inclusive; None runs on) and their weekly spans."""
 
     name: str
     start_date: date
     end_date: date | None
-    spans: tuple[Span, ...] = ()
+    spans: tuple[WeeklySpan, ...] = ()
     closed: bool = False
 
     def covers(self, day: date) -> bool:

@@ -17,9 +17,9 @@ from services.registry.domain.hours import (
     MAX_SPANS,
     OpeningHours,
     Period,
-    Span,
     validate_opening_hours,
 )
+from shared.time import WeeklySpan
 
 WallTime = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM")]
 Weekday = Annotated[int, Meta(ge=1, le=7, description="ISO weekday, 1 = Monday")]
@@ -58,7 +58,7 @@ def to_hours(doc: OpeningHoursDoc) -> OpeningHours:
                 start_date=period.start_date,
                 end_date=period.end_date,
                 spans=tuple(
-                    Span(
+                    WeeklySpan(
                         weekdays=tuple(span.weekdays),
                         start=_wall_time(span.start),
                         end=_wall_time(span.end),
