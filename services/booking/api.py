@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
-from icalendar import Calendar, Event
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +35,7 @@ from services.booking.domain.bookings import (
     refuse,
     visible_scope,
 )
+from shared import ical
 from shared.auth import Principal
 from shared.contracts import ResourceType
 from shared.db import Database
@@ -59,6 +59,7 @@ from shared.web import (
 
 FEED_PAST = timedelta(days=90)
 FEED_LIMIT = 5000
+FEED_REFRESH = timedelta(hours=1)
 
 
 class Intervals(msgspec.Struct):
@@ -498,7 +499,7 @@ class AvailabilityController(Controller):
             rows = await store.resource_bookings(
                 session, resource_id, since=datetime.now(UTC) - FEED_PAST, limit=FEED_LIMIT
             )
-        return Response(_feed(bookable, rows), media_type="text/calendar; charset=utf-8")
+        return Response(_feed(bookable, rows), media_type=ical.CONTENT_TYPE)
 
 
 async def _free(
@@ -532,22 +533,30 @@ _ICAL_STATUS = {"pending": "TENTATIVE", "confirmed": "CONFIRMED"}
 
 
 def _feed(bookable: Bookable, rows: list[store.BookingRow]) -> bytes:
-    calendar = Calendar.new(prodid="-//Commonroom//booking//EN", name=bookable.name)
-    tz = zone(bookable.timezone)
-    for row in rows:
-        event = Event.new(
-            uid=f"{row.id}@booking.commonroom",
-            summary=row.purpose,
-            start=row.start_at.astimezone(tz),
-            end=row.end_at.astimezone(tz),
-            stamp=row.updated_at,
-        )
-        event.add("status", _ICAL_STATUS.get(row.status, "CANCELLED"))
-        event.add("location", bookable.name)
-        calendar.add_component(event)
-    calendar.add_missing_timezones()
-    ics: bytes = calendar.to_ical()
-    return ics
+    """The resource's bookings as iCalendar, written directly (see `shared.ical` for why)."""
+    now = datetime.now(UTC)
+    tz = ical.zone_of(bookable.timezone)
+    location = ical.text(bookable.name)
+    events = [
+        "BEGIN:VEVENT\r\n"
+        f"{ical.fold(f'UID:{row.id}@booking.commonroom')}\r\n"
+        f"DTSTAMP:{ical.utc_stamp(row.updated_at)}\r\n"
+        f"{ical.fold(f'DTSTART{ical.wall_clock(row.start_at, tz, bookable.timezone)}')}\r\n"
+        f"{ical.fold(f'DTEND{ical.wall_clock(row.end_at, tz, bookable.timezone)}')}\r\n"
+        f"STATUS:{_ICAL_STATUS.get(row.status, 'CANCELLED')}\r\n"
+        f"{ical.fold(f'SUMMARY:{ical.text(row.purpose)}')}\r\n"
+        f"{ical.fold(f'LOCATION:{location}')}\r\n"
+        "END:VEVENT\r\n"
+        for row in rows
+    ]
+    spans = [(bookable.timezone, row.start_at, row.end_at) for row in rows]
+    parts = [
+        ical.header(prodid="-//Commonroom//booking//EN", name=bookable.name, refresh=FEED_REFRESH),
+        *ical.vtimezones(spans, now),
+        *events,
+        ical.FOOTER,
+    ]
+    return "".join(parts).encode()
 
 
 ROUTES = [BookingController, SeriesController, AvailabilityController]

@@ -547,7 +547,9 @@ async def test_the_calendar_feed_parses_and_lists_live_bookings(
     booking: Client, town: Town, tokens: Tokens
 ) -> None:
     room = await town.room(await town.venue())
-    made = (await book(booking, tokens, booking_body(room, at(18), at(20)))).json()
+    purpose = "书法班; 第三期, 家长\\孩子" + "、练习" * 20  # escapes, and folds between characters
+    body = booking_body(room, at(18), at(20)) | {"purpose": purpose}
+    made = (await book(booking, tokens, body)).json()
     feed = await booking.get(f"/v1/resources/{room}/calendar.ics", headers=tokens("office"))
     assert feed.status_code == 200
     assert feed.headers["content-type"].startswith("text/calendar")
@@ -556,6 +558,8 @@ async def test_the_calendar_feed_parses_and_lists_live_bookings(
     assert [str(event["uid"]) for event in events] == [f"{made['id']}@booking.commonroom"]
     assert events[0]["status"] == "CONFIRMED"
     assert events[0].start == datetime.fromisoformat(at(18))
+    assert str(events[0]["summary"]) == purpose
+    assert all(len(line) <= 75 for line in feed.content.split(b"\r\n"))
     assert list(calendar.walk("VTIMEZONE"))
     assert all(not component.errors for component in calendar.walk())
 

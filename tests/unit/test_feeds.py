@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 from icalendar import Calendar, Event
 
 from services.lecturers.domain.feeds import (
-    CONTENT_TYPE,
     PRODID,
     FeedEntry,
     OfferStatus,
@@ -32,6 +31,7 @@ from services.lecturers.domain.feeds import (
     calendar_name,
     event_uid,
 )
+from shared.ical import CONTENT_TYPE
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
