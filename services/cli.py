@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import cast
 
 from shared.auth import Role, issue_token
-from shared.config import DEFAULT_PORTS, ServiceName, Settings
+from shared.config import DEFAULT_PORTS, ConfigurationError, ServiceName, Settings
 
 # The services this build has; `up` and `migrate` without a name act on all of them.
 AVAILABLE: tuple[ServiceName, ...] = ("registry", "booking")
@@ -77,7 +77,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ConfigurationError as refused:
+        print(f"commonroom: {refused}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         service = cast(ServiceName, args.service)
         serve(settings, service, args.host, args.port or DEFAULT_PORTS[service])

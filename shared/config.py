@@ -16,6 +16,25 @@ from typing import Literal
 ServiceName = Literal["registry", "booking", "lecturers"]
 SERVICES: tuple[ServiceName, ...] = ("registry", "booking", "lecturers")
 DEFAULT_PORTS: dict[ServiceName, int] = {"registry": 8001, "booking": 8002, "lecturers": 8003}
+# RFC 7518 3.2: an HS256 key has at least as many bits as the hash, 256.
+SHORTEST_SECRET_BYTES = 32
+# The value deploy/k8s/11-secret.yaml ships with, to be replaced before anything runs.
+_PLACEHOLDER_SECRET = "CHANGE-ME"  # noqa: S105 (a value to refuse, not a password)
+
+
+class ConfigurationError(ValueError):
+    """The environment asks for something that must not run; the message says what to change."""
+
+
+def _checked_secret(secret: str) -> str:
+    if secret.startswith(_PLACEHOLDER_SECRET):
+        raise ConfigurationError("COMMONROOM_SECRET is still the placeholder: set a random value")
+    if len(secret.encode()) < SHORTEST_SECRET_BYTES:
+        raise ConfigurationError(
+            f"COMMONROOM_SECRET is too short to sign tokens safely: use at least "
+            f"{SHORTEST_SECRET_BYTES} bytes, e.g. `openssl rand -base64 48`"
+        )
+    return secret
 
 
 def _secret_from_var_dir(var_dir: Path) -> str:
@@ -50,7 +69,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         var_dir = Path(env.get("COMMONROOM_VAR_DIR", "var"))
-        secret = env.get("COMMONROOM_SECRET") or _secret_from_var_dir(var_dir)
+        secret = _checked_secret(env.get("COMMONROOM_SECRET") or _secret_from_var_dir(var_dir))
         return cls(
             secret=secret,
             redis_url=env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),

@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services import cli
 from shared.auth import Role, TokenVerifier, issue_token, verify_token
+from shared.config import ConfigurationError, Settings
 from shared.errors import Forbidden, InvalidRequest, Unauthenticated
 from shared.events import consumers_of
 from shared.ids import new_id
@@ -203,3 +205,20 @@ def test_a_bad_token_is_never_remembered() -> None:
     for _ in range(2):
         with pytest.raises(Unauthenticated):
             verifier(f"Bearer {forged}")
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["short", "CHANGE-ME-to-a-long-random-value", "CHANGE-ME" + "x" * 40],
+)
+def test_a_weak_or_placeholder_secret_stops_the_start(secret: str) -> None:
+    with pytest.raises(ConfigurationError):
+        Settings.from_env({"COMMONROOM_SECRET": secret})
+
+
+def test_the_command_refuses_to_start_on_a_weak_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COMMONROOM_SECRET", "CHANGE-ME-to-a-long-random-value")
+    assert cli.main(["token", "--role", "office", "--org", "city"]) == 2
+    assert "placeholder" in capsys.readouterr().err
