@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 import pytest
+import vobject
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from icalendar import Calendar, Event
@@ -766,3 +767,31 @@ def test_a_thousand_event_feed_builds_and_reads_back() -> None:
     calendar = strict(feed)
     assert len(calendar.walk("VEVENT")) == 1000
     assert len(calendar.walk("VTIMEZONE")) == 2
+
+
+def test_a_second_parser_reads_every_event_at_its_instant() -> None:
+    # vobject validates on reading and resolves TZIDs from the feed's own VTIMEZONEs.
+    autumn = datetime(2027, 10, 31, 2, 30, tzinfo=BERLIN, fold=1)  # the repeated hour's 2nd pass
+    made = [
+        entry(
+            offer_id="a",
+            topic="健康养生; 讲座, 第一讲",
+            start=datetime(2027, 3, 12, 19, tzinfo=SHANGHAI),
+        ),
+        entry(offer_id="b", venue_zone="Europe/Berlin", start=autumn, status="accepted"),
+        entry(
+            offer_id="c", venue_zone="Europe/Berlin", start=datetime(2027, 3, 28, 19, tzinfo=BERLIN)
+        ),
+        entry(offer_id="d", status="cancelled", sequence=4),
+    ]
+    calendar = vobject.readOne(build_feed("欧阳老师", made, now=NOW).decode(), validate=True)
+
+    read = {str(event.uid.value): event for event in calendar.vevent_list}
+    assert set(read) == {event_uid(one.offer_id) for one in made}
+    for one in made:
+        event = read[event_uid(one.offer_id)]
+        # Timestamps: PEP 495 makes == across zones false for a time in the repeated hour.
+        assert event.dtstart.value.timestamp() == one.start.timestamp()
+        assert event.dtend.value.timestamp() == one.end.timestamp()
+    assert read[event_uid("a")].summary.value == "健康养生; 讲座, 第一讲"
+    assert read[event_uid("d")].status.value == "CANCELLED"
