@@ -15,6 +15,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import msgspec
+from litestar import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking import store
@@ -25,6 +26,7 @@ from shared.db import Database
 from shared.errors import FieldError, InvalidRequest
 from shared.http import RemoteError, ServiceClient
 from shared.time import Interval, merge
+from shared.web import service_state
 
 MAX_PIECE = timedelta(days=365)
 
@@ -335,3 +337,9 @@ class RegistryClient:
                 await store.remember(
                     session, [(key, venue_id, msgspec.msgpack.encode(value), generation)]
                 )
+
+
+def registry_of(request: Request[Any, Any, Any]) -> RegistryClient:
+    """The registry client the service's start-up made for this process."""
+    client: RegistryClient = service_state(request.app.state).extras["registry"]
+    return client

@@ -1,8 +1,8 @@
-"""The booking service's HTTP routes: parse, authorise, call the domain or the store, map."""
+"""Booking routes: create (one, or a series), read, list, and move a booking along its life."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
@@ -11,8 +11,8 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking import store
-from services.booking.clients import RegistryClient
-from services.booking.domain import availability, series
+from services.booking.clients import RegistryClient, registry_of
+from services.booking.domain import series
 from services.booking.domain.bookings import (
     AttendanceBody,
     Bookable,
@@ -35,58 +35,28 @@ from services.booking.domain.bookings import (
     refuse,
     visible_scope,
 )
-from shared import ical
 from shared.auth import Principal
-from shared.contracts import ResourceType
 from shared.db import Database
 from shared.errors import Conflict, FieldError, InvalidRequest, NotFound
 from shared.ids import new_id
-from shared.time import Interval, check_range, window, zone
+from shared.time import Interval, window, zone
 from shared.web import (
     Caller,
     Cursor,
     DbSession,
-    From,
     Limit,
     Page,
     PathId,
-    To,
     create_once,
     decode_cursor,
     page_of,
     service_state,
 )
 
-FEED_PAST = timedelta(days=90)
-FEED_LIMIT = 5000
-FEED_REFRESH = timedelta(hours=1)
-
-
-class Intervals(msgspec.Struct):
-    items: list[Interval]
-
-
-class ResourceAvailability(msgspec.Struct):
-    resource_id: str
-    name: str
-    venue_id: str
-    type: ResourceType
-    capacity: int | None
-    free: list[Interval]
-
-
-class AvailabilityPage(msgspec.Struct):
-    items: list[ResourceAvailability]
-
 
 class SeriesCancelled(msgspec.Struct):
     series_id: str
     cancelled: list[Booking]
-
-
-def registry_of(request: Request[Any, Any, Any]) -> RegistryClient:
-    client: RegistryClient = service_state(request.app.state).extras["registry"]
-    return client
 
 
 def _new_row(
@@ -425,138 +395,3 @@ class SeriesController(Controller):
             for row in await store.future_series_rows(session, series_id, now)
         ]
         return SeriesCancelled(series_id=series_id, cancelled=cancelled)
-
-
-class AvailabilityController(Controller):
-    tags = ("availability",)
-
-    @get("/v1/resources/{resource_id:str}/availability")
-    async def resource(
-        self,
-        request: Request[Any, Any, Any],
-        resource_id: PathId,
-        principal: Caller,
-        from_: From,
-        to: To,
-    ) -> Intervals:
-        span = window(from_, to)
-        check_range(span)
-        registry = registry_of(request)
-        (bookable,) = await registry.bookables([resource_id])
-        free = await _free(request, [bookable], span)
-        tz = zone(bookable.timezone)
-        return Intervals(items=[interval.in_zone(tz) for interval in free[bookable.id]])
-
-    @get("/v1/availability")
-    async def search(
-        self,
-        request: Request[Any, Any, Any],
-        principal: Caller,
-        from_: From,
-        to: To,
-        minutes: Annotated[int, QueryParameter(ge=1, le=24 * 60)] = 60,
-        min_capacity: Annotated[int | None, QueryParameter(ge=0, le=100_000)] = None,
-        feature: Annotated[list[str] | None, QueryParameter(max_items=20)] = None,
-        area_id: FromQuery[str | None] = None,
-        type: FromQuery[ResourceType | None] = None,  # noqa: A002 - the API's parameter name
-        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-    ) -> AvailabilityPage:
-        """Resources with a free stretch of `minutes`, each with its free intervals."""
-        span = window(from_, to)
-        check_range(span)
-        registry = registry_of(request)
-        candidates = await registry.search(
-            area_id=area_id, type=type, min_capacity=min_capacity, features=feature or []
-        )
-        free = await _free(request, candidates, span)
-        found = []
-        for bookable in candidates:
-            stretches = availability.stretches_of(free[bookable.id], minutes)
-            if stretches:
-                tz = zone(bookable.timezone)
-                found.append(
-                    ResourceAvailability(
-                        resource_id=bookable.id,
-                        name=bookable.name,
-                        venue_id=bookable.venue_id,
-                        type=bookable.type,
-                        capacity=bookable.capacity,
-                        free=[interval.in_zone(tz) for interval in stretches],
-                    )
-                )
-            if len(found) == limit:
-                break
-        return AvailabilityPage(items=found)
-
-    @get("/v1/resources/{resource_id:str}/calendar.ics", media_type="text/calendar")
-    async def calendar(
-        self, request: Request[Any, Any, Any], resource_id: PathId, principal: Caller
-    ) -> Response[bytes]:
-        """The resource's live bookings from three months back, as iCalendar."""
-        (bookable,) = await registry_of(request).bookables([resource_id])
-        database = service_state(request.app.state).database
-        async with database.read() as session:
-            rows = await store.resource_bookings(
-                session, resource_id, since=datetime.now(UTC) - FEED_PAST, limit=FEED_LIMIT
-            )
-        return Response(_feed(bookable, rows), media_type=ical.CONTENT_TYPE)
-
-
-async def _free(
-    request: Request[Any, Any, Any], resources: list[Bookable], span: Interval
-) -> dict[str, list[Interval]]:
-    """Each resource's free time in `span`, from what this process holds of the registry where
-    that is still current, and the live bookings, read in one transaction."""
-    if not resources:
-        return {}
-    registry = registry_of(request)
-    open_intervals = await registry.open_intervals(resources, span)
-    async with service_state(request.app.state).database.read() as session:
-        if not await registry.still_current(session, {r.venue_id for r in resources}):
-            ids = [resource.id for resource in resources]
-            resources = await registry.bookables(ids, refresh=True)
-            open_intervals = await registry.open_intervals(resources, span, refresh=True)
-        booked = await store.live_slots(session, [resource.id for resource in resources], span)
-    return {
-        resource.id: [
-            piece
-            for interval in availability.free_intervals(
-                open_intervals[resource.id], booked[resource.id], resource.rules.buffer_minutes
-            )
-            if (piece := interval.clip(span)) is not None
-        ]
-        for resource in resources
-    }
-
-
-_ICAL_STATUS = {"pending": "TENTATIVE", "confirmed": "CONFIRMED"}
-
-
-def _feed(bookable: Bookable, rows: list[store.BookingRow]) -> bytes:
-    """The resource's bookings as iCalendar, written directly (see `shared.ical` for why)."""
-    now = datetime.now(UTC)
-    tz = ical.zone_of(bookable.timezone)
-    location = ical.text(bookable.name)
-    events = [
-        "BEGIN:VEVENT\r\n"
-        f"{ical.fold(f'UID:{row.id}@booking.commonroom')}\r\n"
-        f"DTSTAMP:{ical.utc_stamp(row.updated_at)}\r\n"
-        f"{ical.fold(f'DTSTART{ical.wall_clock(row.start_at, tz, bookable.timezone)}')}\r\n"
-        f"{ical.fold(f'DTEND{ical.wall_clock(row.end_at, tz, bookable.timezone)}')}\r\n"
-        f"STATUS:{_ICAL_STATUS.get(row.status, 'CANCELLED')}\r\n"
-        f"{ical.fold(f'SUMMARY:{ical.text(row.purpose)}')}\r\n"
-        f"{ical.fold(f'LOCATION:{location}')}\r\n"
-        "END:VEVENT\r\n"
-        for row in rows
-    ]
-    spans = [(bookable.timezone, row.start_at, row.end_at) for row in rows]
-    parts = [
-        ical.header(prodid="-//Commonroom//booking//EN", name=bookable.name, refresh=FEED_REFRESH),
-        *ical.vtimezones(spans, now),
-        *events,
-        ical.FOOTER,
-    ]
-    return "".join(parts).encode()
-
-
-ROUTES = [BookingController, SeriesController, AvailabilityController]
