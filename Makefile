@@ -16,8 +16,11 @@ $(UV):
 
 $(STAMP): requirements/app.txt requirements/dev.txt pyproject.toml | $(UV)
 	test -d $(VENV) || $(UV) venv --quiet --python $(PYTHON) $(VENV)
-	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet requirements/app.txt requirements/dev.txt
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet --compile-bytecode requirements/app.txt requirements/dev.txt
 	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps --no-build-isolation -e .
+	# Bytecode made once here: where PYTHONDONTWRITEBYTECODE is set, every process of
+	# `commonroom up` would otherwise compile all it imports from source at each start.
+	$(BIN)/python -m compileall -q shared services
 	touch $(STAMP)
 
 up: install
