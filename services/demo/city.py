@@ -16,7 +16,7 @@ resource and the bookings already placed allow, so the booking service accepts e
 
 from __future__ import annotations
 
-import itertools
+import functools
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -24,11 +24,13 @@ from datetime import date, datetime, time, timedelta
 from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
-import holidays
 import msgspec
 from msgspec.structs import replace
 
-from shared.contracts import Rules
+from services.registry.domain import hours as opening
+from services.registry.domain.hours import OpeningHours
+from services.registry.domain.published import OpeningHoursDoc, to_hours
+from shared.contracts import Location, Rules
 
 DEFAULT_SEED = 2026
 CITY_NAME = "鹭湖市"
@@ -95,11 +97,6 @@ class HoursDoc(msgspec.Struct, frozen=True):
 
     periods: tuple[PeriodDoc, ...]
     public_holidays: Literal["closed", "open"] = "closed"
-
-
-class Location(msgspec.Struct, frozen=True):
-    lat: float
-    lon: float
 
 
 class Org(msgspec.Struct, frozen=True):
@@ -341,52 +338,34 @@ def theatre_hours(today: date) -> HoursDoc:
     )
 
 
-def _minutes(text: str) -> int:
-    hours, minutes = text.split(":")
-    return int(hours) * 60 + int(minutes)
+@functools.cache
+def _as_registry_reads(doc: HoursDoc) -> OpeningHours:
+    """The rules the registry makes of this document: bookings are placed by its own reading."""
+    return to_hours(msgspec.convert(msgspec.to_builtins(doc), OpeningHoursDoc))
 
 
-def winning_period(hours: HoursDoc, day: date) -> PeriodDoc | None:
-    """The period that rules `day`: the shortest covering it, of equals the one listed last."""
-    winner: PeriodDoc | None = None
-    best = 0
-    for period in hours.periods:
-        if period.start_date > day or (period.end_date is not None and period.end_date < day):
-            continue
-        length = (
-            date.max.toordinal()
-            if period.end_date is None
-            else (period.end_date - period.start_date).days + 1
-        )
-        if winner is None or length <= best:
-            winner, best = period, length
-    return winner
+def _minute_of(wall: time) -> int:
+    return wall.hour * 60 + wall.minute
 
 
 def open_spans(hours: HoursDoc, day: date) -> list[tuple[int, int]]:
     """The wall-clock spans (minutes from midnight) open on `day`, holidays aside: callers keep
     away from the days `quiet_days` names."""
-    period = winning_period(hours, day)
+    period = opening.winning_period(_as_registry_reads(hours).periods, day)
     if period is None or period.closed:
         return []
-    found = [
-        (_minutes(span.start), _minutes(span.end))
+    return sorted(
+        (_minute_of(span.start), _minute_of(span.end))
         for span in period.spans
-        if day.isoweekday() in span.weekdays and _minutes(span.end) > _minutes(span.start)
-    ]
-    return sorted(found)
+        if day.isoweekday() in span.weekdays and span.end > span.start
+    )
 
 
 def quiet_days(first: date, last: date) -> frozenset[date]:
-    """Days whose hours the holiday calendar may change: public holidays, the weekend days
-    between two of them, and make-up working days (which take a Monday's hours)."""
-    calendar = holidays.country_holidays(HOLIDAY_CALENDAR, years=range(first.year, last.year + 1))
-    off = sorted(calendar)
-    quiet = set(off) | set(getattr(calendar, "weekend_workdays", ()))
-    for before, after in itertools.pairwise(off):
-        if timedelta(days=1) < after - before <= timedelta(days=4):
-            quiet.update(before + timedelta(days=n) for n in range(1, (after - before).days))
-    return frozenset(quiet)
+    """Days whose hours the holiday calendar changes, as the registry reads it: days off (with
+    the weekend days bridging two of them) and make-up working days (which take a Monday's)."""
+    calendar = opening.holiday_calendar(HOLIDAY_CALENDAR, range(first.year, last.year + 1))
+    return calendar.days_off | calendar.workdays
 
 
 # Places
