@@ -40,12 +40,13 @@ class RemoteError(ServiceError):
 
 
 class ServiceClient:
-    """HTTP to one other service of the suite, on behalf of `caller`."""
+    """HTTP to one service of the suite, on behalf of the service `caller` (or of whoever's
+    token each request carries, where `caller` is None: the demo loader acts as many users)."""
 
     def __init__(
         self,
         *,
-        caller: ServiceName,
+        caller: ServiceName | None,
         target: ServiceName,
         settings: Settings,
         retries: int = 2,
@@ -58,7 +59,12 @@ class ServiceClient:
         self._http = httpx.AsyncClient(
             base_url=settings.service_url(target),
             timeout=settings.http_timeout_seconds,
-            headers={"Authorization": f"Bearer {service_token(settings.secret, caller)}"},
+            # Without a calling service, each request brings its own Authorization header.
+            headers=(
+                {}
+                if caller is None
+                else {"Authorization": f"Bearer {service_token(settings.secret, caller)}"}
+            ),
             transport=transport,
         )
 

@@ -16,6 +16,7 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -36,12 +37,14 @@ from services.demo.city import (
     build_city,
 )
 from shared.auth import Principal, Role, issue_token
-from shared.config import ServiceName, Settings
+from shared.config import SERVICES, ServiceName, Settings
+from shared.errors import ServiceUnavailable
+from shared.http import RemoteError, ServiceClient
 
 CONCURRENCY = 16
 TIMEOUT_SECONDS = 30.0
-ATTEMPTS = 3
-RETRYABLE = frozenset({502, 503, 504})
+RETRIES = 2
+BACKOFF_SECONDS = 0.2
 LIST_LIMIT = 500
 SHOWN_PROBLEMS = 5
 LOADER_SUB = "demo-loader"
@@ -112,20 +115,33 @@ def _booker_sub(org: str) -> str:
     return f"booker@{org}"
 
 
-def _body(value: Any) -> bytes:
-    return msgspec.json.encode(value)
-
-
 class _Client:
-    """Bounded, retrying HTTP to the suite; refusals are collected, not raised."""
+    """Bounded HTTP to the suite, retried where that is safe; refusals are collected, not raised."""
 
-    def __init__(self, http: httpx.AsyncClient, settings: Settings, city: City) -> None:
-        self.http = http
+    def __init__(
+        self, settings: Settings, city: City, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self.settings = settings
         self.city = city
         self.gate = asyncio.Semaphore(CONCURRENCY)
         self.problems: list[Problem] = []
         self._tokens: dict[tuple[Role, str], str] = {}
+        patient = replace(settings, http_timeout_seconds=TIMEOUT_SECONDS)
+        self._services = {
+            service: ServiceClient(
+                caller=None,
+                target=service,
+                settings=patient,
+                retries=RETRIES,
+                backoff_seconds=BACKOFF_SECONDS,
+                transport=transport,
+            )
+            for service in SERVICES
+        }
+
+    async def aclose(self) -> None:
+        for service in self._services.values():
+            await service.aclose()
 
     def token(self, role: Role, org: str) -> str:
         if (role, org) not in self._tokens:
@@ -155,46 +171,30 @@ class _Client:
     ) -> Any:
         """The decoded answer, or None where it was refused (recorded as a problem, unless its
         code is one of `accept`: an answer that means it is done already)."""
-        headers = {"Authorization": f"Bearer {token}"}
-        content = None
-        if body is not None:
-            content = _body(body)
-            headers["Content-Type"] = "application/json"
-            if create:
-                digest = hashlib.sha256(content).hexdigest()[:20]
-                headers["Idempotency-Key"] = f"demo-{self.city.seed}-{item}-{digest}"
-        url = f"{self.settings.service_url(service)}{path}"
-        async with self.gate:
-            for attempt in range(ATTEMPTS):
-                last = attempt == ATTEMPTS - 1
-                try:
-                    response = await self.http.request(
-                        method, url, content=content, headers=headers, params=params
-                    )
-                except httpx.TransportError as exc:
-                    if last:
-                        self.problems.append(Problem(item, 0, "unreachable", str(exc)))
-                        return None
-                else:
-                    if response.status_code not in RETRYABLE or last:
-                        return self._answer(item, response, accept)
-                await asyncio.sleep(0.2 * 2**attempt)
-        return None  # pragma: no cover - the last attempt always returns
-
-    def _answer(self, item: str, response: httpx.Response, accept: Iterable[str]) -> Any:
-        if response.status_code < 400:
-            return msgspec.json.decode(response.content) if response.content else {}
-        problem = _problem(response)
-        if problem.get("code") not in set(accept):
-            self.problems.append(
-                Problem(
-                    item,
-                    response.status_code,
-                    str(problem.get("code", "")),
-                    str(problem.get("detail", response.reason_phrase)),
+        key = None
+        if create:
+            digest = hashlib.sha256(msgspec.json.encode(body)).hexdigest()[:20]
+            key = f"demo-{self.city.seed}-{item}-{digest}"
+        try:
+            async with self.gate:
+                response = await self._services[service].request(
+                    method,
+                    path,
+                    params=params,
+                    body=body,
+                    idempotency_key=key,
+                    headers={"Authorization": f"Bearer {token}"},
                 )
-            )
-        return None
+        except RemoteError as refused:
+            if refused.code not in set(accept):
+                self.problems.append(
+                    Problem(item, refused.remote_status, refused.code, refused.detail)
+                )
+            return None
+        except ServiceUnavailable as unreachable:
+            self.problems.append(Problem(item, 503, unreachable.code, unreachable.detail))
+            return None
+        return msgspec.json.decode(response.content) if response.content else {}
 
     async def everything(
         self, service: ServiceName, path: str, **params: Any
@@ -213,14 +213,6 @@ class _Client:
             cursor = page.get("next_cursor")
             if not cursor:
                 return items
-
-
-def _problem(response: httpx.Response) -> dict[str, Any]:
-    try:
-        decoded = msgspec.json.decode(response.content)
-    except msgspec.DecodeError:
-        return {}
-    return decoded if isinstance(decoded, dict) else {}
 
 
 async def _all(tasks: Iterable[Awaitable[Any]]) -> list[Any]:
@@ -482,12 +474,14 @@ async def load_city(
 ) -> LoadReport:
     """Send `city` to the suite at `settings`' URLs; lecturers only where that service runs."""
     started = time.monotonic()
-    async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, transport=transport) as http:
-        client = _Client(http, settings, city)
-        loader = _Loader(client, city, services)
+    client = _Client(settings, city, transport)
+    loader = _Loader(client, city, services)
+    try:
         if await loader.already_loaded():
             return LoadReport(city=city.name, already_loaded=True, problems=client.problems)
         await loader.run()
+    finally:
+        await client.aclose()
     created = loader.created
     order = (
         "areas", "venues", "resources", "opening hours", "bookings", "weekly series", "pending",
