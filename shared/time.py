@@ -7,7 +7,7 @@ overlap. Wall-clock rules carry their zone and are resolved with `zoneinfo`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -132,6 +132,11 @@ def subtract(base: Iterable[Interval], holes: Iterable[Interval]) -> list[Interv
         if cursor < piece.end:
             result.append(Interval(cursor, piece.end))
     return result
+
+
+def next_month(day: date) -> date:
+    """The first day of the month after `day`'s."""
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
 def zone(name: str) -> ZoneInfo:

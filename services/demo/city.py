@@ -31,6 +31,7 @@ from services.registry.domain import hours as opening
 from services.registry.domain.hours import OpeningHours
 from services.registry.domain.published import OpeningHoursDoc, to_hours
 from shared.contracts import Location, Rules
+from shared.time import next_month
 
 DEFAULT_SEED = 2026
 CITY_NAME = "鹭湖市"
@@ -1302,16 +1303,12 @@ LECTURERS = 40
 REQUESTS = 24
 
 
-def _next_month(today: date) -> date:
-    return date(today.year + today.month // 12, today.month % 12 + 1, 1)
-
-
 def _lecturers(today: date, rng: random.Random) -> list[LecturerPlan]:
     surnames, given = list(SURNAMES), list(GIVEN)
     rng.shuffle(surnames)
     rng.shuffle(given)
     names = [s + g for s, g in zip(surnames, given, strict=False)][:LECTURERS]
-    month = _next_month(today)
+    month = next_month(today)
     found = []
     for index, name in enumerate(names):
         core = CORE_TOPICS[index % len(CORE_TOPICS)]
@@ -1346,7 +1343,7 @@ def _requests(
 ) -> list[LectureRequestPlan]:
     """Citizen schools, centres and the elderly university ask for lectures next month, on topics
     the corps covers, at times they are open."""
-    month = _next_month(today).strftime("%Y-%m")
+    month = next_month(today).strftime("%Y-%m")
     covered = sorted({topic for lecturer in lecturers for topic in lecturer.topics})
     askers = [v for v in venues if v.kind in ("citizen_school", "community_education_centre")]
     askers += [v for v in venues if v.kind == "elderly_university"]

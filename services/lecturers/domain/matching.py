@@ -94,7 +94,7 @@ from ortools.sat.python import cp_model
 
 from shared.contracts import Location
 from shared.errors import FieldError, InvalidRequest
-from shared.time import Interval, WeeklySpan, zone
+from shared.time import Interval, WeeklySpan, next_month, zone
 
 GRID_MINUTES = 30
 UNKNOWN_TRAVEL_KM = 25
@@ -324,7 +324,7 @@ class _Zone:
     def __init__(self, tz: ZoneInfo, clock: _Clock, month: date) -> None:
         self.tz = tz
         first = datetime.combine(month, time(), tzinfo=tz)
-        following = _next_month(month)
+        following = next_month(month)
         last = datetime.combine(following, time(), tzinfo=tz)
         self.days = [month + timedelta(days=i) for i in range(-1, (following - month).days + 1)]
         self.day_masks: list[int] = []
@@ -350,10 +350,6 @@ class _Zone:
 
     def days_in(self, mask: int) -> list[int]:
         return [day for day, day_mask in enumerate(self.day_masks) if mask & day_mask]
-
-
-def _next_month(month: date) -> date:
-    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,7 +500,7 @@ def _make_clock(problem: Problem, zones: tuple[ZoneInfo, ...]) -> _Clock:
     step = GRID_MINUTES
     for request in problem.requests:
         step = math.gcd(step, request.minutes)
-    month, following = problem.month, _next_month(problem.month)
+    month, following = problem.month, next_month(problem.month)
     starts, ends = [], []
     for tz in zones:
         for day in range(-1, (following - month).days + 2):
