@@ -36,7 +36,17 @@ SUBSCRIPTIONS: dict[ServiceName, tuple[str, ...]] = {
         "booking.rejected",
     ),
     "booking": ("venue.", "resource.", "opening_hours.changed"),
-    "lecturers": ("booking.cancelled", "booking.rejected", "venue."),
+    # The lecturers' own events too: a run asked for, and an offer closed without a lecture
+    # (its hold released and the session re-offered), are handled by their worker.
+    "lecturers": (
+        "booking.cancelled",
+        "booking.rejected",
+        "venue.",
+        "matching.requested",
+        "offer.declined",
+        "offer.expired",
+        "offer.cancelled",
+    ),
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,13 +62,21 @@ def worker_settings(
     functions: Sequence[Function] = (),
     cron_jobs: Sequence[CronJob] = (),
     ctx: Mapping[str, Any] | None = None,
+    startup: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    shutdown: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
 ) -> WorkerSettings:
+    """The worker of `service`: its event handlers, extra jobs and cron jobs; `startup` and
+    `shutdown` see the job context (its `redis`, `database`, ...) once it is made and before it
+    goes, for what a service's jobs and handlers need beyond those."""
+
     async def on_startup(context: dict[str, Any]) -> None:
         context["settings"] = settings
         context["database"] = connect(settings.database_url(service))
         context["tables"] = tables
         context["handlers"] = handlers
         context.update(ctx or {})
+        if startup is not None:
+            await startup(context)
         context["relay"] = asyncio.create_task(
             relay_forever(context["database"], tables, context["redis"])
         )
@@ -79,6 +87,8 @@ def worker_settings(
             relay.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await relay
+        if shutdown is not None:
+            await shutdown(context)
         if "database" in context:
             await context["database"].dispose()
 
