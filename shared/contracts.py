@@ -17,6 +17,17 @@ class Location(msgspec.Struct, frozen=True):
     lon: Annotated[float, Meta(ge=-180, le=180)]
 
 
+class Programme(StrEnum):
+    """The six community-education programmes a booking or a lecture serves."""
+
+    DEGREE = "degree"
+    WORKFORCE = "workforce"
+    ASSISTANCE = "assistance"
+    YOUTH = "youth"
+    ELDERLY = "elderly"
+    CITIZEN = "citizen"
+
+
 class ResourceType(StrEnum):
     ROOM = "room"
     EQUIPMENT = "equipment"

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
+from msgspec import Meta
 
 from shared.errors import FieldError, InvalidRequest
 
@@ -58,6 +60,29 @@ class WeeklySpan(msgspec.Struct, frozen=True):
     weekdays: tuple[int, ...]
     start: time
     end: time
+
+
+WallTime = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM")]
+Weekday = Annotated[int, Meta(ge=1, le=7, description="ISO weekday, 1 = Monday")]
+
+
+def wall_time(text: str) -> time:
+    """The time of day an `HH:MM` string (already matched against `WallTime`) names."""
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+class SpanDoc(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A `WeeklySpan` as the APIs carry it: ISO weekdays, `HH:MM` wall-clock times."""
+
+    weekdays: Annotated[list[Weekday], Meta(max_length=7)]
+    start: WallTime
+    end: WallTime
+
+    def to_span(self) -> WeeklySpan:
+        return WeeklySpan(
+            weekdays=tuple(self.weekdays), start=wall_time(self.start), end=wall_time(self.end)
+        )
 
 
 def utc(instant: datetime, field: str = "instant") -> datetime:

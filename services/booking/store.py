@@ -43,9 +43,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.booking.domain.bookings import LIVE, Booking, Programme, Status
+from services.booking.domain.bookings import LIVE, Booking, Status
 from shared.config import ServiceName
-from shared.contracts import LONGEST_BLOCK, LONGEST_BUFFER, BookingChanged
+from shared.contracts import LONGEST_BLOCK, LONGEST_BUFFER, BookingChanged, Programme
 from shared.db import Database, UTCDateTime, new_metadata
 from shared.errors import Conflict, FieldError, NotFound, ServiceUnavailable
 from shared.outbox import insert_ignoring_duplicates, outbox_row, outbox_tables, publish

@@ -152,6 +152,15 @@ def test_a_session_goes_to_a_lecturer_with_the_topic() -> None:
     assert outcome.optimal
 
 
+def test_a_lecturer_who_declined_is_not_asked_again() -> None:
+    corps = [lecturer("first"), lecturer("second")]
+    outcome = solve(problem(corps, [request("q", declined_by=frozenset({"first"}))], [venue()]))
+    assert [a.lecturer_id for a in outcome.assignments] == ["second"]
+    alone = problem(corps[:1], [request("q", declined_by=frozenset({"first"}))], [venue()])
+    for found in (solve(alone), first_fit(alone)):
+        assert reasons(found) == {("q", 0): Reason.DECLINED_BY_ALL}
+
+
 def test_starts_lie_on_the_local_half_hour_grid() -> None:
     room = Room("r1", (Interval(at(date(2027, 3, 3), 18, 10), at(date(2027, 3, 3), 20, 20)),))
     p = problem([lecturer("l")], [request("q")], [venue("v1", room)])

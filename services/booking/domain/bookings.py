@@ -17,7 +17,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from shared.auth import Principal, Role
-from shared.contracts import ResourceType, Rules
+from shared.contracts import Programme, ResourceType, Rules
 from shared.errors import Conflict, FieldError, Forbidden, InvalidRequest, NotFound
 from shared.time import Interval
 
@@ -36,15 +36,6 @@ class Status(StrEnum):
 
 
 LIVE = frozenset({Status.PENDING, Status.CONFIRMED})
-
-
-class Programme(StrEnum):
-    DEGREE = "degree"
-    WORKFORCE = "workforce"
-    ASSISTANCE = "assistance"
-    YOUTH = "youth"
-    ELDERLY = "elderly"
-    CITIZEN = "citizen"
 
 
 class SeriesRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

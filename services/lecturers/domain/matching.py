@@ -24,6 +24,7 @@ the problem so that no amount of a later criterion outweighs one unit of an earl
 Why a session is left unmatched (`Reason`, stable strings, checked in this order):
 
 - `no_lecturer_with_topic`: nobody in the corps teaches the topic.
+- `declined_by_all`: everyone who teaches it has declined the request (or let its offer expire).
 - `no_free_room`: no room of the venue is free for a whole session at any start in the month.
 - `no_free_room_when_preferred`: rooms are free, but never inside the request's preferred windows.
 - `no_common_free_time`: lecturers with the topic exist, but none is available (availability,
@@ -113,6 +114,7 @@ class Reason(StrEnum):
     """Why a session went unmatched; the module docstring says when each applies."""
 
     NO_LECTURER_WITH_TOPIC = "no_lecturer_with_topic"
+    DECLINED_BY_ALL = "declined_by_all"
     NO_FREE_ROOM = "no_free_room"
     NO_FREE_ROOM_WHEN_PREFERRED = "no_free_room_when_preferred"
     NO_COMMON_FREE_TIME = "no_common_free_time"
@@ -145,6 +147,8 @@ class Request(msgspec.Struct, frozen=True):
     sessions: int = 1
     minutes: int = 90
     preferred: tuple[WeeklySpan, ...] = ()
+    # Lecturers who declined a session of this request or let its offer expire: not asked again.
+    declined_by: frozenset[str] = frozenset()
 
 
 class Room(msgspec.Struct, frozen=True):
@@ -373,6 +377,15 @@ class _Compiled:
         for index, lecturer in enumerate(self.lecturers):
             for topic in lecturer.topics:
                 self.by_topic[topic].append(index)
+        self.request_lecturers = [
+            [
+                i
+                for i in self.by_topic.get(request.topic, [])
+                if self.lecturers[i].id not in declined
+            ]
+            for request in self.requests
+            for declined in (request.declined_by,)
+        ]
         self.units = [
             request.minutes // self._minutes(self.clock.step) for request in self.requests
         ]
@@ -456,7 +469,8 @@ class _Compiled:
         return self.lecturers[lecturer].accepted_this_month
 
     def topic_lecturers(self, r: int) -> list[int]:
-        return self.by_topic.get(self.requests[r].topic, [])
+        """Who may be asked to give request `r`: the topic's lecturers who have not declined it."""
+        return self.request_lecturers[r]
 
     def travel(self, r: int, lecturer: int) -> int:
         key = (r, lecturer)
@@ -670,8 +684,10 @@ def _flow_plan(c: _Compiled) -> tuple[_State, int | None]:
 
 def _static_reason(c: _Compiled, r: int, session_index: int) -> Reason | None:
     """The reasons that hold whatever else the run does."""
-    if not c.topic_lecturers(r):
+    if not c.by_topic.get(c.requests[r].topic):
         return Reason.NO_LECTURER_WITH_TOPIC
+    if not c.topic_lecturers(r):
+        return Reason.DECLINED_BY_ALL
     if not c.room_starts[r]:
         return Reason.NO_FREE_ROOM
     if not c.request_starts[r]:

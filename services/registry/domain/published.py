@@ -6,7 +6,7 @@ works on, after checking what the types alone cannot.
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date
 from typing import Annotated, Literal
 
 import msgspec
@@ -19,16 +19,7 @@ from services.registry.domain.hours import (
     Period,
     validate_opening_hours,
 )
-from shared.time import WeeklySpan
-
-WallTime = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM")]
-Weekday = Annotated[int, Meta(ge=1, le=7, description="ISO weekday, 1 = Monday")]
-
-
-class SpanDoc(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    weekdays: Annotated[list[Weekday], Meta(max_length=7)]
-    start: WallTime
-    end: WallTime
+from shared.time import SpanDoc
 
 
 class PeriodDoc(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -44,11 +35,6 @@ class OpeningHoursDoc(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     public_holidays: Literal["closed", "open"] = "closed"
 
 
-def _wall_time(text: str) -> time:
-    hours, minutes = text.split(":")
-    return time(int(hours), int(minutes))
-
-
 def to_hours(doc: OpeningHoursDoc) -> OpeningHours:
     """The resolvable rules a published document stands for; refuses contradictions (422)."""
     hours = OpeningHours(
@@ -57,14 +43,7 @@ def to_hours(doc: OpeningHoursDoc) -> OpeningHours:
                 name=period.name,
                 start_date=period.start_date,
                 end_date=period.end_date,
-                spans=tuple(
-                    WeeklySpan(
-                        weekdays=tuple(span.weekdays),
-                        start=_wall_time(span.start),
-                        end=_wall_time(span.end),
-                    )
-                    for span in period.spans
-                ),
+                spans=tuple(span.to_span() for span in period.spans),
                 closed=period.closed,
             )
             for period in doc.periods
