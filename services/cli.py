@@ -14,7 +14,7 @@ from shared.auth import Role, issue_token
 from shared.config import DEFAULT_PORTS, ConfigurationError, ServiceName, Settings
 
 # The services this build has; `up` and `migrate` without a name act on all of them.
-AVAILABLE: tuple[ServiceName, ...] = ("registry", "booking")
+AVAILABLE: tuple[ServiceName, ...] = ("registry", "booking", "lecturers")
 
 
 def _service_module(service: ServiceName, part: str) -> ModuleType:

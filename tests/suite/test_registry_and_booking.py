@@ -3,88 +3,16 @@ them, PostgreSQL under both. Events travel outbox → relay → arq → the othe
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, time, timedelta
 from typing import Any
 
-import httpx
-import pytest
-from redis.asyncio import Redis
 from sqlalchemy import select
 
 from services.registry.store import LiveBookingRow
-from services.up import stop_children, wait_ready
 from shared.db import connect
-from shared.migrations import upgrade
-from tests.conftest import (
-    Tokens,
-    create_postgres_database,
-    drop_postgres_database,
-    free_port,
-    make_settings,
-    spawn,
-)
-from tests.service.conftest import BOOKING, REGISTRY
+from tests.suite.conftest import Suite, eventually
 
 SHANGHAI_OFFSET = "+08:00"
-EVENTUALLY = 20.0  # seconds for an event to cross from one service to the other
-
-
-class Suite:
-    def __init__(self, registry: str, booking: str, tokens: Tokens, registry_db: str) -> None:
-        office = tokens("office")
-        self.registry_db = registry_db
-        self.registry = httpx.AsyncClient(base_url=registry, headers=office, timeout=10)
-        self.booking = httpx.AsyncClient(base_url=booking, headers=office, timeout=10)
-
-    async def aclose(self) -> None:
-        await self.registry.aclose()
-        await self.booking.aclose()
-
-
-@pytest.fixture
-async def suite(postgres_server_url: str, redis_url: str, tokens: Tokens) -> AsyncIterator[Suite]:
-    redis = Redis.from_url(redis_url)
-    await redis.flushdb()
-    await redis.aclose()
-    urls = {
-        "registry": await create_postgres_database(postgres_server_url, "suite_registry"),
-        "booking": await create_postgres_database(postgres_server_url, "suite_booking"),
-    }
-    await asyncio.to_thread(upgrade, REGISTRY, urls["registry"])
-    await asyncio.to_thread(upgrade, BOOKING, urls["booking"])
-    ports = {"registry": free_port(), "booking": free_port()}
-    bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    settings = (
-        make_settings(redis_url, **urls)
-        .with_service_url("registry", bases["registry"])
-        .with_service_url("booking", bases["booking"])
-    )
-    children: list[subprocess.Popen[bytes]] = []
-    try:
-        for name, port in ports.items():
-            children.append(spawn(settings, "serve", name, "--port", str(port)))
-            children.append(spawn(settings, "worker", name))
-        await asyncio.to_thread(wait_ready, list(bases.values()), children)
-        made = Suite(bases["registry"], bases["booking"], tokens, urls["registry"])
-        try:
-            yield made
-        finally:
-            await made.aclose()
-    finally:
-        stop_children(children)
-        for url in urls.values():
-            await drop_postgres_database(postgres_server_url, url)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + EVENTUALLY
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            pytest.fail(f"not within {EVENTUALLY:.0f}s: {what}")
-        await asyncio.sleep(0.2)
 
 
 def hours(until: str) -> dict[str, Any]:
@@ -140,7 +68,7 @@ async def test_events_carry_bookings_to_the_registry_and_hours_to_booking(suite:
     # booking.created reaches the registry's worker (watched in its database, since a probe by
     # DELETE would succeed, and delete the room, before the event arrives) ...
     async def tracked() -> bool:
-        database = connect(suite.registry_db)
+        database = connect(suite.database_url("registry"))
         try:
             async with database.read() as session:
                 live = await session.scalar(

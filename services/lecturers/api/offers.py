@@ -1,0 +1,289 @@
+"""Routes of offers: list, read, answer (with a token, or through a signed one-click link), and
+the lecturer's calendar feed that carries those links."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromQuery, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.lecturers import store
+from services.lecturers.clients import Booking, booking_of
+from services.lecturers.domain.corps import (
+    Answer,
+    DeclineBody,
+    Offer,
+    OfferStatus,
+    answered,
+    ensure_may_answer,
+    ensure_may_read_offer,
+    offer_scope,
+)
+from services.lecturers.domain.feeds import FeedEntry, build_feed
+from services.lecturers.domain.links import (
+    answer_link_claim,
+    feed_token_matches,
+    link_key,
+    sign,
+    verify,
+)
+from shared import ical
+from shared.auth import Principal
+from shared.errors import Conflict, NotFound
+from shared.web import (
+    Caller,
+    Cursor,
+    DbSession,
+    Limit,
+    Page,
+    PathId,
+    decode_cursor,
+    page_of,
+    service_state,
+)
+
+FeedToken = Annotated[str, QueryParameter(max_length=200, description="the feed's secret token")]
+
+
+async def answer_offer(
+    session: AsyncSession,
+    booking: Booking,
+    row: store.OfferRow,
+    answer: Answer,
+    *,
+    reason: str | None,
+    now: datetime,
+) -> Offer:
+    """Accept (the held booking confirmed first) or decline (the worker then frees the room and
+    asks the next lecturer, on the `offer.declined` event)."""
+    status = answered(OfferStatus(row.status), answer, now=now, expires_at=row.expires_at)
+    if status is OfferStatus.ACCEPTED:
+        assert row.booking_id is not None
+        if not await booking.confirm(row.booking_id):
+            raise Conflict(
+                "the room booking for this lecture was cancelled", code="invalid_transition"
+            )
+    return await store.move_offer(session, row, status, reason=reason, now=now)
+
+
+def _link_base(request: Request[Any, Any, Any]) -> str:
+    return f"{service_state(request.app.state).settings.service_url('lecturers')}/v1/offer-links"
+
+
+def _key(request: Request[Any, Any, Any]) -> bytes:
+    return link_key(service_state(request.app.state).settings.secret)
+
+
+class OfferController(Controller):
+    path = "/v1/offers"
+    tags = ("offers",)
+
+    @get("/")
+    async def search(
+        self,
+        principal: Caller,
+        session: DbSession,
+        lecturer_id: FromQuery[str | None] = None,
+        status: FromQuery[OfferStatus | None] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Page[Offer]:
+        offers = await store.list_offers(
+            session,
+            offer_scope(principal, lecturer_id),
+            status=status,
+            after=decode_cursor(cursor),
+            limit=limit,
+        )
+        return page_of(offers, limit, lambda offer: offer.id)
+
+    @get("/{offer_id:str}")
+    async def read(self, offer_id: PathId, principal: Caller, session: DbSession) -> Offer:
+        row = await store.get_offer_row(session, offer_id)
+        ensure_may_read_offer(principal, row.lecturer_id, row.venue_org)
+        return await store.offer_of(session, row)
+
+    @post("/{offer_id:str}/accept", status_code=200)
+    async def accept(
+        self,
+        request: Request[Any, Any, Any],
+        offer_id: PathId,
+        principal: Caller,
+        session: DbSession,
+    ) -> Offer:
+        return await _answer_as(request, session, principal, offer_id, "accept", None)
+
+    @post("/{offer_id:str}/decline", status_code=200)
+    async def decline(
+        self,
+        request: Request[Any, Any, Any],
+        offer_id: PathId,
+        principal: Caller,
+        session: DbSession,
+        data: JSONBody[DeclineBody | None] = None,
+    ) -> Offer:
+        reason = data.reason if data else None
+        return await _answer_as(request, session, principal, offer_id, "decline", reason)
+
+
+async def _answer_as(
+    request: Request[Any, Any, Any],
+    session: AsyncSession,
+    principal: Principal,
+    offer_id: str,
+    answer: Answer,
+    reason: str | None,
+) -> Offer:
+    row = await store.get_offer_row(session, offer_id, lock=True)
+    ensure_may_answer(principal, row.lecturer_id)
+    return await answer_offer(
+        session, booking_of(request), row, answer, reason=reason, now=datetime.now(UTC)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# One-click links. GET shows what the link would do and a button; only POST does it, so a mail
+# scanner or a link preview that fetches the URL answers nothing.
+
+_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>{title}</title></head>
+<body style="font-family: sans-serif; max-width: 36em; margin: 2em auto; padding: 0 1em">
+<h1>{title}</h1>
+<p>{body}</p>
+{form}
+</body></html>
+"""
+
+_ACTIONS = {
+    "accept": ("Accept this lecture", "Accept"),
+    "decline": ("Decline this lecture", "Decline"),
+}
+_DONE = {
+    "accept": "Accepted: thank you, the room is booked for you.",
+    "decline": "Declined: we will ask another lecturer.",
+}
+
+
+def _page(title: str, body: str, form: str = "", *, status: int = 200) -> Response[str]:
+    return Response(
+        _PAGE.format(title=html.escape(title), body=html.escape(body), form=form),
+        media_type="text/html; charset=utf-8",
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _describe(offer: Offer) -> str:
+    return (
+        f"{offer.topic}, {offer.start:%Y-%m-%d %H:%M} to {offer.end:%H:%M} ({offer.start.tzinfo})"
+    )
+
+
+async def _linked_offer(
+    request: Request[Any, Any, Any], session: AsyncSession, token: str, *, lock: bool
+) -> tuple[store.OfferRow, Answer]:
+    """The offer a link answers; 409 `invalid_transition` once the link is used or expired."""
+    claim = verify(_key(request), token)
+    try:
+        row = await store.get_offer_row(session, claim.offer_id, lock=lock)
+    except NotFound:
+        raise NotFound("no such link") from None
+    if claim.sequence != row.sequence or datetime.now(UTC).timestamp() >= claim.expires:
+        raise Conflict("this link has been used or has expired", code="invalid_transition")
+    return row, claim.answer
+
+
+class OfferLinkController(Controller):
+    path = "/v1/offer-links"
+    tags = ("offers",)
+
+    @get("/{token:str}", media_type="text/html")
+    async def confirm(
+        self, request: Request[Any, Any, Any], token: PathId, session: DbSession
+    ) -> Response[str]:
+        """The page a one-click link opens: what it will do, and the button that does it."""
+        row, answer = await _linked_offer(request, session, token, lock=False)
+        title, button = _ACTIONS[answer]
+        form = (
+            f'<form method="post" action="{html.escape(_link_base(request))}/'
+            f'{html.escape(token)}"><button type="submit">{button}</button></form>'
+        )
+        return _page(title, _describe(await store.offer_of(session, row)), form)
+
+    @post("/{token:str}", media_type="text/html", status_code=200)
+    async def act(
+        self, request: Request[Any, Any, Any], token: PathId, session: DbSession
+    ) -> Response[str]:
+        row, answer = await _linked_offer(request, session, token, lock=True)
+        offer = await answer_offer(
+            session, booking_of(request), row, answer, reason=None, now=datetime.now(UTC)
+        )
+        return _page(_DONE[answer], _describe(offer))
+
+
+# ---------------------------------------------------------------------------------------------
+# The feed
+
+
+def _entry(
+    request: Request[Any, Any, Any], key: bytes, found: store.FeedRow, now: datetime
+) -> FeedEntry:
+    row = found.offer
+    links: dict[str, str] = {}
+    if row.status == OfferStatus.OFFERED.value and now < row.expires_at:
+        base = _link_base(request)
+        for answer in ("accept", "decline"):
+            claim = answer_link_claim(row.id, answer, row.sequence, row.expires_at)
+            links[f"{answer}_url"] = f"{base}/{sign(key, claim)}"
+    return FeedEntry(
+        offer_id=row.id,
+        request_id=row.request_id,
+        topic=found.topic,
+        venue_name=found.venue_name,
+        venue_address=found.venue_address or "",
+        venue_zone=row.timezone,
+        start=row.start_at,
+        end=row.end_at,
+        status=OfferStatus(row.status).value,
+        sequence=row.sequence,
+        updated_at=row.updated_at,
+        expires_at=row.expires_at,
+        **links,
+    )
+
+
+class FeedController(Controller):
+    path = "/v1/lecturers"
+    tags = ("lecturers",)
+
+    @get("/{lecturer_id:str}/feed.ics", media_type="text/calendar")
+    async def feed(
+        self,
+        request: Request[Any, Any, Any],
+        lecturer_id: PathId,
+        token: FeedToken,
+        session: DbSession,
+    ) -> Response[bytes]:
+        """The lecturer's offers and lectures as iCalendar; the token is the only credential,
+        so a wrong one is told apart from no lecturer at all by nothing (404 both)."""
+        row = await session.get(store.LecturerRow, lecturer_id)
+        if row is None or not feed_token_matches(row.feed_token, token):
+            raise NotFound("no such feed")
+        now = datetime.now(UTC)
+        key = _key(request)
+        entries = [
+            _entry(request, key, found, now)
+            for found in await store.feed_rows(session, row.id, now=now)
+        ]
+        return Response(
+            build_feed(row.name, entries, now=now),
+            media_type=ical.CONTENT_TYPE,
+            headers={"Cache-Control": "private, max-age=300", "Referrer-Policy": "no-referrer"},
+        )

@@ -1,0 +1,84 @@
+"""Secrets in URLs: the lecturer's feed token and the signed one-click answers to an offer.
+
+A feed token is 256 random bits, kept with the lecturer; a feed URL without the right one is 404.
+An answer link carries what it may do (accept or decline which offer, at which `sequence` of the
+offer, until when) and an HMAC-SHA256 over exactly that, under a key derived from the suite's
+secret for this purpose alone. It needs no login; it works once, because answering raises the
+offer's sequence, and never after the offer's answer time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime
+
+import msgspec
+
+from services.lecturers.domain.corps import Answer
+from shared.errors import NotFound
+
+FEED_TOKEN_BYTES = 32
+_LINK_KEY_PURPOSE = b"commonroom/lecturers/offer-links/v1"
+
+
+def new_feed_token() -> str:
+    return secrets.token_urlsafe(FEED_TOKEN_BYTES)
+
+
+def feed_token_matches(expected: str, given: str) -> bool:
+    """Compared in constant time, so the answer's timing says nothing about the token."""
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def link_key(secret: str) -> bytes:
+    """The links' own key: a leaked link key signs no JWT, and the reverse."""
+    return hmac.new(secret.encode(), _LINK_KEY_PURPOSE, hashlib.sha256).digest()
+
+
+class LinkClaim(msgspec.Struct, frozen=True, array_like=True):
+    offer_id: str
+    answer: Answer
+    sequence: int
+    expires: int  # Unix seconds
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign(key: bytes, claim: LinkClaim) -> str:
+    """The token of a link: the claim and its MAC, URL-safe."""
+    body = msgspec.msgpack.encode(claim)
+    mac = hmac.new(key, body, hashlib.sha256).digest()
+    return f"{_b64(body)}.{_b64(mac)}"
+
+
+def answer_link_claim(
+    offer_id: str, answer: Answer, sequence: int, expires_at: datetime
+) -> LinkClaim:
+    return LinkClaim(
+        offer_id=offer_id,
+        answer=answer,
+        sequence=sequence,
+        expires=int(expires_at.astimezone(UTC).timestamp()),
+    )
+
+
+def verify(key: bytes, token: str) -> LinkClaim:
+    """The claim a token carries; 404 for anything this service did not sign."""
+    body_text, _, mac_text = token.partition(".")
+    try:
+        body, mac = _unb64(body_text), _unb64(mac_text)
+    except (binascii.Error, ValueError):
+        raise NotFound("no such link") from None
+    if not hmac.compare_digest(hmac.new(key, body, hashlib.sha256).digest(), mac):
+        raise NotFound("no such link")
+    return msgspec.msgpack.decode(body, type=LinkClaim)

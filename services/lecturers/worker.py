@@ -1,0 +1,550 @@
+"""The lecturer service's worker: matching runs, offer expiry, and what follows an offer that
+closed without a lecture or a booking the venue cancelled.
+
+- `matching.requested` (a run asked for over HTTP, or a re-offer) enqueues the `match` job.
+- `match` asks the registry for the venues' rooms and the booking service for their free time,
+  solves, holds a room per assignment as a pending booking, and only then shows the offers, all
+  at once. Each hold is journalled first (an offer row in status `holding`), so an attempt cut
+  short is finished, or its holds given back, by the next; a run that cannot reach the booking
+  service after `RUN_TRIES` attempts fails with the reason and gives its holds back.
+- Each offer gets an `expire_offer` job deferred to its answer time (arq's `_defer_until`).
+- `offer.declined`, `offer.expired`, `offer.cancelled`: the held booking is released; after a
+  decline or an expiry, while the request is still open, a re-offer run for that request is
+  queued (those who declined are not asked again).
+- `booking.cancelled`, `booking.rejected` of a lecture's booking cancel its offer (and so the
+  feed shows it cancelled, and the request goes back to matching).
+- `sweep`, every ten minutes, is the backstop for what Redis may have lost (it keeps nothing on
+  disk on these machines): offers past their answer time, holds of failed runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+from arq import Retry
+from arq.connections import ArqRedis
+from arq.cron import cron
+from arq.worker import func
+from redis.exceptions import LockError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.lecturers import store
+from services.lecturers.clients import Booking, Registry, Room
+from services.lecturers.domain import matching
+from services.lecturers.domain.corps import (
+    Offer,
+    OfferStatus,
+    RequestStatus,
+    is_due_to_expire,
+    month_start,
+)
+from services.lecturers.domain.runs import (
+    RunAssignment,
+    RunUnmatched,
+    bookable_window,
+    open_sessions,
+    room_suits,
+)
+from shared.config import Settings
+from shared.contracts import BookingChanged, Programme
+from shared.db import Database
+from shared.errors import ServiceError, ServiceUnavailable
+from shared.events import Event, queue_name
+from shared.http import RemoteError
+from shared.ids import new_id
+from shared.outbox import EventHandler
+from shared.time import Interval, next_month, zone
+from shared.worker import WorkerSettings, worker_settings
+
+_log = logging.getLogger("commonroom.lecturers")
+
+MATCH_JOB = "match"
+EXPIRE_JOB = "expire_offer"
+RUN_TRIES = 5
+MATCHING_SECONDS = 8.0
+# Long enough for the slowest run (solver, then a hold per session); a crashed holder frees it.
+LOCK_SECONDS = 300
+# Calls to the other services at once: enough to overlap their latency, few enough to be polite.
+CONCURRENT_CALLS = 8
+REOFFERED = ("offer.declined", "offer.expired")
+CLOSED = (*REOFFERED, "offer.cancelled")
+
+
+def month_window(month: str) -> Interval:
+    """The month in UTC, a day wider on each side: it holds the month in every zone."""
+    first = month_start(month)
+    start = datetime.combine(first, datetime.min.time(), tzinfo=UTC) - timedelta(days=1)
+    end = datetime.combine(next_month(first), datetime.min.time(), tzinfo=UTC)
+    return Interval(start, end + timedelta(days=1))
+
+
+def _in_month(row: store.OfferRow, month: str) -> bool:
+    return row.start_at.astimezone(ZoneInfo(row.timezone)).strftime("%Y-%m") == month
+
+
+def _local_month(venue: store.VenueRow, month: str) -> Interval:
+    tz = zone(venue.timezone)
+    first = month_start(month)
+    start = datetime.combine(first, datetime.min.time(), tzinfo=tz)
+    return Interval(start, datetime.combine(next_month(first), datetime.min.time(), tzinfo=tz))
+
+
+class _Plan(msgspec.Struct, frozen=True):
+    """A run's problem and what maps the solver's answers back to the service's records."""
+
+    problem: matching.Problem
+    requests: dict[str, store.RequestRow]
+    venues: dict[str, store.VenueRow]  # by the problem's venue key
+    open_indices: dict[str, list[int]]
+
+
+class Jobs:
+    """What the worker's jobs and event handlers share: the clients, and the queue (set once
+    the worker has connected to Redis)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registry = Registry(settings)
+        self.booking = Booking(settings)
+        self._queue: ArqRedis | None = None
+
+    async def start(self, ctx: dict[str, Any]) -> None:
+        self._queue = ctx["redis"]
+
+    async def stop(self, _ctx: dict[str, Any]) -> None:
+        await self.registry.aclose()
+        await self.booking.aclose()
+
+    @property
+    def queue(self) -> ArqRedis:
+        assert self._queue is not None, "the worker has not started"
+        return self._queue
+
+    # -- event handlers --------------------------------------------------------------------
+
+    async def on_run_requested(self, _session: AsyncSession, event: Event) -> None:
+        run_id = str(event.data["run_id"])
+        await self.queue.enqueue_job(
+            MATCH_JOB, run_id, _job_id=f"match:{run_id}", _queue_name=queue_name("lecturers")
+        )
+
+    async def on_offer_closed(self, session: AsyncSession, event: Event) -> None:
+        """Give the room back; after a decline or an expiry, ask the next lecturer while the
+        request is still open. A cancelled offer is not re-offered at once: the venue (or the
+        school) ended it, so the request waits for the month's next run."""
+        offer = msgspec.convert(event.data, Offer, strict=False)
+        await self.booking.release(offer.booking_id, reason=f"lecture offer {offer.status.value}")
+        if event.type not in REOFFERED:
+            return
+        request = await store.get_request_row(session, offer.request_id)
+        now = datetime.now(UTC)
+        if request.status != RequestStatus.OPEN.value or request.month < f"{now:%Y-%m}":
+            return
+        await store.create_run(
+            session,
+            run_id=new_id(),
+            month=request.month,
+            request_ids=[request.id],
+            created_by="lecturers",
+            now=now,
+        )
+
+    async def on_booking_ended(self, session: AsyncSession, event: Event) -> None:
+        booking = msgspec.convert(event.data, BookingChanged, strict=False)
+        now = datetime.now(UTC)
+        for row in await store.live_offers_of_booking(session, booking.id):
+            reason = f"the venue's booking was {booking.status}"
+            await store.move_offer(session, row, OfferStatus.CANCELLED, reason=reason, now=now)
+
+    async def on_venue_changed(self, session: AsyncSession, event: Event) -> None:
+        """Keep the copy of a venue this service already knows current; others stay unknown."""
+        known = await store.venues_by_id(session, [str(event.data["id"])])
+        if not known:
+            return
+        now = datetime.now(UTC)
+        if event.type == "venue.deleted":
+            await store.forget_venue(session, str(event.data["id"]), now=now)
+        else:
+            await store.keep_venue(session, event.data, now=now)
+
+    # -- the matching run ------------------------------------------------------------------
+
+    async def match(self, ctx: dict[str, Any], run_id: str) -> None:
+        database: Database = ctx["database"]
+        async with database.write() as session:
+            run = await store.start_run(session, run_id, now=datetime.now(UTC))
+        if run is not None:
+            try:
+                async with self.queue.lock(
+                    f"commonroom:lecturers:matching:{run.month}",
+                    timeout=LOCK_SECONDS,
+                    blocking_timeout=LOCK_SECONDS,
+                ):
+                    await self._run(database, run_id, run.month, run.request_ids)
+            except (ServiceUnavailable, RemoteError, LockError) as exc:
+                # The other services (or a long run of the same month) may be back shortly.
+                if ctx.get("job_try", 1) < RUN_TRIES:
+                    raise Retry(defer=5 * ctx.get("job_try", 1)) from exc
+                code = exc.code if isinstance(exc, ServiceError) else "matching_busy"
+                await self._give_up(database, run_id, code)
+                return
+            except Exception:
+                await self._give_up(database, run_id, "internal_error")
+                raise
+        await self._schedule_expiry(database, run_id)
+
+    async def _run(
+        self, database: Database, run_id: str, month: str, request_ids: list[str] | None
+    ) -> None:
+        now = datetime.now(UTC)
+        await self._settle_holds(database, run_id, learn_only=False)
+        plan = await self._plan(database, month, request_ids, now)
+        unmatched: list[RunUnmatched] = []
+        objective: int | None = None
+        optimal: bool | None = None
+        if plan.problem.requests:
+            outcome = await asyncio.to_thread(
+                matching.solve, plan.problem, time_limit_seconds=MATCHING_SECONDS
+            )
+            objective, optimal = outcome.objective, outcome.optimal
+            unmatched = [
+                RunUnmatched(
+                    request_id=item.request_id,
+                    session_index=plan.open_indices[item.request_id][item.session_index],
+                    reason=item.reason.value,
+                )
+                for item in outcome.unmatched
+            ]
+            gate = asyncio.Semaphore(CONCURRENT_CALLS)
+
+            async def hold(assignment: matching.Assignment) -> RunUnmatched | None:
+                async with gate:
+                    return await self._hold(database, run_id, plan, assignment, now)
+
+            refused = await asyncio.gather(*(hold(a) for a in outcome.assignments))
+            unmatched += [item for item in refused if item is not None]
+        async with database.write() as session:
+            rows = [row for row in await store.holding_offers(session, run_id) if row.booking_id]
+            await store.publish_offered(session, rows, now=datetime.now(UTC))
+            await store.finish_run(
+                session,
+                run_id,
+                assignments=[_assignment(row) for row in rows],
+                unmatched=sorted(unmatched, key=lambda u: (u.request_id, u.session_index)),
+                objective=objective,
+                optimal=optimal,
+                now=datetime.now(UTC),
+            )
+
+    async def _plan(
+        self, database: Database, month: str, request_ids: list[str] | None, now: datetime
+    ) -> _Plan:
+        window = month_window(month)
+        async with database.read() as session:
+            requests = await store.open_requests(session, month, request_ids)
+            offers = await store.offers_of_requests(session, [r.id for r in requests])
+            held = await store.sessions_held(session, window)
+            lecturers = await store.lecturers_teaching(session, {r.topic for r in requests})
+            venues = await store.venues_by_id(session, {r.venue_id for r in requests})
+        open_indices = {
+            r.id: open_sessions(
+                r.sessions,
+                [o.session_index for o in offers[r.id] if o.status in store.HOLDS_SESSION],
+            )
+            for r in requests
+        }
+        requests = [r for r in requests if open_indices[r.id] and not venues[r.venue_id].deleted]
+        rooms = await self._rooms(requests, venues, month, now)
+        # Requests at one venue share its rooms in the problem, so the solver keeps two of them
+        # out of one room at once; only where their lectures suit different rooms (length,
+        # attendees) is the venue split, each part with the rooms its lectures suit.
+        keys: dict[str, str] = {}
+        parts: dict[tuple[str, frozenset[str]], str] = {}
+        for request in requests:
+            part = (request.venue_id, frozenset(room.id for room, _ in rooms[request.id]))
+            if part not in parts:
+                split = any(venue_id == request.venue_id for venue_id, _ in parts)
+                parts[part] = f"{request.venue_id}#{len(parts)}" if split else request.venue_id
+            keys[request.id] = parts[part]
+        problem_venues: dict[str, store.VenueRow] = {}
+        venue_rooms: dict[str, tuple[matching.Room, ...]] = {}
+        for request in requests:
+            key = keys[request.id]
+            problem_venues[key] = venues[request.venue_id]
+            venue_rooms[key] = tuple(
+                matching.Room(room.id, tuple(free)) for room, free in rooms[request.id]
+            )
+        busy: dict[str, list[Interval]] = defaultdict(list)
+        this_month: dict[str, int] = defaultdict(int)
+        for row in held:
+            busy[row.lecturer_id].append(Interval(row.start_at, row.end_at))
+            this_month[row.lecturer_id] += _in_month(row, month)
+        declined = {
+            r.id: frozenset(
+                o.lecturer_id
+                for o in offers[r.id]
+                if o.status in (OfferStatus.DECLINED.value, OfferStatus.EXPIRED.value)
+            )
+            for r in requests
+        }
+        problem = matching.Problem(
+            month=month_start(month),
+            lecturers=tuple(
+                matching.Lecturer(
+                    id=row.id,
+                    topics=frozenset(row.topics),
+                    area_id=row.area_id,
+                    availability=tuple(span.to_span() for span in row.spans),
+                    max_per_month=row.max_per_month,
+                    location=row.location,
+                    blackout_dates=frozenset(row.blackouts),
+                    busy=tuple(busy[row.id]),
+                    accepted_this_month=this_month[row.id],
+                )
+                for row in lecturers
+            ),
+            requests=tuple(
+                matching.Request(
+                    id=r.id,
+                    venue_id=keys[r.id],
+                    topic=r.topic,
+                    sessions=len(open_indices[r.id]),
+                    minutes=r.minutes,
+                    preferred=tuple(span.to_span() for span in r.preferred_spans),
+                    declined_by=declined[r.id],
+                )
+                for r in requests
+            ),
+            venues=tuple(
+                matching.Venue(
+                    id=key,
+                    area_id=venue.area_id,
+                    timezone=venue.timezone,
+                    rooms=venue_rooms[key],
+                    location=venue.location,
+                )
+                for key, venue in problem_venues.items()
+            ),
+        )
+        return _Plan(
+            problem=problem,
+            requests={r.id: r for r in requests},
+            venues=problem_venues,
+            open_indices=open_indices,
+        )
+
+    async def _rooms(
+        self,
+        requests: Sequence[store.RequestRow],
+        venues: dict[str, store.VenueRow],
+        month: str,
+        now: datetime,
+    ) -> dict[str, list[tuple[Room, list[Interval]]]]:
+        """Per request, the rooms of its venue its lecture suits, each with its free time in
+        the month, as far ahead as the room's rules let it be booked."""
+        gate = asyncio.Semaphore(CONCURRENT_CALLS)
+
+        async def venue_rooms(venue_id: str) -> list[Room]:
+            async with gate:
+                return await self.registry.rooms(venue_id)
+
+        venue_ids = sorted({r.venue_id for r in requests})
+        found = dict(
+            zip(venue_ids, await asyncio.gather(*map(venue_rooms, venue_ids)), strict=True)
+        )
+
+        async def free(room: Room) -> list[Interval]:
+            window = bookable_window(_local_month(venues[room.venue_id], month), room.rules, now)
+            if window is None:
+                return []
+            async with gate:
+                return await self.booking.free(room.id, window)
+
+        wanted = {
+            room.id: room
+            for r in requests
+            for room in found[r.venue_id]
+            if room_suits(room.rules, room.capacity, minutes=r.minutes, attendees=r.attendees)
+        }
+        free_time = dict(
+            zip(wanted, await asyncio.gather(*map(free, wanted.values())), strict=True)
+        )
+        return {
+            r.id: [
+                (room, free_time[room.id])
+                for room in found[r.venue_id]
+                if room.id in free_time
+                and room_suits(room.rules, room.capacity, minutes=r.minutes, attendees=r.attendees)
+            ]
+            for r in requests
+        }
+
+    async def _hold(
+        self,
+        database: Database,
+        run_id: str,
+        plan: _Plan,
+        assignment: matching.Assignment,
+        now: datetime,
+    ) -> RunUnmatched | None:
+        """Journal the offer, then hold its room; the reason it stays unmatched, if it does."""
+        request = plan.requests[assignment.request_id]
+        venue = plan.venues[assignment.venue_id]
+        session_index = plan.open_indices[request.id][assignment.session_index]
+        row = store.OfferRow(
+            id=new_id(),
+            run_id=run_id,
+            request_id=request.id,
+            session_index=session_index,
+            lecturer_id=assignment.lecturer_id,
+            venue_id=venue.id,
+            venue_org=venue.owner_org,
+            room_id=assignment.room_id,
+            booking_id=None,
+            timezone=venue.timezone,
+            start_at=assignment.interval.start,
+            end_at=assignment.interval.end,
+            status=store.HOLDING,
+            sequence=0,
+            expires_at=now + timedelta(hours=self.settings.offer_ttl_hours),
+            created_at=now,
+            updated_at=now,
+        )
+        async with database.write() as session:
+            if not await store.hold_session(session, row):
+                return RunUnmatched(request.id, session_index, matching.Reason.OUTCOMPETED.value)
+        booking_id = await self._hold_room(row, request)
+        async with database.write() as session:
+            await store.settle_hold(session, row.id, booking_id, now=datetime.now(UTC))
+        if booking_id is None:
+            return RunUnmatched(request.id, session_index, matching.Reason.NO_FREE_ROOM.value)
+        return None
+
+    async def _hold_room(self, row: store.OfferRow, request: store.RequestRow) -> str | None:
+        return await self.booking.hold(
+            offer_id=row.id,
+            room_id=row.room_id,
+            org=row.venue_org,
+            interval=Interval(row.start_at, row.end_at),
+            purpose=f"讲座 lecture: {request.topic}",
+            programme=Programme(request.programme),
+            attendees=request.attendees,
+        )
+
+    async def _settle_holds(self, database: Database, run_id: str, *, learn_only: bool) -> None:
+        """Finish the holds an earlier attempt journalled: each is asked for again under its own
+        Idempotency-Key (the booking it made, if it made one), then kept, or (`learn_only`,
+        for a failed run) released."""
+        async with database.read() as session:
+            rows = await store.holding_offers(session, run_id)
+            requests = {r.id: await store.get_request_row(session, r.request_id) for r in rows}
+        for row in rows:
+            booking_id = row.booking_id or await self._hold_room(row, requests[row.id])
+            if learn_only and booking_id is not None:
+                await self.booking.release(booking_id, reason="matching run failed")
+            async with database.write() as session:
+                await store.settle_hold(
+                    session,
+                    row.id,
+                    None if learn_only else booking_id,
+                    now=datetime.now(UTC),
+                )
+
+    async def _give_up(self, database: Database, run_id: str, code: str) -> None:
+        async with database.write() as session:
+            await store.fail_run(session, run_id, code, now=datetime.now(UTC))
+        try:
+            await self._settle_holds(database, run_id, learn_only=True)
+        except ServiceUnavailable:
+            _log.warning("run %s failed; its holds are released by the sweep later", run_id)
+
+    async def _schedule_expiry(self, database: Database, run_id: str) -> None:
+        """An `expire_offer` job per open offer of the run, due at its answer time; arq keeps
+        one job per id, so scheduling again (a retried run) adds nothing."""
+        async with database.read() as session:
+            rows = await store.offers_of_run(session, run_id, OfferStatus.OFFERED)
+        for row in rows:
+            await self.queue.enqueue_job(
+                EXPIRE_JOB,
+                row.id,
+                _job_id=f"expire:{row.id}",
+                _defer_until=row.expires_at,
+                _queue_name=queue_name("lecturers"),
+            )
+
+    # -- expiry and the sweep --------------------------------------------------------------
+
+    async def expire_offer(self, ctx: dict[str, Any], offer_id: str) -> None:
+        database: Database = ctx["database"]
+        async with database.write() as session:
+            row = await store.find_offer_row(session, offer_id)
+            if row is None or row.status != OfferStatus.OFFERED.value:
+                return
+            now = datetime.now(UTC)
+            if now < row.expires_at:  # run early (a clock apart): come back when it is due
+                raise Retry(defer=row.expires_at - now)
+            await store.move_offer(
+                session, row, OfferStatus.EXPIRED, reason="not answered in time", now=now
+            )
+
+    async def sweep(self, ctx: dict[str, Any]) -> None:
+        database: Database = ctx["database"]
+        now = datetime.now(UTC)
+        async with database.write() as session:
+            for row in await store.overdue_offers(session, now):
+                if is_due_to_expire(OfferStatus(row.status), now=now, expires_at=row.expires_at):
+                    await store.move_offer(
+                        session, row, OfferStatus.EXPIRED, reason="not answered in time", now=now
+                    )
+        async with database.read() as session:
+            failed = await store.failed_runs_holding(session)
+        for run_id in failed:
+            await self._settle_holds(database, run_id, learn_only=True)
+
+
+def _assignment(row: store.OfferRow) -> RunAssignment:
+    assert row.booking_id is not None
+    return RunAssignment(
+        offer_id=row.id,
+        request_id=row.request_id,
+        session_index=row.session_index,
+        lecturer_id=row.lecturer_id,
+        venue_id=row.venue_id,
+        room_id=row.room_id,
+        booking_id=row.booking_id,
+        start=row.start_at.astimezone(ZoneInfo(row.timezone)),
+        end=row.end_at.astimezone(ZoneInfo(row.timezone)),
+    )
+
+
+def create_worker_settings(settings: Settings) -> WorkerSettings:
+    jobs = Jobs(settings)
+    handlers: dict[str, EventHandler] = {
+        "matching.requested": jobs.on_run_requested,
+        "booking.cancelled": jobs.on_booking_ended,
+        "booking.rejected": jobs.on_booking_ended,
+        "venue.created": jobs.on_venue_changed,
+        "venue.updated": jobs.on_venue_changed,
+        "venue.deleted": jobs.on_venue_changed,
+        **dict.fromkeys(CLOSED, jobs.on_offer_closed),
+    }
+    return worker_settings(
+        "lecturers",
+        settings,
+        tables=store.tables,
+        handlers=handlers,
+        functions=[
+            func(jobs.match, name=MATCH_JOB, timeout=LOCK_SECONDS),
+            func(jobs.expire_offer, name=EXPIRE_JOB),
+        ],
+        cron_jobs=[cron(jobs.sweep, minute=set(range(0, 60, 10)), second={30})],
+        startup=jobs.start,
+        shutdown=jobs.stop,
+    )

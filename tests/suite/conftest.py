@@ -1,0 +1,92 @@
+"""The suite as it runs: each service's API and worker its own process, real Redis between them,
+PostgreSQL under every service. Events travel outbox → relay → arq → the other service's worker."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from services.cli import AVAILABLE, service_package
+from services.up import stop_children, wait_ready
+from shared.config import ServiceName, Settings
+from shared.migrations import upgrade
+from tests.conftest import (
+    Tokens,
+    create_postgres_database,
+    drop_postgres_database,
+    free_port,
+    make_settings,
+    spawn,
+)
+
+EVENTUALLY = 30.0  # seconds for an event to cross from one service to another
+
+
+class Suite:
+    """Clients of every running service, acting as the office unless told otherwise."""
+
+    def __init__(self, settings: Settings, tokens: Tokens) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        office = tokens("office")
+        self.registry = self.client("registry", office)
+        self.booking = self.client("booking", office)
+        self.lecturers = self.client("lecturers", office)
+
+    def client(self, service: ServiceName, headers: dict[str, str]) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.settings.service_url(service), headers=headers, timeout=20
+        )
+
+    def database_url(self, service: ServiceName) -> str:
+        return self.settings.database_url(service)
+
+    async def aclose(self) -> None:
+        for client in (self.registry, self.booking, self.lecturers):
+            await client.aclose()
+
+
+@pytest.fixture
+async def suite(postgres_server_url: str, redis_url: str, tokens: Tokens) -> AsyncIterator[Suite]:
+    redis = Redis.from_url(redis_url)
+    await redis.flushdb()
+    await redis.aclose()
+    urls = {
+        service: await create_postgres_database(postgres_server_url, f"suite_{service}")
+        for service in AVAILABLE
+    }
+    settings = make_settings(redis_url, **urls)
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        for service in AVAILABLE:
+            await asyncio.to_thread(upgrade, service_package(service), urls[service])
+            settings = settings.with_service_url(service, f"http://127.0.0.1:{free_port()}")
+        for service in AVAILABLE:
+            port = str(settings.service_url(service).rsplit(":", 1)[1])
+            children.append(spawn(settings, "serve", service, "--port", port))
+            children.append(spawn(settings, "worker", service))
+        await asyncio.to_thread(
+            wait_ready, [settings.service_url(service) for service in AVAILABLE], children
+        )
+        made = Suite(settings, tokens)
+        try:
+            yield made
+        finally:
+            await made.aclose()
+    finally:
+        stop_children(children)
+        for url in urls.values():
+            await drop_postgres_database(postgres_server_url, url)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + EVENTUALLY
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"not within {EVENTUALLY:.0f}s: {what}")
+        await asyncio.sleep(0.2)
