@@ -68,6 +68,9 @@ def child_env(settings: Settings) -> dict[str, str]:
     env["COMMONROOM_SECRET"] = settings.secret
     env["REDIS_URL"] = settings.redis_url
     env["COMMONROOM_VAR_DIR"] = str(settings.var_dir)
+    env["COMMONROOM_OFFER_TTL_HOURS"] = str(settings.offer_ttl_hours)
+    env["COMMONROOM_MAX_BODY_BYTES"] = str(settings.max_body_bytes)
+    env["COMMONROOM_HTTP_TIMEOUT"] = str(settings.http_timeout_seconds)
     for service, url in settings.database_urls.items():
         env[f"{service.upper()}_DATABASE_URL"] = url
     for service, url in settings.service_urls.items():

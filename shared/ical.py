@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from icalendar import Timezone
 
-CONTENT_TYPE: Final = "text/calendar; charset=utf-8"
+# Litestar adds `; charset=utf-8` to a text type itself (giving it twice if it is named here).
+MEDIA_TYPE: Final = "text/calendar"
 _LINE_OCTETS: Final = 75  # RFC 5545 3.1: content lines SHOULD NOT exceed 75 octets
 _ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-/]+")  # IANA names; safe unquoted as a TZID parameter
 _NEWLINES = re.compile(r"\r\n|[\r\x85\u2028\u2029]")

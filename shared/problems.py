@@ -36,6 +36,9 @@ _HTTP_CODES = {
     503: "service_unavailable",
 }
 _JSON_PATH = re.compile(r"`\$\.?([^`]*)`")
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+# The name Litestar gives the request body as a whole (its handlers' `data`).
+_BODY = frozenset({"", "data", "body"})
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
@@ -84,6 +87,9 @@ def _field_errors(raw: list[Any] | dict[str, Any] | None) -> list[FieldError]:
                 nested = match.group(1)
                 field = f"{field}.{nested}" if field and nested else field or nested
                 message = _JSON_PATH.sub(f"`{field}`", message)
+            if unknown := _UNKNOWN_FIELD.search(message):  # name the field, not its parent
+                name = unknown.group(1)
+                field = name if field in _BODY else f"{field}.{name}"
             errors.append(FieldError(field=field or "body", message=message))
     return errors
 

@@ -8,14 +8,21 @@ from typing import Any
 
 import httpx
 import pytest
+from arq import create_pool
 from litestar.testing import AsyncTestClient
 
 from services.booking import store as booking_store
 from services.booking.app import create_app as create_booking
+from services.lecturers import store as lecturers_store
+from services.lecturers.app import create_app as create_lecturers
+from services.lecturers.worker import Jobs
 from services.registry import store as registry_store
 from services.registry.app import create_app as create_registry
 from services.up import stop_children, wait_ready
+from shared.config import Settings
+from shared.db import connect
 from shared.migrations import upgrade
+from shared.worker import redis_settings
 from tests.conftest import Tokens, free_port, make_settings, migrated_database, spawn, wipe
 
 REGISTRY = Path(registry_store.__file__).parent
@@ -136,3 +143,86 @@ async def town(registry_server: str, tokens: Tokens) -> Any:
     made = Town(registry_server, tokens)
     yield made
     await made.http.aclose()
+
+
+LECTURERS = Path(lecturers_store.__file__).parent
+
+
+@pytest.fixture(scope="session")
+def booking_server(
+    redis_url: str, registry_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A real booking service in its own process, asking the real registry (the lecturer service
+    holds and confirms rooms through it)."""
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('booking-server') / 'booking.db'}"
+    upgrade(BOOKING, url)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    settings = make_settings(redis_url, booking=url).with_service_url("registry", registry_server)
+    child = spawn(settings, "serve", "booking", "--port", str(port))
+    try:
+        wait_ready([base], [child])
+        yield base
+    finally:
+        stop_children([child])
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+async def lecturers_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    async for url in migrated_database(
+        request.param, LECTURERS, request, tmp_path_factory.mktemp("lecturers")
+    ):
+        yield url
+
+
+@pytest.fixture
+def lecturers_settings(
+    lecturers_db: str, redis_url: str, registry_server: str, booking_server: str
+) -> Settings:
+    return (
+        make_settings(redis_url, lecturers=lecturers_db)
+        .with_service_url("registry", registry_server)
+        .with_service_url("booking", booking_server)
+        .with_service_url("lecturers", "https://lecturers.example.test")
+    )
+
+
+@pytest.fixture
+async def lecturers(lecturers_settings: Settings) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    await wipe(lecturers_settings.database_url("lecturers"), lecturers_store.Base.metadata)
+    async with AsyncTestClient(app=create_lecturers(lecturers_settings)) as client:
+        yield client
+
+
+class LecturerWorker:
+    """The lecturer worker's jobs, run in the test's own process and loop, on demand."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.jobs = Jobs(settings)
+        self.ctx: dict[str, Any] = {"job_try": 1}
+        self.settings = settings
+
+    async def __aenter__(self) -> LecturerWorker:
+        self.ctx["database"] = connect(self.settings.database_url("lecturers"))
+        self.ctx["redis"] = await create_pool(redis_settings(self.settings.redis_url))
+        await self.jobs.start(self.ctx)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.jobs.stop(self.ctx)
+        await self.ctx["redis"].aclose()
+        await self.ctx["database"].dispose()
+
+    async def match(self, run_id: str) -> None:
+        await self.jobs.match(self.ctx, run_id)
+
+    async def expire(self, offer_id: str) -> None:
+        await self.jobs.expire_offer(self.ctx, offer_id)
+
+
+@pytest.fixture
+async def lecturer_worker(lecturers_settings: Settings) -> AsyncIterator[LecturerWorker]:
+    async with LecturerWorker(lecturers_settings) as worker:
+        yield worker

@@ -552,7 +552,7 @@ async def test_the_calendar_feed_parses_and_lists_live_bookings(
     made = (await book(booking, tokens, body)).json()
     feed = await booking.get(f"/v1/resources/{room}/calendar.ics", headers=tokens("office"))
     assert feed.status_code == 200
-    assert feed.headers["content-type"].startswith("text/calendar")
+    assert feed.headers["content-type"] == "text/calendar; charset=utf-8"
     calendar = icalendar.Calendar.from_ical(feed.content)
     events = list(calendar.walk("VEVENT"))
     assert [str(event["uid"]) for event in events] == [f"{made['id']}@booking.commonroom"]

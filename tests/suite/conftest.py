@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
 
 import httpx
 import pytest
@@ -51,8 +54,12 @@ class Suite:
             await client.aclose()
 
 
-@pytest.fixture
-async def suite(postgres_server_url: str, redis_url: str, tokens: Tokens) -> AsyncIterator[Suite]:
+@asynccontextmanager
+async def running_suite(
+    postgres_server_url: str, redis_url: str, tokens: Tokens, **settings: Any
+) -> AsyncIterator[Suite]:
+    """Every service and worker of the suite, on fresh databases and an empty Redis; `settings`
+    replace fields of the defaults (`offer_ttl_hours=...`)."""
     redis = Redis.from_url(redis_url)
     await redis.flushdb()
     await redis.aclose()
@@ -60,20 +67,20 @@ async def suite(postgres_server_url: str, redis_url: str, tokens: Tokens) -> Asy
         service: await create_postgres_database(postgres_server_url, f"suite_{service}")
         for service in AVAILABLE
     }
-    settings = make_settings(redis_url, **urls)
+    configured = replace(make_settings(redis_url, **urls), **settings)
     children: list[subprocess.Popen[bytes]] = []
     try:
         for service in AVAILABLE:
             await asyncio.to_thread(upgrade, service_package(service), urls[service])
-            settings = settings.with_service_url(service, f"http://127.0.0.1:{free_port()}")
+            configured = configured.with_service_url(service, f"http://127.0.0.1:{free_port()}")
         for service in AVAILABLE:
-            port = str(settings.service_url(service).rsplit(":", 1)[1])
-            children.append(spawn(settings, "serve", service, "--port", port))
-            children.append(spawn(settings, "worker", service))
+            port = str(configured.service_url(service).rsplit(":", 1)[1])
+            children.append(spawn(configured, "serve", service, "--port", port))
+            children.append(spawn(configured, "worker", service))
         await asyncio.to_thread(
-            wait_ready, [settings.service_url(service) for service in AVAILABLE], children
+            wait_ready, [configured.service_url(service) for service in AVAILABLE], children
         )
-        made = Suite(settings, tokens)
+        made = Suite(configured, tokens)
         try:
             yield made
         finally:
@@ -82,6 +89,12 @@ async def suite(postgres_server_url: str, redis_url: str, tokens: Tokens) -> Asy
         stop_children(children)
         for url in urls.values():
             await drop_postgres_database(postgres_server_url, url)
+
+
+@pytest.fixture
+async def suite(postgres_server_url: str, redis_url: str, tokens: Tokens) -> AsyncIterator[Suite]:
+    async with running_suite(postgres_server_url, redis_url, tokens) as running:
+        yield running
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:

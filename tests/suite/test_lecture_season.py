@@ -14,7 +14,8 @@ import httpx
 import icalendar
 
 from shared.time import next_month
-from tests.suite.conftest import Suite, eventually
+from tests.conftest import Tokens
+from tests.suite.conftest import Suite, eventually, running_suite
 
 EVENINGS = [{"weekdays": [1, 2, 3, 4, 5, 6, 7], "start": "18:00", "end": "21:00"}]
 OPEN_ALL_YEAR = {
@@ -234,3 +235,71 @@ async def test_a_month_of_lectures_from_request_to_cancelled_booking(suite: Suit
     assert int(event["SEQUENCE"]) > accepted_sequence
     rerun = await run_matching(suite, month)
     assert [a["request_id"] for a in rerun["assignments"]] == [requests["law"]]
+
+
+async def test_an_unanswered_offer_expires_on_time_and_goes_to_the_next_lecturer(
+    postgres_server_url: str, redis_url: str, tokens: Tokens
+) -> None:
+    ttl_seconds = 4
+    async with running_suite(
+        postgres_server_url, redis_url, tokens, offer_ttl_hours=ttl_seconds / 3600
+    ) as suite:
+        town = created(await suite.registry.post("/v1/areas", json={"name": "东湖镇"}))["id"]
+        venue = created(
+            await suite.registry.post(
+                "/v1/venues",
+                json={
+                    "name": "东湖市民学校",
+                    "kind": "citizen_school",
+                    "area_id": town,
+                    "owner_org": "school-c",
+                },
+            )
+        )["id"]
+        await suite.registry.put(f"/v1/venues/{venue}/opening-hours", json=OPEN_ALL_YEAR)
+        created(
+            await suite.registry.post(
+                f"/v1/venues/{venue}/resources", json={"name": "报告厅", "type": "room"}
+            )
+        )
+        for name in ("赵律师", "钱律师"):
+            created(
+                await suite.lecturers.post(
+                    "/v1/lecturers",
+                    json={
+                        "name": name,
+                        "topics": ["law"],
+                        "area_id": town,
+                        "availability": EVENINGS,
+                    },
+                )
+            )
+        month = f"{next_month(datetime.now(UTC).date()):%Y-%m}"
+        request = created(
+            await suite.lecturers.post(
+                "/v1/requests",
+                json={"venue_id": venue, "topic": "law", "programme": "citizen", "month": month},
+            )
+        )["id"]
+        await run_matching(suite, month)
+        (first,) = await offers_of(suite, request)
+        asked = datetime.now(UTC)
+
+        async def everyone_let_it_expire() -> bool:
+            offers = await offers_of(suite, request)
+            return len(offers) == 2 and all(offer["status"] == "expired" for offer in offers)
+
+        await eventually(everyone_let_it_expire, "both offers expire in turn, unanswered")
+        assert (datetime.now(UTC) - asked).total_seconds() >= 2 * ttl_seconds
+        second = next(o for o in await offers_of(suite, request) if o["id"] != first["id"])
+        assert second["lecturer_id"] != first["lecturer_id"]
+        for offer in (first, second):
+
+            async def released(booking_id: str = offer["booking_id"]) -> bool:
+                return await booking_status(suite, booking_id) == "cancelled"
+
+            await eventually(released, "an expired offer's room is given back")
+        found = (await suite.lecturers.get(f"/v1/requests/{request}")).json()
+        assert found["status"] == "open"
+        late = await suite.lecturers.post(f"/v1/offers/{first['id']}/accept")
+        assert late.status_code == 409

@@ -120,7 +120,7 @@ class AvailabilityController(Controller):
             rows = await store.resource_bookings(
                 session, resource_id, since=datetime.now(UTC) - FEED_PAST, limit=FEED_LIMIT
             )
-        return Response(_feed(bookable, rows), media_type=ical.CONTENT_TYPE)
+        return Response(_feed(bookable, rows), media_type=ical.MEDIA_TYPE)
 
 
 async def _free(

@@ -174,7 +174,7 @@ _DONE = {
 def _page(title: str, body: str, form: str = "", *, status: int = 200) -> Response[str]:
     return Response(
         _PAGE.format(title=html.escape(title), body=html.escape(body), form=form),
-        media_type="text/html; charset=utf-8",
+        media_type="text/html",
         status_code=status,
         headers={"Cache-Control": "no-store"},
     )
@@ -284,6 +284,6 @@ class FeedController(Controller):
         ]
         return Response(
             build_feed(row.name, entries, now=now),
-            media_type=ical.CONTENT_TYPE,
+            media_type=ical.MEDIA_TYPE,
             headers={"Cache-Control": "private, max-age=300", "Referrer-Policy": "no-referrer"},
         )
