@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -276,7 +277,8 @@ class RunRow(Base):
     status: Mapped[str] = mapped_column(String(20))
     assignments: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     unmatched: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
-    objective: Mapped[int | None] = mapped_column(Integer)
+    # Weighted so that one more session outweighs all travel: it outgrows 32 bits.
+    objective: Mapped[int | None] = mapped_column(BigInteger)
     optimal: Mapped[bool | None] = mapped_column(Boolean)
     failure: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(200))

@@ -77,7 +77,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('assignments', sa.JSON(), nullable=False),
     sa.Column('unmatched', sa.JSON(), nullable=False),
-    sa.Column('objective', sa.Integer(), nullable=True),
+    sa.Column('objective', sa.BigInteger(), nullable=True),
     sa.Column('optimal', sa.Boolean(), nullable=True),
     sa.Column('failure', sa.Text(), nullable=True),
     sa.Column('created_by', sa.String(length=200), nullable=False),

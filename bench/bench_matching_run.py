@@ -1,0 +1,297 @@
+"""A whole matching run through the running suite: 500 lecturers, 300 schools, 600 sessions.
+
+Registry, booking and lecturers (each API and worker its own process) on fresh PostgreSQL
+databases and the machine's Redis; the city is made through the public APIs (10 towns, 300
+citizen schools open weekday evenings and weekends, 1-3 rooms each, 500 lecturers with 2-3 of 12
+topics, one request of two 90-minute sessions per school for next month). Then
+`POST /v1/matching/runs` is timed until the run reads `done`: the lecturer worker asks the
+registry for every school's rooms and the booking service for their free time, solves, and holds
+a room per assignment as a pending booking. The solver's own figures (and first-fit on the same
+kind of data) are bench_matching.py's.
+
+    .venv/bin/python bench/bench_matching_run.py [--seed 1] \
+        [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.cli import AVAILABLE, service_package
+from services.up import child_env, stop_children, wait_ready
+from shared.auth import service_token
+from shared.config import ServiceName, Settings
+from shared.migrations import upgrade
+from shared.time import next_month
+
+TOPICS = ["健康", "法律", "育儿", "数字技能", "养老护理", "防诈骗", "书法", "太极拳", "营养",
+          "急救", "理财", "园艺"]  # fmt: skip
+HOURS = {
+    "periods": [
+        {
+            "name": "全年",
+            "start_date": "2026-01-01",
+            "spans": [
+                {"weekdays": [1, 2, 3, 4, 5], "start": "18:00", "end": "21:30"},
+                {"weekdays": [6, 7], "start": "08:30", "end": "17:00"},
+            ],
+        }
+    ],
+    "public_holidays": "closed",
+}
+AVAILABILITY = [
+    [{"weekdays": [1, 2, 3, 4, 5], "start": "18:00", "end": "21:30"}],
+    [{"weekdays": [6, 7], "start": "08:30", "end": "17:00"}],
+    [
+        {"weekdays": [2, 4], "start": "18:00", "end": "21:30"},
+        {"weekdays": [6], "start": "08:30", "end": "12:00"},
+    ],
+]
+TARGET_SECONDS = 10.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def _admin(server: str, statement: str) -> None:
+    engine = create_async_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def _flush(url: str) -> None:
+    """An empty queue: no job of an earlier run may reach these databases."""
+    redis = Redis.from_url(url)
+    try:
+        await redis.flushdb()
+    finally:
+        await redis.aclose()
+
+
+@contextmanager
+def running(settings: Settings, logs: Path | None) -> Iterator[None]:
+    """Every service and worker; their logs in `logs/<service>-<role>.log` when asked."""
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        for service in AVAILABLE:
+            port = settings.service_url(service).rsplit(":", 1)[1]
+            for command in (["serve", service, "--port", port], ["worker", service]):
+                log = (
+                    subprocess.DEVNULL
+                    if logs is None
+                    else (logs / f"{service}-{command[0]}.log").open("wb")
+                )
+                children.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "services.cli", *command],
+                        env=child_env(settings),
+                        stdout=log,
+                        stderr=log,
+                    )
+                )
+        wait_ready([settings.service_url(service) for service in AVAILABLE], children)
+        yield
+    finally:
+        stop_children(children)
+
+
+async def _gather(calls: list[Awaitable[Any]], at_once: int = 16) -> list[Any]:
+    gate = asyncio.Semaphore(at_once)
+
+    async def one(call: Awaitable[Any]) -> Any:
+        async with gate:
+            return await call
+
+    return await asyncio.gather(*(one(call) for call in calls))
+
+
+async def _made(response: Awaitable[httpx.Response]) -> str:
+    answer = await response
+    answer.raise_for_status()
+    return str(answer.json()["id"])
+
+
+async def build_city(settings: Settings, seed: int, month: str) -> None:
+    rng = random.Random(seed)
+    office = {"Authorization": f"Bearer {service_token(settings.secret, 'bench')}"}
+
+    def client(service: ServiceName) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=settings.service_url(service), headers=office, timeout=60)
+
+    async with client("registry") as registry, client("lecturers") as lecturers:
+        city = await _made(registry.post("/v1/areas", json={"name": "鹭湖市"}))
+        towns = await _gather(
+            [
+                _made(registry.post("/v1/areas", json={"name": f"第{n}镇", "parent_id": city}))
+                for n in range(10)
+            ]
+        )
+        centres = {town: (24.4 + rng.random() / 5, 118.0 + rng.random() / 5) for town in towns}
+
+        def near(town: str) -> dict[str, float]:
+            lat, lon = centres[town]
+            return {"lat": lat + rng.uniform(-0.03, 0.03), "lon": lon + rng.uniform(-0.03, 0.03)}
+
+        schools = [(n, rng.choice(towns)) for n in range(300)]  # (number, town)
+        venues = await _gather(
+            [
+                _made(
+                    registry.post(
+                        "/v1/venues",
+                        json={
+                            "name": f"第{n}市民学校",
+                            "kind": "citizen_school",
+                            "area_id": town,
+                            "owner_org": f"school-{n}",
+                            "location": near(town),
+                        },
+                    )
+                )
+                for n, town in schools
+            ]
+        )
+        for answer in await _gather(
+            [registry.put(f"/v1/venues/{venue}/opening-hours", json=HOURS) for venue in venues]
+        ):
+            answer.raise_for_status()
+        await _gather(
+            [
+                _made(
+                    registry.post(
+                        f"/v1/venues/{venue}/resources",
+                        json={"name": f"教室{k + 1}", "type": "room", "capacity": 60},
+                    )
+                )
+                for venue in venues
+                for k in range(rng.randint(1, 3))
+            ]
+        )
+        await _gather(
+            [
+                _made(
+                    lecturers.post(
+                        "/v1/lecturers",
+                        json={
+                            "name": f"讲师{n}",
+                            "topics": rng.sample(TOPICS, rng.randint(2, 3)),
+                            "area_id": town,
+                            "location": near(town),
+                            "max_per_month": rng.randint(2, 4),
+                            "availability": rng.choice(AVAILABILITY),
+                        },
+                    )
+                )
+                for n in range(500)
+                for town in (rng.choice(towns),)
+            ]
+        )
+        await _gather(
+            [
+                _made(
+                    lecturers.post(
+                        "/v1/requests",
+                        json={
+                            "venue_id": venue,
+                            "topic": rng.choice(TOPICS),
+                            "programme": "citizen",
+                            "month": month,
+                            "sessions": 2,
+                            "minutes": 90,
+                            "attendees": 40,
+                        },
+                    )
+                )
+                for venue in venues
+            ]
+        )
+
+
+async def time_run(settings: Settings, month: str) -> tuple[float, dict[str, Any]]:
+    office = {"Authorization": f"Bearer {service_token(settings.secret, 'bench')}"}
+    async with httpx.AsyncClient(
+        base_url=settings.service_url("lecturers"), headers=office, timeout=60
+    ) as lecturers:
+        began = time.perf_counter()
+        asked = await lecturers.post("/v1/matching/runs", json={"month": month})
+        asked.raise_for_status()
+        run_id = asked.json()["run_id"]
+        while True:
+            run: dict[str, Any] = (await lecturers.get(f"/v1/matching/runs/{run_id}")).json()
+            if run["status"] in ("done", "failed"):
+                return time.perf_counter() - began, run
+            await asyncio.sleep(0.05)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    )
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--logs", type=Path, help="a folder for the processes' logs")
+    args = parser.parse_args()
+    month = f"{next_month(datetime.now(UTC).date()):%Y-%m}"
+    names = {service: f"bench_run_{service}" for service in AVAILABLE}
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings.from_env(
+            {
+                "COMMONROOM_SECRET": "bench-" + "s" * 40,
+                "COMMONROOM_VAR_DIR": tmp,
+                "REDIS_URL": args.redis,
+            }
+        )
+        for service, name in names.items():
+            asyncio.run(_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(_admin(args.postgres, f'CREATE DATABASE "{name}"'))
+            url = make_url(args.postgres).set(database=name).render_as_string(False)
+            upgrade(service_package(service), url)
+            settings = settings.with_database(service, url).with_service_url(
+                service, f"http://127.0.0.1:{_free_port()}"
+            )
+        try:
+            asyncio.run(_flush(args.redis))
+            with running(settings, args.logs):
+                began = time.perf_counter()
+                asyncio.run(build_city(settings, args.seed, month))
+                print(f"city made through the APIs in {time.perf_counter() - began:.1f} s")
+                elapsed, run = asyncio.run(time_run(settings, month))
+        finally:
+            for name in names.values():
+                asyncio.run(_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    reasons = Counter(item["reason"] for item in run["unmatched"])
+    print(
+        f"run {run['status']} in {elapsed:.2f} s (target {TARGET_SECONDS:.0f} s): "
+        f"{len(run['assignments'])} of 600 sessions offered and held, optimal={run['optimal']}, "
+        f"unmatched {dict(reasons)}{' failure ' + run['failure'] if run['failure'] else ''}"
+    )
+
+
+if __name__ == "__main__":
+    main()
