@@ -211,7 +211,7 @@ class Jobs:
     ) -> None:
         now = datetime.now(UTC)
         began = monotonic()
-        await self._settle_holds(database, run_id, learn_only=False)
+        await self._settle_holds(database, run_id, release=False)
         plan = await self._plan(database, month, request_ids, now)
         planned = monotonic()
         _log.info(
@@ -462,30 +462,31 @@ class Jobs:
             attendees=request.attendees,
         )
 
-    async def _settle_holds(self, database: Database, run_id: str, *, learn_only: bool) -> None:
+    async def _settle_holds(self, database: Database, run_id: str, *, release: bool) -> None:
         """Finish the holds an earlier attempt journalled: each is asked for again under its own
-        Idempotency-Key (the booking it made, if it made one), then kept, or (`learn_only`,
-        for a failed run) released."""
+        Idempotency-Key (the booking it made, if it made one), then kept, or (`release`, for a
+        failed run) given back."""
         async with database.read() as session:
             rows = await store.holding_offers(session, run_id)
             requests = {r.id: await store.get_request_row(session, r.request_id) for r in rows}
-        for row in rows:
-            booking_id = row.booking_id or await self._hold_room(row, requests[row.id])
-            if learn_only and booking_id is not None:
-                await self.booking.release(booking_id, reason="matching run failed")
+        gate = asyncio.Semaphore(CONCURRENT_CALLS)
+
+        async def settle(row: store.OfferRow) -> None:
+            async with gate:
+                booking_id = row.booking_id or await self._hold_room(row, requests[row.id])
+                if release and booking_id is not None:
+                    await self.booking.release(booking_id, reason="matching run failed")
             async with database.write() as session:
-                await store.settle_hold(
-                    session,
-                    row.id,
-                    None if learn_only else booking_id,
-                    now=datetime.now(UTC),
-                )
+                kept = None if release else booking_id
+                await store.settle_hold(session, row.id, kept, now=datetime.now(UTC))
+
+        await asyncio.gather(*map(settle, rows))
 
     async def _give_up(self, database: Database, run_id: str, code: str) -> None:
         async with database.write() as session:
             await store.fail_run(session, run_id, code, now=datetime.now(UTC))
         try:
-            await self._settle_holds(database, run_id, learn_only=True)
+            await self._settle_holds(database, run_id, release=True)
         except ServiceUnavailable:
             _log.warning("run %s failed; its holds are released by the sweep later", run_id)
 
@@ -530,7 +531,7 @@ class Jobs:
         async with database.read() as session:
             failed = await store.failed_runs_holding(session)
         for run_id in failed:
-            await self._settle_holds(database, run_id, learn_only=True)
+            await self._settle_holds(database, run_id, release=True)
 
 
 def _assignment(row: store.OfferRow) -> RunAssignment:

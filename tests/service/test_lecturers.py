@@ -10,12 +10,15 @@ from typing import Any
 import httpx
 import icalendar
 import pytest
+from arq import Retry
 from litestar.testing import AsyncTestClient
 from sqlalchemy import update
 
 from services.lecturers import store
+from services.lecturers.worker import RUN_TRIES
+from shared.config import Settings
 from shared.time import next_month
-from tests.conftest import Tokens, database_of
+from tests.conftest import Tokens, database_of, free_port
 from tests.service.conftest import LecturerWorker, Town
 from tests.service.test_booking import assert_problem
 
@@ -360,7 +363,8 @@ async def test_the_feed_needs_its_token_and_its_links_work_once(
     accept = links["Accept"].removeprefix("https://lecturers.example.test")
     page = await lecturers.get(accept)
     assert page.status_code == 200
-    assert "<form" in page.text and "law" in page.text
+    assert "<form" in page.text
+    assert "law" in page.text
     body, mac = accept.rsplit(".", 1)
     forged = f"{body}.{'A' * len(mac)}"
     assert_problem(await lecturers.post(forged), 404, "not_found")
@@ -376,3 +380,25 @@ async def test_the_feed_needs_its_token_and_its_links_work_once(
     renewed = await lecturers.post(f"/v1/lecturers/{lecturer['id']}/feed-token", headers=me)
     assert renewed.json()["feed_url"] != lecturer["feed_url"]
     assert_problem(await lecturers.get(path), 404, "not_found")
+
+
+async def test_a_run_without_the_booking_service_retries_then_fails_with_the_reason(
+    lecturers: Client, tokens: Tokens, town: Town, lecturers_settings: Settings
+) -> None:
+    venue = await town.venue()
+    await town.room(venue)
+    await new_lecturer(lecturers, tokens, town.area)
+    assert (await ask(lecturers, tokens, venue)).status_code == 201
+    run = await lecturers.post(
+        "/v1/matching/runs", json={"month": NEXT_MONTH}, headers=tokens("office")
+    )
+    run_id = run.json()["run_id"]
+    unreachable = lecturers_settings.with_service_url("booking", f"http://127.0.0.1:{free_port()}")
+    async with LecturerWorker(unreachable) as worker:
+        with pytest.raises(Retry):
+            await worker.match(run_id)
+        worker.ctx["job_try"] = RUN_TRIES
+        await worker.match(run_id)
+    failed = (await lecturers.get(f"/v1/matching/runs/{run_id}", headers=tokens("office"))).json()
+    assert (failed["status"], failed["failure"]) == ("failed", "booking_unavailable")
+    assert (await lecturers.get("/v1/offers", headers=tokens("office"))).json()["items"] == []
