@@ -271,6 +271,8 @@ class _Loader:
         if "lecturers" in self.services:
             await _all(self.lecturer(lecturer) for lecturer in self.city.lecturers)
             await _all(self.request(request) for request in self.city.requests)
+            # The month's matching starts at once, so offers reach the lecturers' feeds.
+            await _all(self.match(month) for month in sorted({r.month for r in self.city.requests}))
 
     async def area(self, area: AreaPlan) -> None:
         body: dict[str, Any] = {"name": area.name, "population": area.population}
@@ -464,6 +466,19 @@ class _Loader:
         if made is not None:
             self.created["lecture requests"] += 1
 
+    async def match(self, month: str) -> None:
+        made = await self.client.send(
+            "POST",
+            "lecturers",
+            "/v1/matching/runs",
+            token=self.client.office(),
+            item=f"matching:{month}",
+            body={"month": month},
+            create=True,
+        )
+        if made is not None:
+            self.created["matching runs"] += 1
+
 
 async def load_city(
     city: City,
@@ -485,7 +500,7 @@ async def load_city(
     created = loader.created
     order = (
         "areas", "venues", "resources", "opening hours", "bookings", "weekly series", "pending",
-        "approved", "rejected", "cancelled", "lecturers", "lecture requests",
+        "approved", "rejected", "cancelled", "lecturers", "lecture requests", "matching runs",
     )  # fmt: skip
     return LoadReport(
         city=city.name,

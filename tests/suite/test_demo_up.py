@@ -237,6 +237,23 @@ def test_up_demo_serves_the_demo_city_and_stops_every_process(
         assert free.status_code == 200, free.text
         assert free.json()["items"]
 
+        # Next month's matching ran on the lecturer worker: offers, and feeds that show them.
+        offers: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 60
+        while not offers and time.monotonic() < deadline:
+            time.sleep(0.5)
+            offers = items(client, f"{urls['lecturers']}/v1/offers", tokens["office"])
+        assert len(offers) >= 10
+        lecturer = client.get(
+            f"{urls['lecturers']}/v1/lecturers/{offers[0]['lecturer_id']}",
+            headers=bearer(tokens["office"]),
+        ).json()
+        lectures = client.get(lecturer["feed_url"])
+        assert lectures.status_code == 200, lectures.text
+        unfolded = lectures.text.replace("\r\n ", "")  # RFC 5545 3.1: lines fold at 75 octets
+        assert "STATUS:TENTATIVE" in unfolded
+        assert "/v1/offer-links/" in unfolded
+
     assert suite.stop() == 0, suite.output()
     deadline = time.monotonic() + 10
     while running(started) and time.monotonic() < deadline:
