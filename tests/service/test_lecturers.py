@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import icalendar
 import pytest
+import vobject
 from arq import Retry
 from litestar.testing import AsyncTestClient
 from sqlalchemy import update
@@ -345,6 +346,8 @@ async def test_the_feed_needs_its_token_and_its_links_work_once(
     assert feed.headers["content-type"] == "text/calendar; charset=utf-8"
     calendar = icalendar.Calendar.from_ical(feed.content)
     assert calendar.errors == []
+    strict = vobject.readOne(feed.text, validate=True)  # the second, stricter parser
+    assert [str(e.uid.value) for e in strict.vevent_list] == [f"offer-{offer['id']}@commonroom"]
     (event,) = calendar.walk("VEVENT")
     assert (event["UID"], event["STATUS"], event["SEQUENCE"]) == (
         f"offer-{offer['id']}@commonroom",
