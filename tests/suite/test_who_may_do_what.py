@@ -1,0 +1,482 @@
+"""Who may do what, against the running suite: every endpoint, every role, own or other org.
+
+The office may do everything; a venue manager manages its own organisation's venues (another's
+are 403; a booking there it cannot see is 404); a community manager books, sees and cancels its
+own organisation's bookings (another's do not exist for it: 404); a lecturer reads and answers its
+own offers and record (another lecturer's are 404). A bad token is 401 everywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+
+from shared.auth import ALGORITHM
+from shared.time import next_month
+from tests.conftest import TEST_SECRET, Tokens, bearer
+from tests.suite.conftest import Suite, eventually
+
+OWN_VENUE_ORG, OTHER_VENUE_ORG = "school-own", "school-other"
+OWN_ORG, OTHER_ORG = "centre-own", "centre-other"
+ROLES = (
+    "office",
+    "venue_manager_own",
+    "venue_manager_other",
+    "community_manager_own",
+    "community_manager_other",
+    "lecturer_own",
+    "lecturer_other",
+)
+EVERYONE = dict.fromkeys(ROLES, 200)
+OPEN = {
+    "periods": [
+        {
+            "name": "all year",
+            "start_date": "2026-01-01",
+            "spans": [{"weekdays": [1, 2, 3, 4, 5, 6, 7], "start": "07:00", "end": "23:00"}],
+        }
+    ],
+    "public_holidays": "open",
+}
+EVENINGS = [{"weekdays": [1, 2, 3, 4, 5, 6, 7], "start": "18:00", "end": "21:00"}]
+
+
+def only(allowed: dict[str, int], otherwise: int = 403) -> dict[str, int]:
+    return {role: allowed.get(role, otherwise) for role in ROLES}
+
+
+@dataclass
+class World:
+    """What the table's paths name: made once by the office, as the schools and centres would."""
+
+    area: str = ""
+    venue: str = ""
+    room: str = ""
+    approval_room: str = ""
+    lecturer: str = ""
+    other_lecturer: str = ""
+    other_feed_token: str = ""
+    booking: str = ""
+    request: str = ""
+    offer: str = ""
+    month: str = ""
+    slots: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One endpoint; `target` makes what it acts on (fresh for each role where it changes it)."""
+
+    service: str
+    method: str
+    path: Callable[[World], Awaitable[str]] | str
+    expect: dict[str, int]
+    body: Callable[[World], dict[str, Any]] | None = None
+
+
+def slot(world: World) -> tuple[str, str]:
+    """A fresh hour at the venue, days ahead, that no other booking of the table uses."""
+    n = next(world.slots)
+    day = datetime.now(UTC).date() + timedelta(days=2 + n // 14)
+    hour = 7 + n % 14
+    start = datetime.fromisoformat(f"{day}T{hour:02d}:00:00+08:00")
+    return start.isoformat(), (start + timedelta(hours=1)).isoformat()
+
+
+class Table:
+    def __init__(self, suite: Suite, tokens: Tokens, world: World) -> None:
+        self.suite = suite
+        self.world = world
+        self.tokens = tokens
+        self.office = tokens("office")
+        self.headers: dict[str, dict[str, str]] = {}
+
+    def act_as_everyone(self) -> None:
+        """Each role's bearer header; the lecturers' once the world has them."""
+        tokens, world = self.tokens, self.world
+        self.headers = {
+            "office": tokens("office"),
+            "venue_manager_own": tokens("venue_manager", OWN_VENUE_ORG),
+            "venue_manager_other": tokens("venue_manager", OTHER_VENUE_ORG),
+            "community_manager_own": tokens("community_manager", OWN_ORG),
+            "community_manager_other": tokens("community_manager", OTHER_ORG),
+            "lecturer_own": tokens("lecturer", "corps", lecturer_id=world.lecturer),
+            "lecturer_other": tokens("lecturer", "corps", lecturer_id=world.other_lecturer),
+        }
+
+    def client(self, service: str) -> httpx.AsyncClient:
+        return {
+            "registry": self.suite.registry,
+            "booking": self.suite.booking,
+            "lecturers": self.suite.lecturers,
+        }[service]
+
+    async def call(
+        self, service: str, method: str, path: str, headers: dict[str, str], body: Any = None
+    ) -> httpx.Response:
+        return await self.client(service).request(method, path, json=body, headers=headers)
+
+    async def made(self, service: str, path: str, body: dict[str, Any]) -> str:
+        response = await self.call(service, "POST", path, self.office, body)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    # Fresh targets for the cases that change what they act on.
+
+    async def fresh_venue(self, world: World) -> str:
+        body = {
+            "name": "临时场馆",
+            "kind": "citizen_school",
+            "area_id": world.area,
+            "owner_org": OWN_VENUE_ORG,
+        }
+        return f"/v1/venues/{await self.made('registry', '/v1/venues', body)}"
+
+    async def fresh_booking(self, world: World, room: str | None = None) -> str:
+        start, end = slot(world)
+        body = {
+            "resource_ids": [room or world.room],
+            "start": start,
+            "end": end,
+            "purpose": "合唱排练",
+            "org": OWN_ORG,
+        }
+        return f"/v1/bookings/{await self.made('booking', '/v1/bookings', body)}"
+
+    async def fresh_pending(self, world: World) -> str:
+        return await self.fresh_booking(world, world.approval_room)
+
+
+async def build(table: Table) -> None:
+    world, suite = table.world, table.suite
+    world.area = await table.made("registry", "/v1/areas", {"name": "城关镇"})
+    for org in (OWN_VENUE_ORG, OTHER_VENUE_ORG):
+        venue = await table.made(
+            "registry",
+            "/v1/venues",
+            {"name": "市民学校", "kind": "citizen_school", "area_id": world.area, "owner_org": org},
+        )
+        if org == OWN_VENUE_ORG:
+            world.venue = venue
+    put = await suite.registry.put(f"/v1/venues/{world.venue}/opening-hours", json=OPEN)
+    assert put.status_code == 200, put.text
+    world.room = await table.made(
+        "registry", f"/v1/venues/{world.venue}/resources", {"name": "教室", "type": "room"}
+    )
+    world.approval_room = await table.made(
+        "registry",
+        f"/v1/venues/{world.venue}/resources",
+        {"name": "琴房", "type": "room", "requires_approval": True},
+    )
+    world.booking = (await table.fresh_booking(world)).rsplit("/", 1)[1]
+    lecturers = []
+    for name, topic in (("王老师", "law"), ("李医生", "health")):
+        response = await suite.lecturers.post(
+            "/v1/lecturers",
+            json={"name": name, "topics": [topic], "area_id": world.area, "availability": EVENINGS},
+        )
+        assert response.status_code == 201, response.text
+        lecturers.append(response.json())
+    world.lecturer, world.other_lecturer = (lecturer["id"] for lecturer in lecturers)
+    world.other_feed_token = lecturers[1]["feed_url"].rsplit("token=", 1)[1]
+    world.month = f"{next_month(datetime.now(UTC).date()):%Y-%m}"
+    world.request = await table.made(
+        "lecturers",
+        "/v1/requests",
+        {"venue_id": world.venue, "topic": "law", "programme": "citizen", "month": world.month},
+    )
+    run = await suite.lecturers.post("/v1/matching/runs", json={"month": world.month})
+    run_id = run.json()["run_id"]
+
+    async def offered() -> bool:
+        found = (await suite.lecturers.get(f"/v1/matching/runs/{run_id}")).json()
+        if found["status"] == "done" and found["assignments"]:
+            world.offer = found["assignments"][0]["offer_id"]
+        return bool(world.offer)
+
+    await eventually(offered, "the run offers the law lecture")
+
+
+def cases(table: Table) -> list[Case]:
+    venue_admin = only({"office": 200, "venue_manager_own": 200})
+    w = table.world
+    return [
+        # registry
+        Case("registry", "GET", "/v1/areas", EVERYONE),
+        Case("registry", "POST", "/v1/areas", only({"office": 201}), lambda _: {"name": "新区"}),
+        Case("registry", "GET", f"/v1/venues/{w.venue}", EVERYONE),
+        Case(
+            "registry",
+            "POST",
+            "/v1/venues",
+            only({"office": 201, "venue_manager_own": 201}),
+            lambda w: {
+                "name": "新校区",
+                "kind": "school",
+                "area_id": w.area,
+                "owner_org": OWN_VENUE_ORG,
+            },
+        ),
+        Case(
+            "registry", "PATCH", f"/v1/venues/{w.venue}", venue_admin, lambda _: {"address": "1号"}
+        ),
+        Case(
+            "registry",
+            "DELETE",
+            table.fresh_venue,
+            only({"office": 204, "venue_manager_own": 204}),
+        ),
+        Case(
+            "registry",
+            "POST",
+            f"/v1/venues/{w.venue}/resources",
+            only({"office": 201, "venue_manager_own": 201}),
+            lambda _: {"name": "投影仪", "type": "equipment"},
+        ),
+        Case(
+            "registry",
+            "PATCH",
+            f"/v1/resources/{w.room}",
+            venue_admin,
+            lambda _: {"capacity": 30},
+        ),
+        Case("registry", "PUT", f"/v1/venues/{w.venue}/opening-hours", venue_admin, lambda _: OPEN),
+        Case("registry", "GET", f"/v1/resources/{w.room}", EVERYONE),
+        # booking
+        Case(
+            "booking",
+            "POST",
+            "/v1/bookings",
+            only(dict.fromkeys(ROLES[:5], 201)),
+            lambda w: dict(
+                zip(("start", "end"), slot(w), strict=True),
+                resource_ids=[w.room],
+                purpose="书法",
+            ),
+        ),
+        Case(
+            "booking",
+            "GET",
+            f"/v1/bookings/{w.booking}",
+            only(
+                {"office": 200, "venue_manager_own": 200, "community_manager_own": 200},
+                otherwise=404,
+            ),
+        ),
+        Case(
+            "booking",
+            "GET",
+            "/v1/bookings",
+            only(dict.fromkeys(ROLES[:5], 200)),
+        ),
+        Case(
+            "booking",
+            "POST",
+            lambda w: _suffix(table.fresh_booking(w), "/cancel"),
+            only(
+                {"office": 200, "venue_manager_own": 200, "community_manager_own": 200},
+                otherwise=404,
+            ),
+        ),
+        Case(
+            "booking",
+            "POST",
+            lambda w: _suffix(table.fresh_pending(w), "/approve"),
+            only(
+                {"office": 200, "venue_manager_own": 200, "community_manager_own": 403},
+                otherwise=404,
+            ),
+        ),
+        Case(
+            "booking",
+            "POST",
+            lambda w: _suffix(table.fresh_pending(w), "/reject"),
+            only(
+                {"office": 200, "venue_manager_own": 200, "community_manager_own": 403},
+                otherwise=404,
+            ),
+        ),
+        Case(
+            "booking",
+            "GET",
+            f"/v1/resources/{w.room}/availability?from={_day(2)}&to={_day(9)}",
+            EVERYONE,
+        ),
+        Case("booking", "GET", f"/v1/resources/{w.room}/calendar.ics", EVERYONE),
+        # lecturers
+        Case(
+            "lecturers",
+            "POST",
+            "/v1/lecturers",
+            only({"office": 201}),
+            lambda w: {"name": "赵律师", "topics": ["law"], "area_id": w.area, "availability": []},
+        ),
+        Case(
+            "lecturers",
+            "GET",
+            f"/v1/lecturers/{w.lecturer}",
+            {**EVERYONE, "lecturer_other": 404},
+        ),
+        Case(
+            "lecturers",
+            "PATCH",
+            f"/v1/lecturers/{w.lecturer}",
+            only({"office": 200, "lecturer_own": 200, "lecturer_other": 404}),
+            lambda _: {"phone": "0592 1234567"},
+        ),
+        Case(
+            "lecturers",
+            "POST",
+            "/v1/requests",
+            only({"office": 201, "venue_manager_own": 201}),
+            lambda w: {
+                "venue_id": w.venue,
+                "topic": "health",
+                "programme": "elderly",
+                "month": w.month,
+            },
+        ),
+        Case(
+            "lecturers",
+            "GET",
+            f"/v1/requests/{w.request}",
+            {
+                **only({"office": 200, "venue_manager_own": 200}, otherwise=404),
+                "lecturer_own": 403,
+                "lecturer_other": 403,
+            },
+        ),
+        Case(
+            "lecturers",
+            "POST",
+            "/v1/matching/runs",
+            only({"office": 202}),
+            lambda w: {"month": w.month},
+        ),
+        Case(
+            "lecturers",
+            "GET",
+            f"/v1/offers/{w.offer}",
+            only({"office": 200, "venue_manager_own": 200, "lecturer_own": 200}, otherwise=404),
+        ),
+        Case(
+            "lecturers",
+            "GET",
+            "/v1/offers",
+            {**EVERYONE, "community_manager_own": 403, "community_manager_other": 403},
+        ),
+        # Answers that change nothing for those who may not give them; the lecturer's own is
+        # checked last, below.
+        Case(
+            "lecturers",
+            "POST",
+            f"/v1/offers/{w.offer}/decline",
+            {
+                **only({}, otherwise=403),
+                "office": 0,  # would answer: left out
+                "lecturer_own": 0,
+                "lecturer_other": 404,
+            },
+        ),
+    ]
+
+
+async def _suffix(path: Awaitable[str], suffix: str) -> str:
+    return f"{await path}{suffix}"
+
+
+def _day(days: int) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).strftime("%Y-%m-%dT00:00:00%%2B08:00")
+
+
+def forged(claims: dict[str, Any], *, secret: str = TEST_SECRET, alg: str = ALGORITHM) -> str:
+    if alg == "none":
+        header = base64.urlsafe_b64encode(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+        payload = base64.urlsafe_b64encode(json.dumps(claims).encode())
+        return f"{header.decode().rstrip('=')}.{payload.decode().rstrip('=')}."
+    return jwt.encode(claims, secret, algorithm=alg)
+
+
+async def test_every_endpoint_answers_each_role_as_the_contract_says(
+    suite: Suite, tokens: Tokens
+) -> None:
+    table = Table(suite, tokens, World())
+    await build(table)
+    table.act_as_everyone()
+    wrong: list[str] = []
+    for case in cases(table):
+        for role, expected in case.expect.items():
+            if expected == 0:
+                continue
+            path = case.path if isinstance(case.path, str) else await case.path(table.world)
+            body = case.body(table.world) if case.body else None
+            answer = await table.call(case.service, case.method, path, table.headers[role], body)
+            if answer.status_code != expected:
+                wrong.append(
+                    f"{case.service} {case.method} {path} as {role}: "
+                    f"{answer.status_code}, expected {expected} ({answer.text[:120]})"
+                )
+            elif expected >= 400:
+                code = answer.json()["code"]
+                if code != {403: "forbidden", 404: "not_found"}[expected]:
+                    wrong.append(f"{case.method} {path} as {role}: code {code}")
+    assert not wrong, "\n".join(wrong)
+
+    # What a list shows is scoped too: another organisation's booking is not in it.
+    listed = await suite.booking.get(
+        "/v1/bookings", headers=table.headers["community_manager_other"]
+    )
+    assert table.world.booking not in {item["id"] for item in listed.json()["items"]}
+    offers = await suite.lecturers.get("/v1/offers", headers=table.headers["lecturer_other"])
+    assert table.world.offer not in {item["id"] for item in offers.json()["items"]}
+    # A lecturer's feed opens with its own token only.
+    async with httpx.AsyncClient(base_url=suite.settings.service_url("lecturers")) as anyone:
+        theirs = await anyone.get(
+            f"/v1/lecturers/{table.world.lecturer}/feed.ics",
+            params={"token": table.world.other_feed_token},
+        )
+    assert theirs.status_code == 404
+    # The offered lecturer answers last, once.
+    mine = await suite.lecturers.post(
+        f"/v1/offers/{table.world.offer}/accept", headers=table.headers["lecturer_own"]
+    )
+    assert mine.status_code == 200, mine.text
+
+
+async def test_a_token_that_is_forged_unsigned_or_expired_is_401_everywhere(
+    suite: Suite,
+) -> None:
+    now = datetime.now(UTC)
+    claims = {
+        "sub": "x",
+        "role": "office",
+        "org": "o",
+        "exp": int((now + timedelta(hours=1)).timestamp()),
+    }
+    expired = {**claims, "exp": int((now - timedelta(minutes=1)).timestamp())}
+    bad = {
+        "unsigned": forged(claims, alg="none"),
+        "wrong key": forged(claims, secret="another-secret-" + "y" * 40),
+        "expired": forged(expired),
+        "no role": forged({key: value for key, value in claims.items() if key != "role"}),
+        "garbage": "not.a.token",
+    }
+    probes = {
+        suite.registry: "/v1/areas",
+        suite.booking: "/v1/bookings",
+        suite.lecturers: "/v1/offers",
+    }
+    for client, path in probes.items():
+        for what, token in bad.items():
+            answer = await client.get(path, headers=bearer(token))
+            assert answer.status_code == 401, (path, what, answer.text)
+            assert answer.json()["code"] == "unauthenticated"
+        assert (await client.get(path, headers={"Authorization": ""})).status_code == 401
