@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgspec
 from litestar import Request
@@ -26,8 +26,9 @@ from shared.db import Database
 from shared.errors import FieldError, InvalidRequest
 from shared.http import RemoteError, ServiceClient
 from shared.time import Interval, merge
-from shared.web import service_state
+from shared.web import MAX_LIMIT, service_state
 
+T = TypeVar("T")
 MAX_PIECE = timedelta(days=365)
 
 
@@ -45,18 +46,26 @@ class RegistryResource(msgspec.Struct, frozen=True):
 
 class RegistryVenue(msgspec.Struct, frozen=True):
     id: str
+    name: str
     owner_org: str
     timezone: str
     area_id: str
     kind: str
 
 
+class RegistryArea(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    parent_id: str | None
+
+
 class Intervals(msgspec.Struct, frozen=True):
     items: list[Interval]
 
 
-class ResourcePage(msgspec.Struct, frozen=True):
-    items: list[RegistryResource]
+class Page(msgspec.Struct, Generic[T], frozen=True):
+    items: list[T]
+    next_cursor: str | None
 
 
 def _bookable(resource: RegistryResource, venue: RegistryVenue) -> Bookable:
@@ -75,7 +84,7 @@ def _bookable(resource: RegistryResource, venue: RegistryVenue) -> Bookable:
     )
 
 
-def _day_window(window: Interval) -> Interval:
+def day_window(window: Interval) -> Interval:
     """Whole UTC days around `window`: neighbouring requests share one cache entry."""
     start = datetime.combine(window.start.astimezone(UTC).date(), time(), tzinfo=UTC)
     end = datetime.combine(window.end.astimezone(UTC).date(), time(), tzinfo=UTC)
@@ -96,6 +105,35 @@ async def fetch_open_intervals(
         **{"from": window.start.isoformat(), "to": window.end.isoformat()},
     )
     return answer.items
+
+
+async def fetch_open_intervals_over(
+    http: ServiceClient, resource_id: str, window: Interval
+) -> list[Interval]:
+    """Straight from the registry, uncached, over any window: asked a year at a time."""
+    found: list[Interval] = []
+    start = window.start
+    while start < window.end:
+        piece = Interval(start, min(start + MAX_PIECE, window.end))
+        found += await fetch_open_intervals(http, resource_id, piece)
+        start = piece.end
+    return found
+
+
+async def fetch_every(
+    http: ServiceClient, path: str, shape: type[Page[T]], **params: Any
+) -> list[T]:
+    """Every item of a registry list (`shape` is its page, `Page[Item]`), page after page."""
+    found: list[T] = []
+    cursor: str | None = None
+    while True:
+        page = await http.get(
+            path, shape, limit=MAX_LIMIT, **params, **({"cursor": cursor} if cursor else {})
+        )
+        found += page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            return found
 
 
 class _Memo:
@@ -155,6 +193,11 @@ class RegistryClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    @property
+    def http(self) -> ServiceClient:
+        """The registry itself, uncached: for what keeps its own copy (the reports' projection)."""
+        return self._http
 
     async def still_current(self, session: AsyncSession, venue_ids: Iterable[str]) -> bool:
         """Whether what this process holds of these venues is still current (else forget it)."""
@@ -246,7 +289,7 @@ class RegistryClient:
         filters = {"area_id": area_id, "type": type, "min_capacity": min_capacity}
         params = {name: value for name, value in filters.items() if value is not None}
         page = await self._http.get(
-            "/v1/resources", ResourcePage, limit=limit, feature=list(features), **params
+            "/v1/resources", Page[RegistryResource], limit=limit, feature=list(features), **params
         )
         venue_ids = list(dict.fromkeys(resource.venue_id for resource in page.items))
         async with self._database.read() as session:
@@ -286,7 +329,7 @@ class RegistryClient:
 
         The registry resolves at most a year per call, so a longer window goes in pieces.
         """
-        days = _day_window(window)
+        days = day_window(window)
         found: dict[str, list[Interval]] = {resource.id: [] for resource in resources}
         start = days.start
         while start < days.end:

@@ -1,5 +1,6 @@
-"""The booking service's database: bookings, the slots that make double booking impossible, and
-the cache of registry answers.
+"""The booking service's database: bookings, the slots that make double booking impossible, the
+cache of registry answers, and the reports' projection of the registry (queried in
+`services.booking.reports_store`).
 
 A booking holds one slot row per resource. A slot's `[blocked_from, blocked_until)` is the booking
 plus its resource's turnover buffer; on PostgreSQL an exclusion constraint over live slots
@@ -27,6 +28,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     and_,
@@ -211,6 +213,62 @@ class RegistryGenerationRow(Base):
 
     venue_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     generation: Mapped[int] = mapped_column(Integer)
+
+
+class ReportResourceRow(Base):
+    """A resource as the reports group it, with its venue's facts, and how much of its resolved
+    opening hours `report_open_hours` holds: `[covered_from, covered_until)`, read while its
+    venue's registry generation was `generation` (an older one than the current is stale)."""
+
+    __tablename__ = "report_resources"
+
+    resource_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    venue_id: Mapped[str] = mapped_column(String(36), index=True)
+    venue_name: Mapped[str] = mapped_column(Text)
+    venue_kind: Mapped[str] = mapped_column(String(40))
+    # The venue's area and its ancestors, `/root/.../area/`: a subtree is a prefix.
+    area_path: Mapped[str] = mapped_column(Text)
+    owner_org: Mapped[str] = mapped_column(String(100), index=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    covered_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    covered_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    generation: Mapped[int] = mapped_column(Integer)
+
+
+class ReportAreaRow(Base):
+    """An area the reports may group by (areas never move, so a path once read stays true)."""
+
+    __tablename__ = "report_areas"
+
+    area_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+
+
+class ReportOpenPieceRow(Base):
+    """A piece of a resource's resolved open time (`domain.reports.OpenPiece`): inside one UTC
+    day, one local day and one UTC offset, so bookings join it on (resource, day)."""
+
+    __tablename__ = "report_open_hours"
+
+    resource_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    weekday: Mapped[int] = mapped_column(SmallInteger)
+    wall_second: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (CheckConstraint("start_at < end_at", name="open_piece_not_empty"),)
+
+
+class ReportCatalogueRow(Base):
+    """Present once the whole catalogue was read from the registry; events keep it since."""
+
+    __tablename__ = "report_catalogue"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 # Bookings

@@ -1,15 +1,16 @@
 """The booking service's worker: relays its outbox, drops registry answers that events make stale,
-and flags bookings that opening hours no longer cover."""
+keeps the reports' projection of the registry current, and flags bookings that opening hours no
+longer cover."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking import store
-from services.booking.clients import fetch_open_intervals, registry_http
+from services.booking import projection, store
+from services.booking.clients import fetch_open_intervals_over, registry_http
 from services.booking.domain.bookings import inside
 from shared.config import Settings
 from shared.events import Event
@@ -20,7 +21,6 @@ from shared.worker import WorkerSettings, worker_settings
 
 VENUE_EVENTS = ("venue.created", "venue.updated", "venue.deleted")
 RESOURCE_EVENTS = ("resource.created", "resource.updated", "resource.deleted")
-YEAR = timedelta(days=365)
 
 
 def _venue_of(event: Event) -> str:
@@ -32,11 +32,22 @@ async def drop_cached(session: AsyncSession, event: Event) -> None:
     await store.invalidate(session, _venue_of(event))
 
 
+def catalogue_changed(registry: ServiceClient) -> EventHandler:
+    async def handle(session: AsyncSession, event: Event) -> None:
+        """Drop the cache, then read the venue again into the reports' projection."""
+        await drop_cached(session, event)
+        await projection.refresh_venue(session, registry, _venue_of(event))
+
+    return handle
+
+
 def hours_changed(registry: ServiceClient) -> EventHandler:
     async def handle(session: AsyncSession, event: Event) -> None:
-        """Drop the cache, then flag the future bookings the new hours leave outside."""
+        """Drop the cache, read the new hours into the reports' projection, then flag the future
+        bookings the new hours leave outside."""
         venue_id = _venue_of(event)
         await store.invalidate(session, venue_id)
+        await projection.refresh_venue(session, registry, venue_id)
         now = datetime.now(UTC)
         changed = event.data.get("resource_id")
         resource_ids = (
@@ -48,14 +59,10 @@ def hours_changed(registry: ServiceClient) -> EventHandler:
         if not rows:
             return
         window = Interval(now, max(row.end_at for row in rows))
-        hours: dict[str, list[Interval]] = {}
-        for resource_id in sorted({rid for row in rows for rid in row.resource_ids}):
-            hours[resource_id] = []
-            start = window.start
-            while start < window.end:
-                piece = Interval(start, min(start + YEAR, window.end))
-                hours[resource_id] += await fetch_open_intervals(registry, resource_id, piece)
-                start = piece.end
+        hours = {
+            resource_id: await fetch_open_intervals_over(registry, resource_id, window)
+            for resource_id in sorted({rid for row in rows for rid in row.resource_ids})
+        }
         flags = {
             row.id: not all(
                 inside(Interval(row.start_at, row.end_at), hours[rid]) for rid in row.resource_ids
@@ -71,7 +78,7 @@ def hours_changed(registry: ServiceClient) -> EventHandler:
 def create_worker_settings(settings: Settings) -> WorkerSettings:
     registry = registry_http(settings)
     handlers: dict[str, EventHandler] = dict.fromkeys(
-        (*VENUE_EVENTS, *RESOURCE_EVENTS), drop_cached
+        (*VENUE_EVENTS, *RESOURCE_EVENTS), catalogue_changed(registry)
     )
     handlers["opening_hours.changed"] = hours_changed(registry)
     return worker_settings("booking", settings, tables=store.tables, handlers=handlers)

@@ -2,5 +2,6 @@
 
 from services.booking.api.availability import AvailabilityController
 from services.booking.api.bookings import BookingController, SeriesController
+from services.booking.api.reports import ReportController
 
-ROUTES = [BookingController, SeriesController, AvailabilityController]
+ROUTES = [BookingController, SeriesController, AvailabilityController, ReportController]

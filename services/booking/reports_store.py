@@ -1,0 +1,782 @@
+"""The reports' SQL: utilisation and heatmap sums, and the writes that keep their projection.
+
+Every figure is summed by the database. Open seconds are the projection's pieces clipped to the
+range. Booked seconds are, for each confirmed booking's slot, the length of slot ∩ piece ∩ range
+over the pieces of its resource: pieces of one resource are disjoint and confirmed slots of one
+resource never overlap, so the sum is exact and never exceeds the open time. A slot meets only the
+pieces of the UTC days it spans, so it reads them from the pieces' primary key (resource, day) in
+one short range, instead of comparing instants with every piece of its resource.
+
+Grouping happens after the heavy join, per resource (or per venue, for booking counts, since a
+booking of two resources is still one booking), so areas, kinds and venues cost little more.
+The two dialects differ only in the small functions compiled below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement, ReturnTypeFromArgs
+
+from services.booking.clients import RegistryResource, RegistryVenue
+from services.booking.domain.bookings import Status
+from services.booking.domain.reports import (
+    HOURS,
+    GroupBy,
+    GroupTotals,
+    HeatmapCell,
+    OpenPiece,
+    utc_day,
+)
+from services.booking.store import (
+    Base,
+    BookingRow,
+    RegistryGenerationRow,
+    ReportAreaRow,
+    ReportCatalogueRow,
+    ReportOpenPieceRow,
+    ReportResourceRow,
+    SlotRow,
+)
+from shared.contracts import LONGEST_BOOKING_MINUTES
+from shared.db import UTCDateTime
+from shared.outbox import insert_ignoring_duplicates
+from shared.time import Interval
+
+RESOURCES = Base.metadata.tables[ReportResourceRow.__tablename__]
+AREAS = Base.metadata.tables[ReportAreaRow.__tablename__]
+PIECES = Base.metadata.tables[ReportOpenPieceRow.__tablename__]
+SLOTS = Base.metadata.tables[SlotRow.__tablename__]
+BOOKINGS = Base.metadata.tables[BookingRow.__tablename__]
+GENERATIONS = Base.metadata.tables[RegistryGenerationRow.__tablename__]
+LONGEST_BOOKING = timedelta(minutes=LONGEST_BOOKING_MINUTES)
+CONFIRMED = Status.CONFIRMED.value
+PENDING = Status.PENDING.value
+
+
+class Scope(msgspec.Struct, frozen=True):
+    """Which resources a report covers: a venue manager's organisation, a venue, an area's
+    subtree (`/root/.../area/`); None is no limit."""
+
+    owner_org: str | None = None
+    venue_id: str | None = None
+    area_path: str | None = None
+
+
+class VenueReading(msgspec.Struct, frozen=True):
+    """What the registry said of a venue, ready to be written: its resources with their area
+    path, the areas not yet known, and for some resources open pieces over a new window.
+    `venue` None: the venue is gone."""
+
+    venue_id: str
+    venue: RegistryVenue | None
+    area_path: str = ""
+    resources: list[RegistryResource] = []
+    new_areas: list[tuple[str, str, str]] = []
+    windows: dict[str, Interval] = {}
+    pieces: dict[str, list[OpenPiece]] = {}
+
+
+# The dialects' differences
+
+
+class seconds_between(FunctionElement[float]):  # noqa: N801 - reads as the SQL function it is
+    """Seconds from the first instant to the second."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_postgresql(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"EXTRACT(EPOCH FROM ({end} - {start}))"
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_sqlite(element: seconds_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"(unixepoch({end}) - unixepoch({start}))"
+
+
+class day_of(FunctionElement[int]):  # noqa: N801 - reads as the SQL function it is
+    """The UTC day of an instant, counted from 1970-01-01 (`domain.reports.utc_day`)."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(day_of, "postgresql")
+def _day_postgresql(element: day_of, compiler: SQLCompiler, **kw: Any) -> str:
+    (instant,) = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"(CAST(timezone('UTC', {instant}) AS DATE) - DATE '1970-01-01')"
+
+
+@compiles(day_of, "sqlite")
+def _day_sqlite(element: day_of, compiler: SQLCompiler, **kw: Any) -> str:
+    (instant,) = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"(unixepoch({instant}) / 86400)"
+
+
+class greatest(ReturnTypeFromArgs[Any]):  # noqa: N801 - reads as the SQL function it is
+    inherit_cache = True
+
+
+class least(ReturnTypeFromArgs[Any]):  # noqa: N801 - reads as the SQL function it is
+    inherit_cache = True
+
+
+@compiles(greatest, "sqlite")
+def _greatest_sqlite(element: greatest, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"max({compiler.process(element.clause_expr.element, **kw)})"
+
+
+@compiles(least, "sqlite")
+def _least_sqlite(element: least, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"min({compiler.process(element.clause_expr.element, **kw)})"
+
+
+# What the reports' big statements need of PostgreSQL, for their length only: compiling them
+# just in time cost more than it saved (1.9 s of a 5 s year's report), and a year's slots need
+# more than the default 4 MB of working memory for their hash joins to stay in memory.
+_BULK_SETTINGS = {"jit": "off", "work_mem": "64MB"}
+
+
+async def _bulk_read(session: AsyncSession, query: Select[Any]) -> Sequence[Row[Any]]:
+    """The rows of one big read, PostgreSQL tuned for it on the session's connection and reset
+    after it."""
+    tuned = session.get_bind().dialect.name == "postgresql"
+    if tuned:
+        for name, value in _BULK_SETTINGS.items():
+            await session.execute(text(f"SET {name} = '{value}'"))
+    try:
+        rows: Sequence[Row[Any]] = (await session.execute(query)).all()
+    finally:
+        if tuned:
+            for name in _BULK_SETTINGS:
+                await session.execute(text(f"RESET {name}"))
+    return rows
+
+
+def _numbers(name: str, count: int) -> Any:
+    """0 .. count-1 as a CTE of one column `n` (SQLite names no columns of a VALUES alias)."""
+    return union_all(
+        *(select(literal_column(str(n), Integer).label("n")) for n in range(count))
+    ).cte(name)
+
+
+# Reading the reports
+
+
+def _within(scope: Scope, scoped: Any, resource_id: Any) -> list[ColumnElement[bool]]:
+    """Keep `resource_id` among the scope's resources. A scope without limits holds every
+    resource the projection does, and pieces exist only for those, so it needs no condition;
+    one there only misled PostgreSQL's estimates (into an index probe for every slot)."""
+    if scope == Scope():
+        return []
+    return [resource_id.in_(select(scoped.c.resource_id))]
+
+
+def _scoped(scope: Scope) -> Any:
+    query = select(RESOURCES)
+    if scope.owner_org is not None:
+        query = query.where(RESOURCES.c.owner_org == scope.owner_org)
+    if scope.venue_id is not None:
+        query = query.where(RESOURCES.c.venue_id == scope.venue_id)
+    if scope.area_path is not None:
+        query = query.where(RESOURCES.c.area_path.startswith(scope.area_path, autoescape=True))
+    return query.cte("scoped")
+
+
+class _Range:
+    """The report's `[from, to)` as typed parameters, and the day keys around it."""
+
+    def __init__(self, span: Interval) -> None:
+        self.start = bindparam("range_start", span.start, type_=UTCDateTime)
+        self.end = bindparam("range_end", span.end, type_=UTCDateTime)
+        self.earliest_slot = bindparam(
+            "earliest_slot", span.start - LONGEST_BOOKING, type_=UTCDateTime
+        )
+        self.first_day = utc_day(span.start)
+        self.last_day = utc_day(span.end)
+
+    def pieces(self, *, by_day: bool = True) -> ColumnElement[bool]:
+        """Pieces that meet the range; `by_day` bounds their day too, for an index to read a
+        range of days (but not where a join fixes the day: SQLite would take the range over
+        the join's equality and read a year of pieces for every slot)."""
+        meets = and_(PIECES.c.start_at < self.end, PIECES.c.end_at > self.start)
+        return and_(PIECES.c.day.between(self.first_day, self.last_day), meets) if by_day else meets
+
+
+def _open_seconds(range_: _Range) -> ColumnElement[float]:
+    return seconds_between(
+        greatest(PIECES.c.start_at, range_.start), least(PIECES.c.end_at, range_.end)
+    )
+
+
+def _slots_meeting(range_: _Range) -> list[ColumnElement[bool]]:
+    """Live slots (of pending or confirmed bookings) that meet the range."""
+    return [
+        SLOTS.c.live,
+        SLOTS.c.start_at < range_.end,
+        SLOTS.c.end_at > range_.start,
+        # A bound below as well, so an index on start times can be read as a range.
+        SLOTS.c.start_at > range_.earliest_slot,
+    ]
+
+
+def _confirmed_slots(scope: Scope, scoped: Any, range_: _Range) -> list[ColumnElement[bool]]:
+    """Slots of confirmed bookings of the resources in scope that meet the range (with
+    `bookings` joined)."""
+    return [
+        *_slots_meeting(range_),
+        BOOKINGS.c.status == CONFIRMED,
+        *_within(scope, scoped, SLOTS.c.resource_id),
+    ]
+
+
+def _booked_pairs(
+    scope: Scope, scoped: Any, range_: _Range, *, by_programme: bool, dialect: str
+) -> Any:
+    """One row per confirmed slot and open piece in scope of the same resource on a UTC day the
+    slot spans: their overlap clipped to the range (`start`, `end`; `start >= end` where they do
+    not meet), the piece's `weekday`, `wall_second` and `piece_start`, and the booking's
+    `programme` where `by_programme`; `dialect` picks how pending bookings are left out.
+
+    Each slot reads the pieces of its resource and its few days from the pieces' primary key:
+    one short index range per slot on both databases. Without programmes, confirmed is live and
+    not pending, the few pending bookings set apart once, instead of every slot looking up its
+    booking (3 of SQLite's 8 seconds for a year). Whether a pair overlaps is left to the sums
+    (clamped at zero), not put in the join: a range condition there made SQLite read a year of
+    pieces for every slot, and PostgreSQL guess its rows badly.
+    """
+    if by_programme:
+        slots: Any = SLOTS.join(BOOKINGS, BOOKINGS.c.id == SLOTS.c.booking_id)
+        extra: tuple[Any, ...] = (BOOKINGS.c.programme,)
+        confirmed: ColumnElement[bool] = BOOKINGS.c.status == CONFIRMED
+    else:
+        pending = select(BOOKINGS.c.id).where(BOOKINGS.c.status == PENDING)
+        extra = ()
+        if dialect == "postgresql":
+            # An anti-join, hashed and run in parallel; NOT IN would hash too, but a hashed
+            # subplan keeps the whole plan serial.
+            held = pending.subquery("pending")
+            slots = SLOTS.outerjoin(held, held.c.id == SLOTS.c.booking_id)
+            confirmed = held.c.id.is_(None)
+        else:
+            # SQLite keeps the ids of NOT IN in an index in memory; as an outer join it read
+            # them three times slower.
+            slots = SLOTS
+            confirmed = SLOTS.c.booking_id.not_in(pending)
+    return (
+        select(
+            SLOTS.c.resource_id,
+            *extra,
+            PIECES.c.weekday,
+            PIECES.c.wall_second,
+            PIECES.c.start_at.label("piece_start"),
+            greatest(SLOTS.c.start_at, PIECES.c.start_at, range_.start).label("start"),
+            least(SLOTS.c.end_at, PIECES.c.end_at, range_.end).label("end"),
+        )
+        .select_from(
+            slots.join(
+                PIECES,
+                and_(
+                    PIECES.c.resource_id == SLOTS.c.resource_id,
+                    PIECES.c.day.between(day_of(SLOTS.c.start_at), day_of(SLOTS.c.end_at)),
+                ),
+            )
+        )
+        .where(
+            *_slots_meeting(range_),
+            confirmed,
+            range_.pieces(by_day=False),
+            *_within(scope, scoped, PIECES.c.resource_id),
+        )
+        .subquery("booked_pairs")
+    )
+
+
+def _members(group_by: GroupBy, scoped: Any, scope: Scope) -> Any:
+    """(resource_id, venue_id, key, label): the groups each resource in scope counts in."""
+    columns = (scoped.c.resource_id, scoped.c.venue_id)
+    if group_by is GroupBy.RESOURCE:
+        return select(*columns, scoped.c.resource_id.label("key"), scoped.c.name.label("label"))
+    if group_by is GroupBy.VENUE:
+        return select(*columns, scoped.c.venue_id.label("key"), scoped.c.venue_name.label("label"))
+    if group_by is GroupBy.KIND:
+        kind = scoped.c.venue_kind
+        return select(*columns, kind.label("key"), kind.label("label"))
+    # An area totals its whole subtree: a resource counts in every area on its venue's path.
+    query = select(*columns, AREAS.c.area_id.label("key"), AREAS.c.name.label("label")).join(
+        AREAS, scoped.c.area_path.startswith(AREAS.c.path)
+    )
+    if scope.area_path is not None:
+        query = query.where(AREAS.c.path.startswith(scope.area_path, autoescape=True))
+    return query
+
+
+def _booking_totals() -> list[Any]:
+    return [
+        func.count().label("bookings"),
+        func.coalesce(func.sum(BOOKINGS.c.attendees), 0).label("attendees"),
+        func.coalesce(func.sum(BOOKINGS.c.attended), 0).label("attended"),
+    ]
+
+
+def _confirmed_bookings(range_: _Range) -> ColumnElement[bool]:
+    return and_(
+        BOOKINGS.c.status == CONFIRMED,
+        BOOKINGS.c.start_at < range_.end,
+        BOOKINGS.c.end_at > range_.start,
+    )
+
+
+async def utilisation(
+    session: AsyncSession, span: Interval, scope: Scope, group_by: GroupBy
+) -> list[GroupTotals]:
+    """Each group's open and booked seconds and confirmed bookings over `span`, by label."""
+    range_ = _Range(span)
+    scoped = _scoped(scope)
+    open_by_resource = (
+        select(PIECES.c.resource_id, func.sum(_open_seconds(range_)).label("seconds"))
+        .where(range_.pieces(), *_within(scope, scoped, PIECES.c.resource_id))
+        .group_by(PIECES.c.resource_id)
+        .cte("open_by_resource")
+    )
+    by_programme = group_by is GroupBy.PROGRAMME
+    pairs = _booked_pairs(
+        scope, scoped, range_, by_programme=by_programme, dialect=session.get_bind().dialect.name
+    )
+    per = (pairs.c.resource_id, pairs.c.programme) if by_programme else (pairs.c.resource_id,)
+    booked = (
+        select(
+            *per,
+            func.sum(greatest(seconds_between(pairs.c.start, pairs.c.end), 0)).label("seconds"),
+        )
+        .group_by(*per)
+        .cte("booked")
+    )
+    if by_programme:
+        query = _by_programme(scoped, open_by_resource, booked, range_)
+    else:
+        query = _by_catalogue(
+            group_by=group_by,
+            scope=scope,
+            scoped=scoped,
+            open_by_resource=open_by_resource,
+            booked=booked,
+            range_=range_,
+        )
+    rows = await _bulk_read(session, query)
+    return [
+        GroupTotals(
+            key=row.key,
+            label=row.label,
+            open_seconds=float(row.open_seconds),
+            booked_seconds=float(row.booked_seconds),
+            bookings=int(row.bookings),
+            attendees=int(row.attendees),
+            attended=int(row.attended),
+        )
+        for row in rows
+    ]
+
+
+def _by_catalogue(
+    *,
+    group_by: GroupBy,
+    scope: Scope,
+    scoped: Any,
+    open_by_resource: Any,
+    booked: Any,
+    range_: _Range,
+) -> Select[Any]:
+    members = _members(group_by, scoped, scope).cte("members")
+    open_seconds = (
+        select(members.c.key, func.sum(open_by_resource.c.seconds).label("seconds"))
+        .join(open_by_resource, open_by_resource.c.resource_id == members.c.resource_id)
+        .group_by(members.c.key)
+        .subquery("open_seconds")
+    )
+    booked_seconds = (
+        select(members.c.key, func.sum(booked.c.seconds).label("seconds"))
+        .join(booked, booked.c.resource_id == members.c.resource_id)
+        .group_by(members.c.key)
+        .subquery("booked_seconds")
+    )
+    if group_by is GroupBy.RESOURCE:
+        counted = (
+            select(SLOTS.c.resource_id.label("key"), *_booking_totals())
+            .join(BOOKINGS, BOOKINGS.c.id == SLOTS.c.booking_id)
+            .where(*_confirmed_slots(scope, scoped, range_))
+            .group_by(SLOTS.c.resource_id)
+            .subquery("counted")
+        )
+    else:
+        # Counted per booking, through its venue: a booking of a room and a projector is one.
+        # Summed per venue first, so only a row a venue meets the groups.
+        per_venue = (
+            select(BOOKINGS.c.venue_id, *_booking_totals())
+            .where(_confirmed_bookings(range_))
+            .group_by(BOOKINGS.c.venue_id)
+            .subquery("per_venue")
+        )
+        venue_members = select(members.c.venue_id, members.c.key).distinct().subquery()
+        counted = (
+            select(
+                venue_members.c.key,
+                *(
+                    func.sum(per_venue.c[name]).label(name)
+                    for name in ("bookings", "attendees", "attended")
+                ),
+            )
+            .join(venue_members, venue_members.c.venue_id == per_venue.c.venue_id)
+            .group_by(venue_members.c.key)
+            .subquery("counted")
+        )
+    groups = select(members.c.key, members.c.label).distinct().subquery("groups")
+    return (
+        select(
+            groups.c.key,
+            groups.c.label,
+            func.coalesce(open_seconds.c.seconds, 0).label("open_seconds"),
+            func.coalesce(booked_seconds.c.seconds, 0).label("booked_seconds"),
+            func.coalesce(counted.c.bookings, 0).label("bookings"),
+            func.coalesce(counted.c.attendees, 0).label("attendees"),
+            func.coalesce(counted.c.attended, 0).label("attended"),
+        )
+        .outerjoin(open_seconds, open_seconds.c.key == groups.c.key)
+        .outerjoin(booked_seconds, booked_seconds.c.key == groups.c.key)
+        .outerjoin(counted, counted.c.key == groups.c.key)
+        .order_by(groups.c.label, groups.c.key)
+    )
+
+
+def _by_programme(scoped: Any, open_by_resource: Any, booked: Any, range_: _Range) -> Select[Any]:
+    """Per programme: its booked time over all the open time in scope (so the rows' ratios add
+    up to the whole scope's), one row for each programme with confirmed bookings in the range
+    (a booking without one under the key None)."""
+    all_open = select(func.coalesce(func.sum(open_by_resource.c.seconds), 0)).scalar_subquery()
+    booked_seconds = (
+        select(booked.c.programme, func.sum(booked.c.seconds).label("seconds"))
+        .group_by(booked.c.programme)
+        .subquery("booked_seconds")
+    )
+    counted = (
+        select(BOOKINGS.c.programme, *_booking_totals())
+        .where(
+            _confirmed_bookings(range_),
+            BOOKINGS.c.venue_id.in_(select(scoped.c.venue_id)),
+        )
+        .group_by(BOOKINGS.c.programme)
+        .subquery("counted")
+    )
+    return (
+        select(
+            counted.c.programme.label("key"),
+            counted.c.programme.label("label"),
+            all_open.label("open_seconds"),
+            func.coalesce(booked_seconds.c.seconds, 0).label("booked_seconds"),
+            counted.c.bookings,
+            counted.c.attendees,
+            counted.c.attended,
+        )
+        .outerjoin(
+            booked_seconds, booked_seconds.c.programme.is_not_distinct_from(counted.c.programme)
+        )
+        .order_by(counted.c.programme.nulls_last())
+    )
+
+
+async def heatmap(session: AsyncSession, span: Interval, scope: Scope) -> list[HeatmapCell]:
+    """Open and booked seconds in each (ISO weekday, local hour) with any open time.
+
+    A piece's wall clock runs with real time from its `wall_second`, so the local hour of any
+    instant in it is arithmetic; each venue's pieces carry its own zone's weekday and hours.
+    """
+    range_ = _Range(span)
+    scoped = _scoped(scope)
+    hours = _numbers("hours", HOURS)
+    hour_start = hours.c.n * 3600
+    hour_end = hour_start + 3600
+
+    def in_hour(pieces: Any, start: Any, end: Any) -> tuple[Any, ColumnElement[bool]]:
+        """Seconds of [start, end) in the hour, and whether they meet, on the piece's clock."""
+
+        def wall(instant: Any) -> Any:
+            return pieces.c.wall_second + seconds_between(pieces.c.piece_start, instant)
+
+        seconds = least(wall(end), hour_end) - greatest(wall(start), hour_start)
+        return seconds, and_(wall(start) < hour_end, wall(end) > hour_start)
+
+    open_pieces = (
+        select(
+            PIECES.c.weekday,
+            PIECES.c.wall_second,
+            PIECES.c.start_at.label("piece_start"),
+            greatest(PIECES.c.start_at, range_.start).label("start"),
+            least(PIECES.c.end_at, range_.end).label("end"),
+        )
+        .where(range_.pieces(), *_within(scope, scoped, PIECES.c.resource_id))
+        .subquery("open_pieces")
+    )
+
+    def cells(pieces: Any, name: str) -> Any:
+        seconds, meets = in_hour(pieces, pieces.c.start, pieces.c.end)
+        return (
+            select(pieces.c.weekday, hours.c.n.label("hour"), func.sum(seconds).label("seconds"))
+            .select_from(pieces.join(hours, meets))
+            .group_by(pieces.c.weekday, hours.c.n)
+            .subquery(name)
+        )
+
+    pairs = _booked_pairs(
+        scope, scoped, range_, by_programme=False, dialect=session.get_bind().dialect.name
+    )
+    overlapping = select(pairs).where(pairs.c.start < pairs.c.end).subquery("overlapping")
+    open_cells = cells(open_pieces, "open_cells")
+    booked_cells = cells(overlapping, "booked_cells")
+    query = select(
+        open_cells.c.weekday,
+        open_cells.c.hour,
+        open_cells.c.seconds,
+        func.coalesce(booked_cells.c.seconds, 0).label("booked"),
+    ).outerjoin(
+        booked_cells,
+        and_(
+            booked_cells.c.weekday == open_cells.c.weekday,
+            booked_cells.c.hour == open_cells.c.hour,
+        ),
+    )
+    rows = await _bulk_read(session, query)
+    return [
+        HeatmapCell(
+            weekday=row.weekday,
+            hour=row.hour,
+            open_seconds=float(row.seconds),
+            booked_seconds=float(row.booked),
+        )
+        for row in rows
+    ]
+
+
+# Keeping the projection
+
+
+async def catalogue_synced(session: AsyncSession) -> bool:
+    return await session.scalar(select(ReportCatalogueRow.id).limit(1)) is not None
+
+
+async def mark_catalogue_synced(session: AsyncSession, now: datetime) -> None:
+    await session.execute(
+        insert_ignoring_duplicates(session, ReportCatalogueRow)
+        .values(id=1, synced_at=now)
+        .on_conflict_do_nothing()
+    )
+
+
+async def scope_name(session: AsyncSession, scope: Scope) -> str | None:
+    """The name of the venue or area a scope is limited to, if it is."""
+    if scope.venue_id is not None:
+        return await session.scalar(
+            select(RESOURCES.c.venue_name).where(RESOURCES.c.venue_id == scope.venue_id).limit(1)
+        )
+    if scope.area_path is not None:
+        area_id = scope.area_path.rstrip("/").rsplit("/", 1)[-1]
+        return await session.scalar(select(AREAS.c.name).where(AREAS.c.area_id == area_id))
+    return None
+
+
+async def area_paths(session: AsyncSession) -> dict[str, str]:
+    """The path of every area the projection knows (a city has hundreds, not millions)."""
+    rows = await session.execute(select(AREAS.c.area_id, AREAS.c.path))
+    return {row.area_id: row.path for row in rows}
+
+
+async def all_generations(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(select(GENERATIONS.c.venue_id, GENERATIONS.c.generation))
+    return {row.venue_id: row.generation for row in rows}
+
+
+async def venue_owner(session: AsyncSession, venue_id: str) -> str | None:
+    """The owning organisation of a venue the projection holds resources of."""
+    return await session.scalar(
+        select(RESOURCES.c.owner_org).where(RESOURCES.c.venue_id == venue_id).limit(1)
+    )
+
+
+async def venues_needing_work(session: AsyncSession, scope: Scope, days: Interval) -> list[str]:
+    """Venues in scope with a resource whose open hours do not cover `days`, or were read at
+    an older registry generation than the venue's current one."""
+    generation = func.coalesce(GENERATIONS.c.generation, 0)
+    scoped = _scoped(scope)
+    rows = await session.scalars(
+        select(scoped.c.venue_id)
+        .outerjoin(GENERATIONS, GENERATIONS.c.venue_id == scoped.c.venue_id)
+        .where(
+            or_(
+                scoped.c.covered_from.is_(None),
+                scoped.c.covered_from > days.start,
+                scoped.c.covered_until < days.end,
+                scoped.c.generation != generation,
+            )
+        )
+        .distinct()
+        .order_by(scoped.c.venue_id)
+    )
+    return list(rows)
+
+
+async def coverage(session: AsyncSession, venue_id: str) -> dict[str, Interval | None]:
+    """What each resource of the venue holds of its open hours (None: nothing yet)."""
+    rows = await session.execute(
+        select(RESOURCES.c.resource_id, RESOURCES.c.covered_from, RESOURCES.c.covered_until).where(
+            RESOURCES.c.venue_id == venue_id
+        )
+    )
+    return {
+        row.resource_id: (
+            Interval(row.covered_from, row.covered_until)
+            if row.covered_from is not None and row.covered_until is not None
+            else None
+        )
+        for row in rows
+    }
+
+
+async def _lock_venue(session: AsyncSession, venue_id: str) -> None:
+    """One writer of a venue's projection at a time (PostgreSQL; SQLite writers queue anyway):
+    two fills racing would otherwise leave pieces of both readings of the hours."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"reports:{venue_id}"}
+        )
+
+
+async def save_catalogue(
+    session: AsyncSession,
+    areas: Sequence[tuple[str, str, str]],
+    resources: Sequence[tuple[RegistryResource, RegistryVenue, str]],
+    generations: Mapping[str, int],
+) -> None:
+    """The whole catalogue as the registry listed it: areas (id, name, path), and each resource
+    with its venue and the venue's area path; no open hours yet."""
+    await save_areas(session, areas)
+    await _save_resources(
+        session,
+        [
+            _resource_values(resource, venue, path, generations.get(venue.id, 0))
+            for resource, venue, path in resources
+        ],
+    )
+
+
+async def save_venue(session: AsyncSession, reading: VenueReading, generation: int) -> None:
+    """Write what the registry said of a venue, read while its generation was `generation`."""
+    await _lock_venue(session, reading.venue_id)
+    kept = [resource.id for resource in reading.resources]
+    gone = select(RESOURCES.c.resource_id).where(
+        RESOURCES.c.venue_id == reading.venue_id, RESOURCES.c.resource_id.not_in(kept)
+    )
+    await session.execute(delete(PIECES).where(PIECES.c.resource_id.in_(gone)))
+    await session.execute(
+        delete(RESOURCES).where(
+            RESOURCES.c.venue_id == reading.venue_id, RESOURCES.c.resource_id.not_in(kept)
+        )
+    )
+    if reading.venue is None:
+        return
+    await save_areas(session, reading.new_areas)
+    await _save_resources(
+        session,
+        [
+            _resource_values(resource, reading.venue, reading.area_path, generation)
+            for resource in reading.resources
+        ],
+    )
+    for resource_id, pieces in reading.pieces.items():
+        await session.execute(delete(PIECES).where(PIECES.c.resource_id == resource_id))
+        if pieces:
+            await session.execute(
+                PIECES.insert(),
+                [
+                    {
+                        "resource_id": resource_id,
+                        "day": piece.day,
+                        "start_at": piece.start,
+                        "end_at": piece.end,
+                        "weekday": piece.weekday,
+                        "wall_second": piece.wall_second,
+                    }
+                    for piece in pieces
+                ],
+            )
+        window = reading.windows[resource_id]
+        await session.execute(
+            update(RESOURCES)
+            .where(RESOURCES.c.resource_id == resource_id)
+            .values(covered_from=window.start, covered_until=window.end)
+        )
+
+
+async def save_areas(session: AsyncSession, areas: Sequence[tuple[str, str, str]]) -> None:
+    if areas:
+        await session.execute(
+            insert_ignoring_duplicates(session, ReportAreaRow)
+            .values([{"area_id": id_, "name": name, "path": path} for id_, name, path in areas])
+            .on_conflict_do_nothing()
+        )
+
+
+def _resource_values(
+    resource: RegistryResource, venue: RegistryVenue, area_path: str, generation: int
+) -> dict[str, Any]:
+    return {
+        "resource_id": resource.id,
+        "name": resource.name,
+        "venue_id": venue.id,
+        "venue_name": venue.name,
+        "venue_kind": venue.kind,
+        "area_path": area_path,
+        "owner_org": venue.owner_org,
+        "timezone": venue.timezone,
+        "generation": generation,
+    }
+
+
+async def _save_resources(session: AsyncSession, values: Sequence[dict[str, Any]]) -> None:
+    """Upsert the facts; what a resource covers of its hours is left as it was."""
+    if not values:
+        return
+    insert = insert_ignoring_duplicates(session, ReportResourceRow)
+    facts = [name for name in values[0] if name != "resource_id"]
+    await session.execute(
+        insert.values(list(values)).on_conflict_do_update(
+            index_elements=[RESOURCES.c.resource_id],
+            set_={name: insert.excluded[name] for name in facts},
+        )
+    )
