@@ -35,13 +35,20 @@ def migrate(settings: Settings, services: Sequence[ServiceName]) -> None:
 def serve(settings: Settings, service: ServiceName, host: str, port: int) -> None:
     import uvicorn
 
+    from shared.observability import configure_logging
+
+    configure_logging(service)
     app = _service_module(service, "app").create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    # log_config=None: uvicorn's loggers then propagate to the JSON handler instead of getting
+    # handlers of their own; the app logs each request itself, so uvicorn's access log stays off.
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None, access_log=False)
 
 
 def work(settings: Settings, service: ServiceName) -> None:
+    from shared.observability import configure_logging
     from shared.worker import run
 
+    configure_logging(service)
     run(_service_module(service, "worker").create_worker_settings(settings))
 
 

@@ -16,14 +16,20 @@ from shared.config import SERVICES, ServiceName
 HANDLE_EVENT_JOB = "handle_event"
 
 
-class Event(msgspec.Struct, frozen=True):
-    """The envelope every event travels in; `data` is the event type's own payload."""
+class Event(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The envelope every event travels in; `data` is the event type's own payload.
+
+    `request_id` is the id of the request that caused the event, so its handling can be traced
+    back to it; None (and left out of the payload) where there was none. Payloads from before it
+    existed still decode, and consumers that predate it ignore it.
+    """
 
     id: str
     type: str
     source: ServiceName
     occurred_at: datetime
     data: dict[str, Any]
+    request_id: str | None = None
 
 
 # Which service consumes which event types: a type matches a subscription when it equals it or

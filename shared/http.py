@@ -1,10 +1,10 @@
 """The base of every typed client one service keeps of another.
 
-Calls carry the service token and have a timeout. Reads, and writes that carry an
-Idempotency-Key, are retried a bounded number of times on a transport error or a 502/503/504;
-any other write is tried once, since repeating it could do it twice. When the other service
-cannot be reached the caller gets `ServiceUnavailable` with `<service>_unavailable`, which its own
-clients see as a 503 with that code.
+Calls carry the service token and the current request id (`X-Request-ID`), and have a timeout.
+Reads, and writes that carry an Idempotency-Key, are retried a bounded number of times on a
+transport error or a 502/503/504; any other write is tried once, since repeating it could do it
+twice. When the other service cannot be reached the caller gets `ServiceUnavailable` with
+`<service>_unavailable`, which its own clients see as a 503 with that code.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import msgspec
 from shared.auth import service_token
 from shared.config import ServiceName, Settings
 from shared.errors import ServiceError, ServiceUnavailable
+from shared.observability import REQUEST_ID_HEADER, current_request_id
 
 T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({502, 503, 504})
@@ -83,6 +84,9 @@ class ServiceClient:
     ) -> httpx.Response:
         """Send one request, retrying where that is safe; raise on a problem answer."""
         all_headers = dict(headers or {})
+        request_id = current_request_id()
+        if request_id is not None:
+            all_headers.setdefault(REQUEST_ID_HEADER, request_id)
         content = None
         if body is not None:
             content = msgspec.json.encode(body)

@@ -5,6 +5,7 @@
 - `relay_pending` enqueues unsent events on each subscriber's arq queue with job id
   `<event id>:<consumer>`, and marks them sent only after Redis took them; stopping Redis delays
   events and loses none.
+- `unsent_count` is the relay's backlog, which each service reports as a metric.
 - `handle_once` records the event id in the consumer's own database in the same transaction as the
   handler's effect, so an event delivered twice changes nothing the second time.
 """
@@ -30,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     delete,
+    func,
     select,
     text,
     update,
@@ -42,6 +44,7 @@ from shared.config import ServiceName
 from shared.db import Database, UTCDateTime
 from shared.events import HANDLE_EVENT_JOB, Event, consumers_of, encode, queue_name
 from shared.ids import new_id
+from shared.observability import current_request_id
 
 _log = logging.getLogger("commonroom.outbox")
 
@@ -117,6 +120,7 @@ def outbox_row(
         source=source,
         occurred_at=now or datetime.now(UTC),
         data=payload,
+        request_id=current_request_id(),
     )
     return {
         "event_id": event.id,
@@ -140,6 +144,15 @@ async def publish(
     # Parameters apart from the statement, so its compiled form is cached: this runs on every write.
     await session.execute(tables.outbox.insert(), row)
     return str(row["event_id"])
+
+
+async def unsent_count(database: Database, tables: OutboxTables) -> int:
+    """How many events wait for the relay; the partial index on unsent rows answers it."""
+    async with database.read() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(tables.outbox).where(tables.outbox.c.sent_at.is_(None))
+        )
+    return int(count or 0)
 
 
 async def relay_pending(

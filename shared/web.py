@@ -1,4 +1,5 @@
-"""What every service's Litestar app shares: wiring, dependencies, health, paging, idempotency.
+"""What every service's Litestar app shares: wiring, dependencies, health, metrics, paging,
+idempotency.
 
 A service's `app.py` calls `create_service_app` with its routes; handlers then ask for
 `principal` (the verified caller) and `session` (the request's one transaction) by name.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import gc
+import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,6 +26,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromPath, QueryParameter
 from litestar.types import ControllerRouterHandler
+from prometheus_client import CONTENT_TYPE_LATEST
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,14 +35,17 @@ from shared.auth import Principal, TokenVerifier
 from shared.config import ServiceName, Settings
 from shared.db import Database, connect
 from shared.errors import FieldError, InvalidRequest, ServiceUnavailable
+from shared.events import queue_name
 from shared.ids import is_uuid
-from shared.outbox import OutboxTables
+from shared.observability import RequestLog, RequestObservability, ServiceMetrics
+from shared.outbox import OutboxTables, unsent_count
 from shared.problems import EXCEPTION_HANDLERS
 
 T = TypeVar("T")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+_log = logging.getLogger("commonroom.web")
 
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="page size")]
 Cursor = Annotated[str | None, QueryParameter(max_length=200, description="from next_cursor")]
@@ -60,6 +67,7 @@ class ServiceState:
     tables: OutboxTables
     redis: Redis
     verifier: TokenVerifier
+    metrics: ServiceMetrics
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -169,6 +177,31 @@ async def ready(state: State) -> Health:
     return Health(status="ok", checks=checks)
 
 
+@get("/metrics", include_in_schema=False)
+async def metrics(state: State) -> Response[bytes]:
+    """Prometheus metrics, in its text format. No token: the operator's scraper reads it from
+    inside the cluster, and it tells counts and timings, no data of anyone. Left out of the
+    OpenAPI document, which describes the API clients use.
+
+    Queue depth and outbox backlog are read now, at scrape time; where Redis or the database does
+    not answer, that gauge reads NaN and the rest is still served.
+    """
+    held = service_state(state)
+    gauges = held.metrics
+    try:
+        gauges.queue_depth.set(await held.redis.zcard(queue_name(held.name)))
+    except Exception:  # an unreachable Redis must not take the other metrics down with it
+        _log.warning("queue depth unknown: redis does not answer", exc_info=True)
+        gauges.queue_depth.set(math.nan)
+    try:
+        gauges.outbox_backlog.set(await unsent_count(held.database, held.tables))
+    except Exception:  # likewise an unreachable database
+        _log.warning("outbox backlog unknown: the database does not answer", exc_info=True)
+        gauges.outbox_backlog.set(math.nan)
+    # Set as a header: from a `text/` media type Litestar would make a second `charset`.
+    return Response(gauges.render(), headers={"content-type": CONTENT_TYPE_LATEST})
+
+
 def create_service_app(
     *,
     name: ServiceName,
@@ -179,7 +212,9 @@ def create_service_app(
     on_start: Callable[[ServiceState], Awaitable[None]] | None = None,
     on_stop: Callable[[ServiceState], Awaitable[None]] | None = None,
 ) -> Litestar:
-    """The Litestar app of one service, with the suite's errors, auth, sessions and health."""
+    """The Litestar app of one service, with the suite's errors, auth, sessions, health, metrics
+    and request ids."""
+    service_metrics = ServiceMetrics()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -192,6 +227,7 @@ def create_service_app(
             tables=tables,
             redis=redis,
             verifier=TokenVerifier(settings.secret),
+            metrics=service_metrics,
         )
         app.state["service"] = held
         try:
@@ -208,7 +244,7 @@ def create_service_app(
             await database.dispose()
 
     config = AppConfig(
-        route_handlers=[live, ready, *route_handlers],
+        route_handlers=[live, ready, metrics, *route_handlers],
         dependencies={
             "principal": Provide(provide_principal, sync_to_thread=False),
             "session": Provide(provide_session),
@@ -216,6 +252,9 @@ def create_service_app(
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
+        # Logging belongs to the process (`configure_logging`), not to each app: Litestar's default
+        # would replace the root logger's handlers every time an app is built.
+        logging_config=None,
         openapi_config=OpenAPIConfig(
             title=f"Commonroom {name}",
             version=version,
@@ -228,4 +267,9 @@ def create_service_app(
             security=[{"BearerToken": []}],
         ),
     )
-    return Litestar.from_config(config)
+    app = Litestar.from_config(config)
+    # Around Litestar's whole handler rather than in `middleware=`, which Litestar applies per
+    # route after routing: requests that match no route would escape it, and it would add an
+    # exception-handling layer to every route.
+    app.asgi_handler = RequestObservability(app.asgi_handler, service_metrics, RequestLog(name))
+    return app

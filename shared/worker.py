@@ -1,4 +1,5 @@
-"""What every service's arq worker shares: msgspec on the wire, the outbox relay, event handling.
+"""What every service's arq worker shares: msgspec on the wire, the outbox relay, event handling,
+and the request id a job runs under.
 
 A service's `worker.py` names its event handlers and extra jobs; `worker_settings` turns them into
 the keyword arguments of `arq.worker.Worker`, and `run` starts one.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +22,7 @@ from arq.worker import Function, Worker, func
 from shared.config import ServiceName, Settings
 from shared.db import connect
 from shared.events import HANDLE_EVENT_JOB, decode, queue_name
+from shared.observability import request_context
 from shared.outbox import EventHandler, OutboxTables, handle_once, prune_sent, relay_forever
 
 WorkerSettings = dict[str, Any]
@@ -43,8 +46,29 @@ def redis_settings(url: str) -> RedisSettings:
 
 
 async def handle_event(ctx: dict[str, Any], payload: bytes) -> bool:
-    """The one job every service's queue carries: an event from another service's outbox."""
-    return await handle_once(ctx["database"], ctx["tables"], decode(payload), ctx["handlers"])
+    """The one job every service's queue carries: an event from another service's outbox,
+    handled under the id of the request that caused it, so its log lines and calls carry it."""
+    event = decode(payload)
+    with request_context(event.request_id):
+        return await handle_once(ctx["database"], ctx["tables"], event, ctx["handlers"])
+
+
+def carrying_request_id(function: Function) -> Function:
+    """`function` as a job that takes an optional `origin_request_id` keyword and runs under it.
+
+    An enqueuer passes `origin_request_id=current_request_id()` to tie the job to the request that
+    caused it; the job's own coroutine never sees the keyword. Not plain `request_id`: in the
+    lecturers' domain that names a school's request for lectures.
+    """
+    job = function.coroutine
+
+    async def run_under_request_id(
+        ctx: dict[str, Any], *args: Any, origin_request_id: str | None = None, **kwargs: Any
+    ) -> Any:
+        with request_context(origin_request_id):
+            return await job(ctx, *args, **kwargs)
+
+    return dataclasses.replace(function, coroutine=run_under_request_id)
 
 
 async def prune(ctx: dict[str, Any]) -> None:
@@ -93,7 +117,10 @@ def worker_settings(
             await context["database"].dispose()
 
     return {
-        "functions": [func(handle_event, name=HANDLE_EVENT_JOB), *functions],
+        "functions": [
+            func(handle_event, name=HANDLE_EVENT_JOB),
+            *(carrying_request_id(function) for function in functions),
+        ],
         "cron_jobs": [cron(prune, minute={7}, second={0}, run_at_startup=False), *cron_jobs],
         "queue_name": queue_name(service),
         "redis_settings": redis_settings(settings.redis_url),
