@@ -60,6 +60,7 @@ from shared.errors import NotFound, ServiceError, ServiceUnavailable
 from shared.events import Event, queue_name
 from shared.http import RemoteError
 from shared.ids import new_id
+from shared.observability import current_request_id
 from shared.outbox import EventHandler
 from shared.time import Interval, next_month, zone
 from shared.worker import WorkerSettings, worker_settings
@@ -133,7 +134,11 @@ class Jobs:
     async def on_run_requested(self, _session: AsyncSession, event: Event) -> None:
         run_id = str(event.data["run_id"])
         await self.queue.enqueue_job(
-            MATCH_JOB, run_id, _job_id=f"match:{run_id}", _queue_name=queue_name("lecturers")
+            MATCH_JOB,
+            run_id,
+            origin_request_id=current_request_id(),
+            _job_id=f"match:{run_id}",
+            _queue_name=queue_name("lecturers"),
         )
 
     async def on_offer_closed(self, session: AsyncSession, event: Event) -> None:
@@ -499,6 +504,7 @@ class Jobs:
             await self.queue.enqueue_job(
                 EXPIRE_JOB,
                 row.id,
+                origin_request_id=current_request_id(),
                 _job_id=f"expire:{row.id}",
                 _defer_until=row.expires_at,
                 _queue_name=queue_name("lecturers"),
