@@ -64,6 +64,10 @@ class Settings:
     offer_ttl_hours: float = 48.0
     max_body_bytes: int = 1_000_000
     http_timeout_seconds: float = 5.0
+    # Fair use: bookings one token may create a minute, and hours of live bookings one
+    # organisation may hold at a venue in a week; 0 switches either off.
+    booking_rate_per_minute: int = 120
+    fair_use_hours_per_week: float = 40.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -88,6 +92,8 @@ class Settings:
             offer_ttl_hours=float(env.get("COMMONROOM_OFFER_TTL_HOURS", "48")),
             max_body_bytes=int(env.get("COMMONROOM_MAX_BODY_BYTES", "1000000")),
             http_timeout_seconds=float(env.get("COMMONROOM_HTTP_TIMEOUT", "5")),
+            booking_rate_per_minute=int(env.get("COMMONROOM_BOOKING_RATE_PER_MINUTE", "120")),
+            fair_use_hours_per_week=float(env.get("COMMONROOM_FAIR_USE_HOURS_PER_WEEK", "40")),
         )
 
     def database_url(self, service: ServiceName) -> str:

@@ -41,7 +41,8 @@ class Interval(msgspec.Struct, frozen=True, order=True):
 
     @property
     def duration(self) -> timedelta:
-        return self.end - self.start
+        # In UTC: two datetimes of one ZoneInfo subtract as wall clocks, which a DST change skews.
+        return self.end.astimezone(UTC) - self.start.astimezone(UTC)
 
     def clip(self, bounds: Interval) -> Interval | None:
         """The part of this interval inside `bounds`, or None where they do not overlap."""

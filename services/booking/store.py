@@ -519,6 +519,30 @@ def _sqlstate(exc: DBAPIError) -> str | None:
     return None
 
 
+async def serialise_org_at_venue(session: AsyncSession, org: str, venue_id: str) -> None:
+    """Until the transaction ends, no other one books for `org` at the venue (PostgreSQL; on
+    SQLite the write transaction holds the database already)."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = func.hashtextextended(f"{org}\x1f{venue_id}", 0)
+        await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def held_by(
+    session: AsyncSession, org: str, venue_id: str, window: Interval
+) -> list[Interval]:
+    """The live bookings of `org` at the venue that meet `window`."""
+    rows = await session.execute(
+        select(BookingRow.start_at, BookingRow.end_at).where(
+            BookingRow.org == org,
+            BookingRow.venue_id == venue_id,
+            BookingRow.status.in_(LIVE_VALUES),
+            BookingRow.start_at < window.end,
+            BookingRow.end_at > window.start,
+        )
+    )
+    return [Interval(start, end) for start, end in rows.all()]
+
+
 async def set_status(
     session: AsyncSession, row: BookingRow, status: Status, *, reason: str | None, now: datetime
 ) -> Booking:

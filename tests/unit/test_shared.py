@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import jwt
 import msgspec
@@ -42,6 +43,13 @@ intervals = st.builds(
 def test_touching_intervals_do_not_overlap() -> None:
     assert not span(0, 60).overlaps(span(60, 120))
     assert span(0, 61).overlaps(span(60, 120))
+
+
+def test_a_duration_across_a_dst_change_is_the_time_that_passed() -> None:
+    """Regression: two datetimes of one ZoneInfo subtract as wall clocks (7 days, not 169 h)."""
+    berlin = ZoneInfo("Europe/Berlin")
+    week = Interval(datetime(2026, 10, 19, tzinfo=berlin), datetime(2026, 10, 26, tzinfo=berlin))
+    assert week.duration == timedelta(hours=169)
 
 
 def test_an_inverted_or_empty_interval_is_refused() -> None:

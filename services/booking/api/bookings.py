@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NamedTuple
+from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
@@ -12,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking import store
 from services.booking.clients import RegistryClient, registry_of
-from services.booking.domain import series
+from services.booking.domain import fair_use, series
 from services.booking.domain.bookings import (
     AttendanceBody,
     Bookable,
@@ -35,9 +37,10 @@ from services.booking.domain.bookings import (
     refuse,
     visible_scope,
 )
+from shared import ratelimit
 from shared.auth import Principal
 from shared.db import Database
-from shared.errors import Conflict, FieldError, InvalidRequest, NotFound
+from shared.errors import Conflict, FieldError, InvalidRequest, NotFound, TooManyRequests
 from shared.ids import new_id
 from shared.time import Interval, window, zone
 from shared.web import (
@@ -98,6 +101,14 @@ def _plans(resources: list[Bookable], interval: Interval) -> list[store.SlotPlan
     ]
 
 
+class _Share(NamedTuple):
+    """The organisation's weekly share at the venue, and what it already holds near the ask."""
+
+    hours_per_week: float
+    held: list[Interval]
+    tz: ZoneInfo
+
+
 class _Loaded(NamedTuple):
     """What a booking request needs of the registry: its resources, occurrences and their hours."""
 
@@ -132,6 +143,7 @@ async def _book_one(
     *,
     org: str,
     generation: int | None = None,
+    share: _Share | None = None,
 ) -> Booking:
     """One booking, its rules checked: in the request's transaction, or (PostgreSQL, given the
     registry generation its rules were checked against) as one statement of its own."""
@@ -147,6 +159,10 @@ async def _book_one(
     )
     if broken:
         raise refuse(broken)
+    if share is not None:
+        _, over = fair_use.within_share([interval], share.held, share.tz, share.hours_per_week)
+        if over:
+            raise fair_use.share_exceeded(over, share.hours_per_week, now)
     row = _new_row(principal, data, loaded.resources, interval, org=org, series_id=None, now=now)
     plans = _plans(loaded.resources, interval)
     if isinstance(into, AsyncSession):
@@ -163,6 +179,7 @@ async def _book_series(
     *,
     org: str,
     now: datetime,
+    share: _Share | None = None,
 ) -> SeriesResult:
     """Book every occurrence, or (all_or_nothing) none when any one fails."""
     assert data.series is not None
@@ -186,6 +203,13 @@ async def _book_series(
             bookable.append(interval)
     if failed and not skip:
         raise _series_failure(failed, status=422)
+    if share is not None:
+        bookable, over = fair_use.within_share(bookable, share.held, share.tz, share.hours_per_week)
+        if over and not skip:
+            raise fair_use.share_exceeded(over, share.hours_per_week, now)
+        failed += [
+            Occurrence(item.interval.start, item.interval.end, "fair_use_exceeded") for item in over
+        ]
     booked: list[Booking] = []
     for interval in bookable:
         row = _new_row(principal, data, resources, interval, org=org, series_id=series_id, now=now)
@@ -220,6 +244,39 @@ def _series_failure(failed: list[Occurrence], *, status: int) -> InvalidRequest 
     )
 
 
+async def _within_rate(
+    request: Request[Any, Any, Any], principal: Principal, per_minute: int
+) -> None:
+    """429 `rate_limited` when the caller's token has made `per_minute` bookings this minute."""
+    if per_minute <= 0 or principal.role not in fair_use.BOUND_ROLES:
+        return
+    wait = await ratelimit.take(
+        service_state(request.app.state).redis,
+        "bookings:" + ratelimit.token_key(request.headers.get("authorization", "")),
+        limit=per_minute,
+        per_seconds=60,
+        now=time.time(),
+    )
+    if wait is not None:
+        raise TooManyRequests(
+            f"this token has made {per_minute} bookings this minute; slow down",
+            code="rate_limited",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+async def _share(session: AsyncSession, org: str, loaded: _Loaded, hours_per_week: float) -> _Share:
+    """What the organisation holds at the venue in the weeks the booking touches, read under a
+    lock on the organisation at the venue, so two of its bookings cannot both take the last
+    hours."""
+    venue_id = loaded.resources[0].venue_id
+    tz = zone(loaded.resources[0].timezone)
+    weeks = fair_use.weeks_of(loaded.occurrences, tz)
+    await store.serialise_org_at_venue(session, org, venue_id)
+    held = await store.held_by(session, org, venue_id, Interval(weeks[0].start, weeks[-1].end))
+    return _Share(hours_per_week=hours_per_week, held=held, tz=tz)
+
+
 _GUARDS = {"cancel": ensure_visible, "approve": ensure_may_decide, "reject": ensure_may_decide}
 
 
@@ -252,14 +309,20 @@ class BookingController(Controller):
         """Book; the transaction is opened here, since the hot path below needs none."""
         org = booking_org(principal, data)
         first = window(data.start, data.end, fields=("start", "end"))
+        held = service_state(request.app.state)
+        settings = held.settings
+        await _within_rate(request, principal, settings.booking_rate_per_minute)
         registry = registry_of(request)
-        database = service_state(request.app.state).database
+        database = held.database
         loaded = await _load(registry, principal, data, first, refresh=False)
         venue_id = loaded.resources[0].venue_id
+        shared_out = fair_use.bound(principal, settings.fair_use_hours_per_week)
         at_once = (
             data.series is None
             and database.dialect == "postgresql"
             and "idempotency-key" not in request.headers
+            # The share is checked under a lock on the organisation at the venue, in a transaction.
+            and not shared_out
         )
         if at_once:
             try:
@@ -278,12 +341,17 @@ class BookingController(Controller):
         async with database.write() as session:
             if not await registry.still_current(session, [venue_id]):
                 loaded = await _load(registry, principal, data, first, refresh=True)
+            share = None
+            if shared_out:
+                share = await _share(session, org, loaded, settings.fair_use_hours_per_week)
 
             async def make() -> Booking | SeriesResult:
                 if data.series is not None:
                     now = datetime.now(UTC)
-                    return await _book_series(session, principal, data, loaded, org=org, now=now)
-                return await _book_one(session, principal, data, loaded, org=org)
+                    return await _book_series(
+                        session, principal, data, loaded, org=org, now=now, share=share
+                    )
+                return await _book_one(session, principal, data, loaded, org=org, share=share)
 
             return await create_once(request, session, principal, make)
 
