@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
-from litestar import Request, Response
+from litestar import Controller, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.types import ExceptionHandlersMap
-from sqlalchemy.exc import DBAPIError, OperationalError
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.types import ControllerRouterHandler, ExceptionHandlersMap
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 
 from shared.errors import FieldError, ServiceError
 
@@ -128,6 +131,16 @@ def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes
 
 
 def _database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[bytes]:
+    # SQLSTATE class 22, "data exception": the database refused a value the client sent, such as
+    # a NUL character (PostgreSQL cannot store one) in an id that the types let through.
+    if isinstance(exc, DataError) or str(getattr(exc.orig, "sqlstate", "")).startswith("22"):
+        _log.info("database refused a value: %s", getattr(exc.orig, "sqlstate", None))
+        return problem_response(
+            422,
+            "invalid_request",
+            title="Invalid request",
+            detail="a value in the request cannot be stored (a NUL character?)",
+        )
     if isinstance(exc, OperationalError) or exc.connection_invalidated:
         _log.warning("database unavailable: %s", exc.__class__.__name__)
         return problem_response(
@@ -138,6 +151,31 @@ def _database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Respons
             headers={"Retry-After": "2"},
         )
     return _unexpected(request, exc)
+
+
+def _recursion(request: Request[Any, Any, Any], exc: RecursionError) -> Response[bytes]:
+    # msgspec decodes JSON recursively: a body nested deeper than the interpreter's stack (a JSON
+    # nesting bomb, `{"a":{"a":...}}`) is the client's error, not ours.
+    if "deserializ" not in str(exc):
+        return _unexpected(request, exc)
+    return problem_response(
+        400,
+        "invalid_request",
+        title="Invalid request",
+        detail="the JSON is nested too deeply",
+        errors=[FieldError(field="body", message="nested too deeply")],
+    )
+
+
+def _not_utf8(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[bytes]:
+    # Litestar turns undecodable JSON into a 400 but lets msgspec's UnicodeDecodeError through.
+    return problem_response(
+        400,
+        "invalid_request",
+        title="Invalid request",
+        detail="the request is not valid UTF-8",
+        errors=[FieldError(field="body", message=f"not UTF-8 at byte {exc.start}")],
+    )
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
@@ -151,5 +189,46 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ServiceError: _service_error,
     HTTPException: _http_error,
     DBAPIError: _database_error,
+    RecursionError: _recursion,
+    UnicodeDecodeError: _not_utf8,
     Exception: _unexpected,
 }
+
+
+# What any operation may answer besides its success: the OpenAPI document says so, with the
+# problem body, so a client (or a fuzzer holding us to the document) knows every answer's shape.
+_DOCUMENTED = {
+    400: "Malformed request: undecodable JSON, a bad parameter",
+    401: "No token, or a bad one (`unauthenticated`)",
+    403: "A valid token acting outside its rights (`forbidden`)",
+    404: "No such entity, or one the caller may not know of (`not_found`)",
+    409: "The request conflicts with the current state",
+    413: "The request body is over the size limit (`payload_too_large`)",
+    422: "The request breaks a rule; `code` says which and `errors` names the fields",
+    500: "Something went wrong on our side (`internal_error`)",
+    503: "A database or service this one needs does not answer; retry later",
+}
+PROBLEM_RESPONSES: Mapping[int, ResponseSpec] = {
+    status: ResponseSpec(
+        data_container=Problem,
+        media_type=PROBLEM_JSON,
+        description=description,
+        generate_examples=False,
+    )
+    for status, description in _DOCUMENTED.items()
+}
+
+
+def document_problems(handlers: Iterable[ControllerRouterHandler]) -> None:
+    """Declare the problem responses on every route of `handlers` (controllers or route
+    handlers) in the OpenAPI document; a route's own `responses` win. Call before the app is
+    built: Litestar copies each handler when it registers it."""
+    for handler in handlers:
+        routes = (
+            [item for item in vars(handler).values() if isinstance(item, HTTPRouteHandler)]
+            if isinstance(handler, type) and issubclass(handler, Controller)
+            else [handler]
+        )
+        for route in routes:
+            if isinstance(route, HTTPRouteHandler):
+                route.responses = {**PROBLEM_RESPONSES, **(route.responses or {})}

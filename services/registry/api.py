@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -86,7 +87,7 @@ class AreaController(Controller):
     path = "/v1/areas"
     tags = ("areas",)
 
-    @post("/")
+    @post("/", responses={201: ResponseSpec(Area, description="The area made")})
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -126,7 +127,7 @@ class VenueController(Controller):
     path = "/v1/venues"
     tags = ("venues",)
 
-    @post("/")
+    @post("/", responses={201: ResponseSpec(Venue, description="The venue made")})
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -190,7 +191,10 @@ class VenueController(Controller):
             raise Conflict("the venue has bookings still to come", code="venue_in_use")
         await store.delete_venue(session, row, now=now)
 
-    @post("/{venue_id:str}/resources")
+    @post(
+        "/{venue_id:str}/resources",
+        responses={201: ResponseSpec(Resource, description="The resource made")},
+    )
     async def create_resource(
         self,
         request: Request[Any, Any, Any],

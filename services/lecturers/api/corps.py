@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, Response, get, patch, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, JSONBody
 
 from services.lecturers import store
@@ -62,7 +63,7 @@ class LecturerController(Controller):
     path = "/v1/lecturers"
     tags = ("lecturers",)
 
-    @post("/")
+    @post("/", responses={201: ResponseSpec(Lecturer, description="The lecturer made")})
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -157,7 +158,7 @@ class RequestController(Controller):
     path = "/v1/requests"
     tags = ("requests",)
 
-    @post("/")
+    @post("/", responses={201: ResponseSpec(LectureRequest, description="The request made")})
     async def create(
         self,
         request: Request[Any, Any, Any],

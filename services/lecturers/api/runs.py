@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
 from services.lecturers import store
@@ -20,7 +21,11 @@ class RunController(Controller):
     path = "/v1/matching/runs"
     tags = ("matching",)
 
-    @post("/")
+    @post(
+        "/",
+        status_code=202,
+        responses={202: ResponseSpec(RunAccepted, description="The run, queued")},
+    )
     async def create(
         self,
         request: Request[Any, Any, Any],

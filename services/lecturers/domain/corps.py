@@ -24,19 +24,35 @@ from shared.errors import Conflict, FieldError, Forbidden, InvalidRequest, NotFo
 from shared.time import SpanDoc
 
 _PRINTABLE = r"^[^\x00]*$"
-Id = Annotated[str, Meta(min_length=36, max_length=36)]
+# A UUID, nothing else: an id goes into queries and into the URLs of calls to other services.
+# The length too, since a pattern's `$` would let a trailing newline through.
+Id = Annotated[
+    str,
+    Meta(
+        min_length=36,
+        max_length=36,
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+    ),
+]
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=_PRINTABLE)]
-Topic = Annotated[str, Meta(min_length=1, max_length=60, pattern=r"^[^\x00]*\S[^\x00]*$")]
+# Not blank, and no NUL: `\S` alone would match the NUL it is meant to keep out.
+Topic = Annotated[str, Meta(min_length=1, max_length=60, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")]
 Language = Annotated[str, Meta(min_length=1, max_length=35, pattern=_PRINTABLE)]
 Email = Annotated[str, Meta(max_length=254, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")]
 Phone = Annotated[str, Meta(max_length=40, pattern=r"^[0-9+()\- ]+$")]
-Month = Annotated[str, Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
+# Year 0 is no date (it was a 500), so the years before 1000 go too; `max_length`, because the
+# pattern's `$` would let a trailing newline through.
+Month = Annotated[
+    str, Meta(max_length=7, pattern=r"^[1-9]\d{3}-(0[1-9]|1[0-2])$", description="YYYY-MM")
+]
 Reason = Annotated[str, Meta(max_length=2000, pattern=_PRINTABLE)]
 Availability = Annotated[list[SpanDoc], Meta(max_length=50)]
 Preferred = Annotated[list[SpanDoc], Meta(max_length=50)]
 # A month holds at most 31 lecture days; more sessions than that could never be placed.
 MAX_SESSIONS = 31
 MAX_SESSION_MINUTES = 12 * 60
+# Lectures are planned a month or a term ahead; two years is far beyond any plan.
+MAX_MONTHS_AHEAD = 24
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,12 +200,20 @@ def month_start(month: str) -> date:
 
 
 def check_month_ahead(month: str, today: date) -> None:
-    """Lectures are requested and matched for this month or later, never for a past one."""
-    if month_start(month) < today.replace(day=1):
+    """Lectures are requested and matched for this month or later, never for a past one, and
+    at most `MAX_MONTHS_AHEAD` ahead (a month in year 9999 would break the month after it)."""
+    first = month_start(month)
+    if first < today.replace(day=1):
         raise InvalidRequest(
             "the month is over",
             code="month_in_past",
             errors=[FieldError("month", "must be this month or later")],
+        )
+    if (first.year - today.year) * 12 + first.month - today.month > MAX_MONTHS_AHEAD:
+        raise InvalidRequest(
+            "the month is too far ahead",
+            code="month_too_far",
+            errors=[FieldError("month", f"must be at most {MAX_MONTHS_AHEAD} months ahead")],
         )
 
 
