@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import asyncpg
 from sqlalchemy import DateTime, MetaData, Select, event, text
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -82,6 +83,27 @@ async def one_or_404(
     if row is None:
         raise NotFound(f"no such {what}")
     return row
+
+
+# SQLSTATEs that say the server cannot serve now, not that a statement was wrong: class 08
+# (connection exception), admin and crash shutdown, and "the database system is starting up".
+_OUTAGE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def database_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database is away (down, restarting, a connection it dropped): as
+    SQLAlchemy reports it, as asyncpg does on a bare driver connection, or as the socket error of
+    a refused connect, which SQLAlchemy passes on unwrapped."""
+    if isinstance(exc, DBAPIError):
+        if isinstance(exc, OperationalError) or exc.connection_invalidated:
+            return True
+        exc = exc.orig if exc.orig is not None else exc
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(_OUTAGE_SQLSTATES):
+        return True
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "connection" in str(exc) and "closed" in str(exc)
+    return isinstance(exc, ConnectionError | TimeoutError)
 
 
 def is_sqlite(url: str) -> bool:

@@ -17,8 +17,9 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ControllerRouterHandler, ExceptionHandlersMap
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError
 
+from shared.db import database_outage
 from shared.errors import FieldError, ServiceError
 
 PROBLEM_JSON = "application/problem+json"
@@ -141,15 +142,6 @@ def _database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Respons
             title="Invalid request",
             detail="a value in the request cannot be stored (a NUL character?)",
         )
-    if isinstance(exc, OperationalError) or exc.connection_invalidated:
-        _log.warning("database unavailable: %s", exc.__class__.__name__)
-        return problem_response(
-            503,
-            "database_unavailable",
-            title="Database unavailable",
-            detail="the database did not answer; try again shortly",
-            headers={"Retry-After": "2"},
-        )
     return _unexpected(request, exc)
 
 
@@ -179,6 +171,17 @@ def _not_utf8(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[by
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    # A database that is down or restarting reaches here in many shapes (a refused connect comes
+    # unwrapped, "starting up" as a plain DBAPIError): the client may try again shortly.
+    if database_outage(exc):
+        _log.warning("database unavailable: %s", exc.__class__.__name__)
+        return problem_response(
+            503,
+            "database_unavailable",
+            title="Database unavailable",
+            detail="the database did not answer; try again shortly",
+            headers={"Retry-After": "2"},
+        )
     _log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
         500, "internal_error", title="Internal error", detail="something went wrong on our side"

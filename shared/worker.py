@@ -15,12 +15,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+from arq import Retry
 from arq.connections import RedisSettings
 from arq.cron import CronJob, cron
 from arq.worker import Function, Worker, func
+from redis.asyncio.retry import Retry as RedisRetry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.config import ServiceName, Settings
-from shared.db import connect
+from shared.db import connect, database_outage
+from shared.errors import ServiceUnavailable
 from shared.events import HANDLE_EVENT_JOB, decode, queue_name
 from shared.observability import request_context
 from shared.outbox import EventHandler, OutboxTables, handle_once, prune_sent, relay_forever
@@ -42,6 +48,10 @@ def redis_settings(url: str) -> RedisSettings:
     settings = RedisSettings.from_dsn(url)
     settings.conn_retries = 30
     settings.conn_retry_delay = 1
+    # And once running: a command that meets Redis gone waits for it (capped backoff, no limit)
+    # instead of raising, which would end arq's poll loop and the worker with it.
+    settings.retry_on_error = [RedisConnectionError, RedisTimeoutError, ConnectionError]
+    settings.retry = RedisRetry(ExponentialBackoff(cap=2.0, base=0.1), retries=-1)
     return settings
 
 
@@ -50,7 +60,14 @@ async def handle_event(ctx: dict[str, Any], payload: bytes) -> bool:
     handled under the id of the request that caused it, so its log lines and calls carry it."""
     event = decode(payload)
     with request_context(event.request_id):
-        return await handle_once(ctx["database"], ctx["tables"], event, ctx["handlers"])
+        try:
+            return await handle_once(ctx["database"], ctx["tables"], event, ctx["handlers"])
+        except Exception as exc:
+            # The database, or a service the handler calls, is away for now. Nothing was
+            # recorded (the transaction rolled back): try again later; arq's max_tries bounds it.
+            if database_outage(exc) or isinstance(exc, ServiceUnavailable):
+                raise Retry(defer=min(2 * ctx.get("job_try", 1), 30)) from exc
+            raise
 
 
 def carrying_request_id(function: Function) -> Function:

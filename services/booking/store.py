@@ -48,7 +48,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from services.booking.domain.bookings import LIVE, Booking, Status
 from shared.config import ServiceName
 from shared.contracts import LONGEST_BLOCK, LONGEST_BUFFER, BookingChanged, Programme
-from shared.db import Database, UTCDateTime, new_metadata
+from shared.db import Database, UTCDateTime, database_outage, new_metadata
 from shared.errors import Conflict, FieldError, NotFound, ServiceUnavailable
 from shared.outbox import insert_ignoring_duplicates, outbox_row, outbox_tables, publish
 from shared.time import Interval
@@ -438,15 +438,19 @@ async def insert_booking_at_once(
     try:
         async with database.driver() as connection:
             found = await connection.fetchrow(sql, *(values[name] for name in names))
-    except asyncpg.PostgresError as exc:
-        if exc.sqlstate not in (_FOREIGN_KEY_VIOLATION, _DEADLOCK):
+    except Exception as exc:
+        # Checked first: a connection error is a PostgresError too. asyncpg's pool drops a
+        # broken connection itself; the client may try again.
+        if database_outage(exc):
+            raise ServiceUnavailable(
+                "the database does not answer", code="database_unavailable"
+            ) from exc
+        if not isinstance(exc, asyncpg.PostgresError) or exc.sqlstate not in (
+            _FOREIGN_KEY_VIOLATION,
+            _DEADLOCK,
+        ):
             raise
         found = None
-    except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError) as exc:
-        # asyncpg's pool drops a broken connection itself; the client may try again.
-        raise ServiceUnavailable(
-            "the database does not answer", code="database_unavailable"
-        ) from exc
     if found is not None and found["generation"] != generation:
         raise Stale
     if found is None or not found["booked"]:

@@ -103,3 +103,24 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"not within {EVENTUALLY:.0f}s: {what}")
         await asyncio.sleep(0.2)
+
+
+# What several suite tests set up: a venue open all year, a corps that lectures in the evenings.
+OPEN_ALL_YEAR: dict[str, Any] = {
+    "periods": [
+        {
+            "name": "全年",
+            "start_date": "2026-01-01",
+            "spans": [{"weekdays": [1, 2, 3, 4, 5, 6, 7], "start": "08:00", "end": "22:00"}],
+        }
+    ],
+    "public_holidays": "open",
+}
+EVENINGS = [{"weekdays": [1, 2, 3, 4, 5, 6, 7], "start": "18:00", "end": "21:00"}]
+
+
+def created(response: httpx.Response) -> dict[str, Any]:
+    """The body of a create (or an accepted run), which must have succeeded."""
+    assert response.status_code in (200, 201, 202), response.text
+    body: dict[str, Any] = response.json()
+    return body

@@ -15,25 +15,14 @@ import icalendar
 
 from shared.time import next_month
 from tests.conftest import Tokens
-from tests.suite.conftest import Suite, eventually, running_suite
-
-EVENINGS = [{"weekdays": [1, 2, 3, 4, 5, 6, 7], "start": "18:00", "end": "21:00"}]
-OPEN_ALL_YEAR = {
-    "periods": [
-        {
-            "name": "全年",
-            "start_date": "2026-01-01",
-            "spans": [{"weekdays": [1, 2, 3, 4, 5, 6, 7], "start": "08:00", "end": "22:00"}],
-        }
-    ],
-    "public_holidays": "open",
-}
-
-
-def created(response: httpx.Response) -> dict[str, Any]:
-    assert response.status_code in (201, 202), response.text
-    body: dict[str, Any] = response.json()
-    return body
+from tests.suite.conftest import (
+    EVENINGS,
+    OPEN_ALL_YEAR,
+    Suite,
+    created,
+    eventually,
+    running_suite,
+)
 
 
 async def feed_events(suite: Suite, feed_url: str) -> dict[str, icalendar.Event]:

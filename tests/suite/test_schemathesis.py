@@ -35,7 +35,7 @@ from schemathesis.core.failures import FailureGroup
 from shared.config import ServiceName
 from shared.time import next_month
 from tests.conftest import Tokens
-from tests.suite.conftest import Suite, running_suite
+from tests.suite.conftest import OPEN_ALL_YEAR, Suite, running_suite
 
 POSITIVE_EXAMPLES = 50  # per operation: inputs that fit the document
 NEGATIVE_EXAMPLES = 25  # per operation: inputs that break it
@@ -50,17 +50,6 @@ ALWAYS = [
 # A request that breaks the document must be refused. Only for generated negative cases: a
 # positive case may still be refused by a rule the document cannot state (unknown ids, hours).
 NEGATIVE = [*ALWAYS, schemathesis.checks.negative_data_rejection]
-
-OPEN_ALL_YEAR = {
-    "periods": [
-        {
-            "name": "全年",
-            "start_date": "2026-01-01",
-            "spans": [{"weekdays": [1, 2, 3, 4, 5, 6, 7], "start": "08:00", "end": "22:00"}],
-        }
-    ],
-    "public_holidays": "open",
-}
 
 
 @dataclass

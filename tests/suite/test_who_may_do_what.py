@@ -22,7 +22,7 @@ import jwt
 from shared.auth import ALGORITHM
 from shared.time import next_month
 from tests.conftest import TEST_SECRET, Tokens, bearer
-from tests.suite.conftest import Suite, eventually
+from tests.suite.conftest import EVENINGS, Suite, eventually
 
 OWN_VENUE_ORG, OTHER_VENUE_ORG = "school-own", "school-other"
 OWN_ORG, OTHER_ORG = "centre-own", "centre-other"
@@ -46,7 +46,6 @@ OPEN = {
     ],
     "public_holidays": "open",
 }
-EVENINGS = [{"weekdays": [1, 2, 3, 4, 5, 6, 7], "start": "18:00", "end": "21:00"}]
 
 
 def only(allowed: dict[str, int], otherwise: int = 403) -> dict[str, int]:
