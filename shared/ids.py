@@ -5,6 +5,20 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from typing import Annotated
+
+from msgspec import Meta
+
+# A UUID, nothing else: an id goes into queries and into the URLs of calls to other services.
+# The length too, since a pattern's `$` would let a trailing newline through.
+Id = Annotated[
+    str,
+    Meta(
+        min_length=36,
+        max_length=36,
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+    ),
+]
 
 
 def new_id() -> str:

@@ -25,6 +25,7 @@ from shared.contracts import ResourceType, Rules
 from shared.db import Database
 from shared.errors import FieldError, InvalidRequest
 from shared.http import RemoteError, ServiceClient
+from shared.ids import is_uuid
 from shared.time import Interval, merge
 from shared.web import MAX_LIMIT, service_state
 
@@ -217,6 +218,9 @@ class RegistryClient:
         self, resource_ids: Sequence[str], *, refresh: bool = False
     ) -> list[Bookable]:
         """The resources, in the order asked; 422 `unknown_resource` names any that do not exist."""
+        # Not a UUID: not a resource, and not to be put into a URL to the registry (a path's id
+        # may hold anything, even a control character).
+        _refuse_unknown([rid for rid in dict.fromkeys(resource_ids) if not is_uuid(rid)])
         keys = {resource_id: f"resource:{resource_id}" for resource_id in resource_ids}
         found: dict[str, Bookable] = {}
         for resource_id, key in keys.items():
@@ -236,12 +240,7 @@ class RegistryClient:
                 unknown.append(resource_id)
             else:
                 found[resource_id] = fetched
-        if unknown:
-            raise InvalidRequest(
-                "no such resource",
-                code="unknown_resource",
-                errors=[FieldError("resource_ids", f"unknown resource {rid}") for rid in unknown],
-            )
+        _refuse_unknown(unknown)
         return [found[resource_id] for resource_id in resource_ids]
 
     async def _shared(
@@ -380,6 +379,18 @@ class RegistryClient:
                 await store.remember(
                     session, [(key, venue_id, msgspec.msgpack.encode(value), generation)]
                 )
+
+
+def _refuse_unknown(resource_ids: Sequence[str]) -> None:
+    """422 `unknown_resource`, naming each resource that is not there."""
+    if resource_ids:
+        raise InvalidRequest(
+            "no such resource",
+            code="unknown_resource",
+            errors=[
+                FieldError("resource_ids", f"unknown resource {rid!r}") for rid in resource_ids
+            ],
+        )
 
 
 def registry_of(request: Request[Any, Any, Any]) -> RegistryClient:

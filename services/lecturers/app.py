@@ -8,14 +8,10 @@ from services.lecturers.api import ROUTES
 from services.lecturers.clients import Booking, Registry
 from services.lecturers.store import tables
 from shared.config import Settings
-from shared.problems import document_problems
 from shared.web import ServiceState, create_service_app
 
 
 def create_app(settings: Settings) -> Litestar:
-    # Every route's problem answers in the OpenAPI document (the app factory may do this for
-    # every service one day; doing it twice changes nothing).
-    document_problems(ROUTES)
 
     async def start(held: ServiceState) -> None:
         held.extras["registry"] = Registry(settings)

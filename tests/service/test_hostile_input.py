@@ -229,11 +229,6 @@ async def test_a_series_of_a_million_occurrences_is_refused_quickly(
     assert (await booking.get("/v1/bookings", headers=office)).json()["items"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/booking/domain/series.py: an UNTIL at the end of year 9999 in UTC is past "
-    "year 9999 in the venue's zone; `astimezone` overflows outside the try, a 500",
-)
 async def test_a_series_until_the_end_of_time_is_refused(
     booking: Client, town: Town, tokens: Tokens
 ) -> None:
@@ -261,11 +256,6 @@ async def test_availability_over_a_thousand_years_is_refused(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/booking/api/bookings.py fetches the open intervals of the whole interval, "
-    "a registry call per year, before it checks the length: a thousand years take a minute",
-)
 async def test_a_booking_of_centuries_is_refused_quickly(
     booking: Client, town: Town, tokens: Tokens
 ) -> None:
@@ -294,11 +284,6 @@ async def test_booking_refuses_nul_and_long_strings(
     assert (await booking.get("/v1/bookings", headers=office)).json()["items"] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/booking/clients.py puts a resource id with a control character into the "
-    "URL of its call to the registry; httpx refuses the URL and the request is a 500",
-)
 async def test_booking_answers_a_control_character_in_a_resource_id_with_a_problem(
     booking: Client, tokens: Tokens
 ) -> None:
@@ -395,12 +380,6 @@ async def test_lecture_months_a_thousand_years_away_are_refused(
 # No token at all
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shared/web.py: `principal` and `session` are resolved concurrently; when the token "
-    "fails, Litestar drops the already opened session generator unclosed, and asyncio logs "
-    "'Task exception was never retrieved' (an ERROR line per unauthenticated request)",
-)
 async def test_requests_without_a_token_leave_no_error_behind(
     registry: Client, caplog: pytest.LogCaptureFixture
 ) -> None:

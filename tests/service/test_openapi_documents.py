@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from litestar.testing import AsyncTestClient
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -73,23 +72,12 @@ async def test_lecturers_document_their_problems_and_what_they_create(lecturers:
     assert success_schema(doc, "POST /v1/matching/runs", "202")["$ref"].endswith("/RunAccepted")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/booking: its routes do not declare the problem responses "
-    "(shared.problems.document_problems(ROUTES) in its app, or the app factory for every "
-    "service), and POST /v1/bookings documents its 201 body as a string",
-)
 async def test_booking_documents_its_problems_and_what_it_creates(booking: Client) -> None:
     doc = await document(booking)
     assert undocumented_problems(doc) == {}
     assert success_schema(doc, "POST /v1/bookings", "201").get("type") != "string"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shared/web.py: /health/live and /health/ready need no token but inherit the "
-    "document's BearerToken requirement; `security=[{}]` on both says so",
-)
 async def test_health_is_documented_as_needing_no_token(registry: Client) -> None:
     doc = await document(registry)
     for path in ("/health/live", "/health/ready"):

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,7 +43,7 @@ from shared.auth import Principal
 from shared.db import Database
 from shared.errors import Conflict, FieldError, InvalidRequest, NotFound, TooManyRequests
 from shared.ids import new_id
-from shared.time import Interval, window, zone
+from shared.time import Interval, check_range, window, zone
 from shared.web import (
     Caller,
     Cursor,
@@ -131,6 +132,7 @@ async def _load(
     tz = zone(resources[0].timezone)
     occurrences = series.expand(data.series.rrule, first, tz) if data.series else [first]
     covering = Interval(occurrences[0].start, occurrences[-1].end)
+    check_range(covering)
     hours = await registry.open_intervals(resources, covering, refresh=refresh)
     return _Loaded(resources, occurrences, hours)
 
@@ -299,7 +301,15 @@ class BookingController(Controller):
     path = "/v1/bookings"
     tags = ("bookings",)
 
-    @post("/")
+    @post(
+        "/",
+        responses={
+            201: ResponseSpec(
+                Booking | SeriesResult,
+                description="The booking, or with `series` the series: its bookings and skips",
+            )
+        },
+    )
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -309,6 +319,8 @@ class BookingController(Controller):
         """Book; the transaction is opened here, since the hot path below needs none."""
         org = booking_org(principal, data)
         first = window(data.start, data.end, fields=("start", "end"))
+        # Before the registry is asked about it: a thousand years would be a call per year.
+        check_range(first)
         held = service_state(request.app.state)
         settings = held.settings
         await _within_rate(request, principal, settings.booking_rate_per_minute)

@@ -19,10 +19,10 @@ from msgspec import UNSET, Meta, UnsetType
 from shared.auth import Principal, Role
 from shared.contracts import Programme, ResourceType, Rules
 from shared.errors import Conflict, FieldError, Forbidden, InvalidRequest, NotFound
+from shared.ids import Id
 from shared.time import Interval
 
 _PRINTABLE = r"^[^\x00]*$"
-Id = Annotated[str, Meta(min_length=1, max_length=36, pattern=_PRINTABLE)]
 Org = Annotated[str, Meta(min_length=1, max_length=100, pattern=_PRINTABLE)]
 Reason = Annotated[str, Meta(max_length=2000, pattern=_PRINTABLE)]
 MAX_RESOURCES = 20

@@ -84,9 +84,12 @@ def _until_as_local(text: str, zone: ZoneInfo) -> str:
         if key.upper() == "UNTIL" and value.upper().endswith("Z"):
             try:
                 until = datetime.strptime(value.upper(), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-            except ValueError as exc:
-                raise _invalid(f"UNTIL is not a UTC date-time: {value}") from exc
-            value = until.astimezone(zone).strftime("%Y%m%dT%H%M%S")
+                # Inside the try: the end of year 9999 in UTC is past it in a zone east of UTC.
+                value = until.astimezone(zone).strftime("%Y%m%dT%H%M%S")
+            except (ValueError, OverflowError) as exc:
+                raise _invalid(
+                    f"UNTIL is not a UTC date-time this calendar holds: {value}"
+                ) from exc
         parts.append(f"{key}={value}")
     return ";".join(parts)
 

@@ -21,19 +21,10 @@ from msgspec import UNSET, Meta, UnsetType
 from shared.auth import Principal, Role
 from shared.contracts import Location, Programme
 from shared.errors import Conflict, FieldError, Forbidden, InvalidRequest, NotFound
+from shared.ids import Id
 from shared.time import SpanDoc
 
 _PRINTABLE = r"^[^\x00]*$"
-# A UUID, nothing else: an id goes into queries and into the URLs of calls to other services.
-# The length too, since a pattern's `$` would let a trailing newline through.
-Id = Annotated[
-    str,
-    Meta(
-        min_length=36,
-        max_length=36,
-        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
-    ),
-]
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=_PRINTABLE)]
 # Not blank, and no NUL: `\S` alone would match the NUL it is meant to keep out.
 Topic = Annotated[str, Meta(min_length=1, max_length=60, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")]

@@ -16,6 +16,7 @@ from msgspec import UNSET, Meta, UnsetType
 from shared.auth import Principal, Role
 from shared.contracts import Location, ResourceType, Rules
 from shared.errors import FieldError, Forbidden, InvalidRequest
+from shared.ids import Id
 
 # No NUL characters: PostgreSQL text cannot hold them, and no name needs one.
 _PRINTABLE = r"^[^\x00]*$"
@@ -23,16 +24,6 @@ Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=_PRINTABLE)]
 Text = Annotated[str, Meta(max_length=2000, pattern=_PRINTABLE)]
 Org = Annotated[str, Meta(min_length=1, max_length=100, pattern=_PRINTABLE)]
 Feature = Annotated[str, Meta(min_length=1, max_length=60, pattern=_PRINTABLE)]
-# A UUID, nothing else: an id goes into queries and into the URLs of calls to other services.
-# The length too, since a pattern's `$` would let a trailing newline through.
-Id = Annotated[
-    str,
-    Meta(
-        min_length=36,
-        max_length=36,
-        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
-    ),
-]
 Zone = Annotated[str, Meta(min_length=1, max_length=64)]
 CalendarCode = Annotated[str, Meta(min_length=2, max_length=10)]
 Capacity = Annotated[int, Meta(ge=0, le=100_000)]
