@@ -22,10 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
 from time import monotonic
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -55,7 +55,7 @@ from services.lecturers.domain.runs import (
 )
 from shared.config import Settings
 from shared.contracts import BookingChanged, Programme
-from shared.db import Database
+from shared.db import Database, database_outage
 from shared.errors import NotFound, ServiceError, ServiceUnavailable
 from shared.events import Event, queue_name
 from shared.http import RemoteError
@@ -66,13 +66,16 @@ from shared.time import Interval, next_month, zone
 from shared.worker import WorkerSettings, worker_settings
 
 _log = logging.getLogger("commonroom.lecturers")
+T = TypeVar("T")
 
 MATCH_JOB = "match"
 EXPIRE_JOB = "expire_offer"
 RUN_TRIES = 5
 MATCHING_SECONDS = 8.0
-# Long enough for the slowest run (solver, then a hold per session); a crashed holder frees it.
-LOCK_SECONDS = 300
+# Longer than the slowest run measured (600 sessions: 37 s on a loaded 2-core machine), short
+# enough that a run whose worker was killed is taken up again (by arq, after the job's timeout)
+# within a few minutes.
+LOCK_SECONDS = 120
 # Calls to the other services at once: enough to overlap their latency, few enough to be polite.
 CONCURRENT_CALLS = 8
 REOFFERED = ("offer.declined", "offer.expired")
@@ -184,12 +187,17 @@ class Jobs:
 
     async def match(self, ctx: dict[str, Any], run_id: str) -> None:
         database: Database = ctx["database"]
-        async with database.write() as session:
-            try:
+        tries = ctx.get("job_try", 1)
+        try:
+            async with database.write() as session:
                 run = await store.start_run(session, run_id, now=datetime.now(UTC))
-            except NotFound:  # a job outliving its database (a test's, a bench's): nothing to do
-                _log.warning("no matching run %s to run", run_id)
-                return
+        except NotFound:  # a job outliving its database (a test's, a bench's): nothing to do
+            _log.warning("no matching run %s to run", run_id)
+            return
+        except Exception as exc:
+            if database_outage(exc):  # nothing started: come back when the database is
+                raise Retry(defer=5 * tries) from exc
+            raise
         if run is not None:
             try:
                 async with self.queue.lock(
@@ -198,17 +206,19 @@ class Jobs:
                     blocking_timeout=LOCK_SECONDS,
                 ):
                     await self._run(database, run_id, run.month, run.request_ids)
-            except (ServiceUnavailable, RemoteError, LockError) as exc:
-                # The other services (or a long run of the same month) may be back shortly.
-                if ctx.get("job_try", 1) < RUN_TRIES:
-                    raise Retry(defer=5 * ctx.get("job_try", 1)) from exc
-                code = exc.code if isinstance(exc, ServiceError) else "matching_busy"
-                await self._give_up(database, run_id, code)
+            except Exception as exc:
+                # The other services, the database or a long run of the same month may be
+                # through shortly: the next attempt finishes (or gives back) what this one held.
+                passing = isinstance(exc, ServiceUnavailable | RemoteError | LockError)
+                passing = passing or database_outage(exc)
+                if passing and tries < RUN_TRIES:
+                    raise Retry(defer=5 * tries) from exc
+                if not passing:
+                    _log.exception("matching run %s failed", run_id)
+                await self._give_up(database, run_id, _failure_code(exc))
+                if not passing:
+                    raise
                 return
-            except Exception:
-                _log.exception("matching run %s failed", run_id)
-                await self._give_up(database, run_id, "internal_error")
-                raise
         await self._schedule_expiry(database, run_id)
 
     async def _run(
@@ -251,7 +261,7 @@ class Jobs:
                 async with gate:
                     return await self._hold(database, run_id, plan, assignment, now)
 
-            refused = await asyncio.gather(*(hold(a) for a in outcome.assignments))
+            refused = await _together([hold(a) for a in outcome.assignments])
             unmatched += [item for item in refused if item is not None]
             _log.info(
                 "run %s: %d rooms held in %.2f s",
@@ -386,7 +396,7 @@ class Jobs:
 
         venue_ids = sorted({r.venue_id for r in requests})
         found = dict(
-            zip(venue_ids, await asyncio.gather(*map(venue_rooms, venue_ids)), strict=True)
+            zip(venue_ids, await _together([venue_rooms(v) for v in venue_ids]), strict=True)
         )
 
         async def free(room: Room) -> list[Interval]:
@@ -403,7 +413,7 @@ class Jobs:
             if room_suits(room.rules, room.capacity, minutes=r.minutes, attendees=r.attendees)
         }
         free_time = dict(
-            zip(wanted, await asyncio.gather(*map(free, wanted.values())), strict=True)
+            zip(wanted, await _together([free(room) for room in wanted.values()]), strict=True)
         )
         return {
             r.id: [
@@ -485,7 +495,7 @@ class Jobs:
                 kept = None if release else booking_id
                 await store.settle_hold(session, row.id, kept, now=datetime.now(UTC))
 
-        await asyncio.gather(*map(settle, rows))
+        await _together([settle(row) for row in rows])
 
     async def _give_up(self, database: Database, run_id: str, code: str) -> None:
         async with database.write() as session:
@@ -538,6 +548,30 @@ class Jobs:
             failed = await store.failed_runs_holding(session)
         for run_id in failed:
             await self._settle_holds(database, run_id, release=True)
+
+
+def _failure_code(exc: BaseException) -> str:
+    """What a failed run says went wrong, for the office to act on."""
+    if isinstance(exc, ServiceError):
+        return exc.code
+    if database_outage(exc):
+        return "database_unavailable"
+    return "matching_busy" if isinstance(exc, LockError) else "internal_error"
+
+
+async def _together(calls: Sequence[Awaitable[T]]) -> list[T]:
+    """Each call's result, run at once; the first failure cancels the rest (none goes on
+    unwatched) and is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_awaited(call)) for call in calls]
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+async def _awaited(call: Awaitable[T]) -> T:
+    return await call
 
 
 def _assignment(row: store.OfferRow) -> RunAssignment:
