@@ -182,8 +182,8 @@ async def test_a_worker_killed_mid_run_is_finished_by_the_next_holding_each_room
         redis = await queue(private_redis)
         try:
             # arq leaves a killed job's lease, and the run keeps its month's lock, until they
-            # time out (the job timeout plus 10 s, and LOCK_SECONDS): expiring both now stands in for that wait. That both
-            # exist shows the job was caught running.
+            # time out (LOCK_SECONDS, plus 10 s for the lease): expiring both now stands in for
+            # that wait. That both exist shows the job was caught running.
             assert await redis.pexpire(f"arq:in-progress:match:{run_id}", 1)
             assert await redis.pexpire(f"commonroom:lecturers:matching:{month}", 1)
             proxy.holding = False
