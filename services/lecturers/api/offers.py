@@ -41,6 +41,7 @@ from shared.web import (
     Limit,
     Page,
     PathId,
+    PublicDbSession,
     decode_cursor,
     page_of,
     service_state,
@@ -206,24 +207,24 @@ class OfferLinkController(Controller):
 
     @get("/{token:str}", media_type="text/html")
     async def confirm(
-        self, request: Request[Any, Any, Any], token: PathId, session: DbSession
+        self, request: Request[Any, Any, Any], token: PathId, public_session: PublicDbSession
     ) -> Response[str]:
         """The page a one-click link opens: what it will do, and the button that does it."""
-        row, answer = await _linked_offer(request, session, token, lock=False)
+        row, answer = await _linked_offer(request, public_session, token, lock=False)
         title, button = _ACTIONS[answer]
         form = (
             f'<form method="post" action="{html.escape(_link_base(request))}/'
             f'{html.escape(token)}"><button type="submit">{button}</button></form>'
         )
-        return _page(title, _describe(await store.offer_of(session, row)), form)
+        return _page(title, _describe(await store.offer_of(public_session, row)), form)
 
     @post("/{token:str}", media_type="text/html", status_code=200)
     async def act(
-        self, request: Request[Any, Any, Any], token: PathId, session: DbSession
+        self, request: Request[Any, Any, Any], token: PathId, public_session: PublicDbSession
     ) -> Response[str]:
-        row, answer = await _linked_offer(request, session, token, lock=True)
+        row, answer = await _linked_offer(request, public_session, token, lock=True)
         offer = await answer_offer(
-            session, booking_of(request), row, answer, reason=None, now=datetime.now(UTC)
+            public_session, booking_of(request), row, answer, reason=None, now=datetime.now(UTC)
         )
         return _page(_DONE[answer], _describe(offer))
 
@@ -269,18 +270,18 @@ class FeedController(Controller):
         request: Request[Any, Any, Any],
         lecturer_id: PathId,
         token: FeedToken,
-        session: DbSession,
+        public_session: PublicDbSession,
     ) -> Response[bytes]:
         """The lecturer's offers and lectures as iCalendar; the token is the only credential,
         so a wrong one is told apart from no lecturer at all by nothing (404 both)."""
-        row = await session.get(store.LecturerRow, lecturer_id)
+        row = await public_session.get(store.LecturerRow, lecturer_id)
         if row is None or not feed_token_matches(row.feed_token, token):
             raise NotFound("no such feed")
         now = datetime.now(UTC)
         key = _key(request)
         entries = [
             _entry(request, key, found, now)
-            for found in await store.feed_rows(session, row.id, now=now)
+            for found in await store.feed_rows(public_session, row.id, now=now)
         ]
         return Response(
             build_feed(row.name, entries, now=now),
