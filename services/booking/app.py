@@ -8,12 +8,19 @@ from services.booking.api import ROUTES
 from services.booking.clients import RegistryClient
 from services.booking.store import tables
 from shared.config import Settings
+from shared.ratelimit import RateLimit
 from shared.web import ServiceState, create_service_app
 
 
 def create_app(settings: Settings) -> Litestar:
     async def start(held: ServiceState) -> None:
         held.extras["registry"] = RegistryClient(settings, held.database)
+        per_minute = settings.booking_rate_per_minute
+        held.extras["booking_rate"] = (
+            RateLimit(held.redis, name="bookings", limit=per_minute, per_seconds=60)
+            if per_minute > 0
+            else None
+        )
 
     async def stop(held: ServiceState) -> None:
         await held.extras["registry"].aclose()

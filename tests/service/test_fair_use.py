@@ -9,10 +9,13 @@ from datetime import datetime, time, timedelta
 
 import pytest
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 
 from services.booking import store as booking_store
 from services.booking.app import create_app
 from services.booking.domain.fair_use import week_of
+from shared.ids import new_id
+from shared.ratelimit import RateLimit
 from tests.conftest import Tokens, make_settings, wipe
 from tests.service.conftest import Town
 from tests.service.test_booking import SHANGHAI, assert_problem, booking_body
@@ -120,3 +123,27 @@ async def test_a_series_skips_or_refuses_the_weeks_past_the_share(
     result = made.json()
     assert len(result["bookings"]) == 2  # the first week's share is taken by the 2 h held
     assert [item["code"] for item in result["skipped"]] == ["fair_use_exceeded"]
+
+
+async def test_replicas_count_a_token_together_and_quiet_callers_never_wait_on_redis(
+    redis_url: str,
+) -> None:
+    redis = Redis.from_url(redis_url)
+    try:
+        name = f"test-{new_id()}"
+        replicas = [RateLimit(redis, name=name, limit=100, per_seconds=60) for _ in range(2)]
+        now = 1_800_000_000.0  # the start of a window
+        counter = f"commonroom:rate:{name}:token:{int(now // 60)}"
+        for _ in range(replicas[0].quiet - 1):
+            assert await replicas[0].take("token", now=now) is None
+        assert await redis.get(counter) is None  # a tenth of the limit: counted here only
+        assert await replicas[0].take("token", now=now) is None
+        assert int(await redis.get(counter) or 0) == replicas[0].quiet
+        # Both replicas' uses add up; past the limit, the answer says when the window ends.
+        answers = [await replicas[n % 2].take("token", now=now + 30) for n in range(2 * 100)]
+        refused = [wait for wait in answers if wait is not None]
+        assert refused
+        assert set(refused) == {30}
+        assert answers.index(30) <= 100 - replicas[0].quiet + 2 * replicas[0].quiet
+    finally:
+        await redis.aclose()

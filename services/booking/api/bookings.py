@@ -43,6 +43,7 @@ from shared.auth import Principal
 from shared.db import Database
 from shared.errors import Conflict, FieldError, InvalidRequest, NotFound, TooManyRequests
 from shared.ids import new_id
+from shared.ratelimit import RateLimit
 from shared.time import Interval, check_range, window, zone
 from shared.web import (
     Caller,
@@ -246,22 +247,16 @@ def _series_failure(failed: list[Occurrence], *, status: int) -> InvalidRequest 
     )
 
 
-async def _within_rate(
-    request: Request[Any, Any, Any], principal: Principal, per_minute: int
-) -> None:
-    """429 `rate_limited` when the caller's token has made `per_minute` bookings this minute."""
-    if per_minute <= 0 or principal.role not in fair_use.BOUND_ROLES:
+async def _within_rate(request: Request[Any, Any, Any], principal: Principal) -> None:
+    """429 `rate_limited` when the caller's token has made its bookings for this minute."""
+    limit: RateLimit | None = service_state(request.app.state).extras["booking_rate"]
+    if limit is None or principal.role not in fair_use.BOUND_ROLES:
         return
-    wait = await ratelimit.take(
-        service_state(request.app.state).redis,
-        "bookings:" + ratelimit.token_key(request.headers.get("authorization", "")),
-        limit=per_minute,
-        per_seconds=60,
-        now=time.time(),
-    )
+    token = ratelimit.token_key(request.headers.get("authorization", ""))
+    wait = await limit.take(token, now=time.time())
     if wait is not None:
         raise TooManyRequests(
-            f"this token has made {per_minute} bookings this minute; slow down",
+            f"this token has made {limit.limit} bookings this minute; slow down",
             code="rate_limited",
             headers={"Retry-After": str(wait)},
         )
@@ -323,7 +318,7 @@ class BookingController(Controller):
         check_range(first)
         held = service_state(request.app.state)
         settings = held.settings
-        await _within_rate(request, principal, settings.booking_rate_per_minute)
+        await _within_rate(request, principal)
         registry = registry_of(request)
         database = held.database
         loaded = await _load(registry, principal, data, first, refresh=False)
