@@ -308,7 +308,9 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--profile-sequential", action="store_true", help="also time one client")
     parser.add_argument(
-        "--limits", action="store_true", help="count every booking against a rate limit never reached"
+        "--limits",
+        action="store_true",
+        help="count every booking against a rate limit never reached",
     )
     args = parser.parse_args()
 
