@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,14 @@ from litestar.testing import AsyncTestClient
 
 from services.booking import store as booking_store
 from services.booking.app import create_app as create_booking
+from services.cli import service_package
 from services.lecturers import store as lecturers_store
 from services.lecturers.app import create_app as create_lecturers
 from services.lecturers.worker import Jobs
 from services.registry import store as registry_store
 from services.registry.app import create_app as create_registry
 from services.up import stop_children, wait_ready
-from shared.config import Settings
+from shared.config import ServiceName, Settings
 from shared.db import connect
 from shared.migrations import upgrade
 from shared.worker import redis_settings
@@ -32,11 +34,21 @@ BOOKING = Path(booking_store.__file__).parent
 @pytest.fixture(scope="session")
 def registry_server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real registry in its own process (the booking service talks to it over HTTP)."""
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('registry-server') / 'registry.db'}"
-    upgrade(REGISTRY, url)
+    with serving("registry", make_settings(redis_url), tmp_path_factory) as base:
+        yield base
+
+
+@contextmanager
+def serving(
+    service: ServiceName, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`service` in a process of its own on a fresh SQLite database; its base URL."""
+    folder = tmp_path_factory.mktemp(f"{service}-server")
+    url = f"sqlite+aiosqlite:///{folder / f'{service}.db'}"
+    upgrade(service_package(service), url)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    child = spawn(make_settings(redis_url, registry=url), "serve", "registry", "--port", str(port))
+    child = spawn(settings.with_database(service, url), "serve", service, "--port", str(port))
     try:
         wait_ready([base], [child])
         yield base
@@ -154,17 +166,9 @@ def booking_server(
 ) -> Iterator[str]:
     """A real booking service in its own process, asking the real registry (the lecturer service
     holds and confirms rooms through it)."""
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('booking-server') / 'booking.db'}"
-    upgrade(BOOKING, url)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = make_settings(redis_url, booking=url).with_service_url("registry", registry_server)
-    child = spawn(settings, "serve", "booking", "--port", str(port))
-    try:
-        wait_ready([base], [child])
+    settings = make_settings(redis_url).with_service_url("registry", registry_server)
+    with serving("booking", settings, tmp_path_factory) as base:
         yield base
-    finally:
-        stop_children([child])
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
