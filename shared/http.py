@@ -20,6 +20,7 @@ from shared.auth import service_token
 from shared.config import ServiceName, Settings
 from shared.errors import ServiceError, ServiceUnavailable
 from shared.observability import REQUEST_ID_HEADER, current_request_id
+from shared.web import MAX_LIMIT, Page
 
 T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({502, 503, 504})
@@ -113,6 +114,18 @@ class ServiceClient:
     async def get(self, path: str, shape: type[T], **params: Any) -> T:
         response = await self.request("GET", path, params=params)
         return msgspec.json.decode(response.content, type=shape)
+
+    async def every(self, path: str, item: type[T], **params: Any) -> list[T]:
+        """Every item of one of the suite's lists, page after page (`?cursor=`)."""
+        found: list[T] = []
+        cursor: str | None = None
+        while True:
+            more = {"cursor": cursor} if cursor else {}
+            page = await self.get(path, Page[item], limit=MAX_LIMIT, **params, **more)  # type: ignore[valid-type]
+            found += page.items
+            cursor = page.next_cursor
+            if cursor is None:
+                return found
 
     def _unavailable(self) -> ServiceUnavailable:
         return ServiceUnavailable(

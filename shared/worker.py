@@ -55,6 +55,12 @@ def redis_settings(url: str) -> RedisSettings:
     return settings
 
 
+def transient(exc: BaseException) -> bool:
+    """Whether `exc` says a server is away for now (the database, or a service it called), so
+    the job is worth trying again later."""
+    return database_outage(exc) or isinstance(exc, ServiceUnavailable)
+
+
 async def handle_event(ctx: dict[str, Any], payload: bytes) -> bool:
     """The one job every service's queue carries: an event from another service's outbox,
     handled under the id of the request that caused it, so its log lines and calls carry it."""
@@ -65,7 +71,7 @@ async def handle_event(ctx: dict[str, Any], payload: bytes) -> bool:
         except Exception as exc:
             # The database, or a service the handler calls, is away for now. Nothing was
             # recorded (the transaction rolled back): try again later; arq's max_tries bounds it.
-            if database_outage(exc) or isinstance(exc, ServiceUnavailable):
+            if transient(exc):
                 raise Retry(defer=min(2 * ctx.get("job_try", 1), 30)) from exc
             raise
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import msgspec
 from litestar import Request
@@ -27,9 +27,8 @@ from shared.errors import FieldError, InvalidRequest
 from shared.http import RemoteError, ServiceClient
 from shared.ids import is_uuid
 from shared.time import Interval, merge
-from shared.web import MAX_LIMIT, service_state
+from shared.web import Page, service_state
 
-T = TypeVar("T")
 MAX_PIECE = timedelta(days=365)
 
 
@@ -62,11 +61,6 @@ class RegistryArea(msgspec.Struct, frozen=True):
 
 class Intervals(msgspec.Struct, frozen=True):
     items: list[Interval]
-
-
-class Page(msgspec.Struct, Generic[T], frozen=True):
-    items: list[T]
-    next_cursor: str | None
 
 
 def _bookable(resource: RegistryResource, venue: RegistryVenue) -> Bookable:
@@ -119,22 +113,6 @@ async def fetch_open_intervals_over(
         found += await fetch_open_intervals(http, resource_id, piece)
         start = piece.end
     return found
-
-
-async def fetch_every(
-    http: ServiceClient, path: str, shape: type[Page[T]], **params: Any
-) -> list[T]:
-    """Every item of a registry list (`shape` is its page, `Page[Item]`), page after page."""
-    found: list[T] = []
-    cursor: str | None = None
-    while True:
-        page = await http.get(
-            path, shape, limit=MAX_LIMIT, **params, **({"cursor": cursor} if cursor else {})
-        )
-        found += page.items
-        cursor = page.next_cursor
-        if cursor is None:
-            return found
 
 
 class _Memo:

@@ -27,12 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking import reports_store, store
 from services.booking.clients import (
-    Page,
     RegistryArea,
     RegistryResource,
     RegistryVenue,
     day_window,
-    fetch_every,
     fetch_open_intervals_over,
 )
 from services.booking.domain.reports import (
@@ -122,7 +120,7 @@ async def read_venue(
         return VenueReading(venue_id=venue_id, venue=None)
     new_areas = await _new_areas(http, venue.area_id, known_areas)
     paths = {**known_areas, **{area_id: path for area_id, _, path in new_areas}}
-    resources = await fetch_every(http, "/v1/resources", Page[RegistryResource], venue_id=venue_id)
+    resources = await http.every("/v1/resources", RegistryResource, venue_id=venue_id)
     windows: dict[str, Interval] = {}
     pieces = {}
     tz = zone(venue.timezone)
@@ -181,9 +179,9 @@ async def _read_catalogue(database: Database, http: ServiceClient) -> None:
     generations are read first, so an event that comes during the reading marks it stale."""
     async with database.read() as session:
         generations = await reports_store.all_generations(session)
-    areas = await fetch_every(http, "/v1/areas", Page[RegistryArea])
-    venues = {v.id: v for v in await fetch_every(http, "/v1/venues", Page[RegistryVenue])}
-    resources = await fetch_every(http, "/v1/resources", Page[RegistryResource])
+    areas = await http.every("/v1/areas", RegistryArea)
+    venues = {v.id: v for v in await http.every("/v1/venues", RegistryVenue)}
+    resources = await http.every("/v1/resources", RegistryResource)
     paths = area_paths({area.id: area.parent_id for area in areas}, {})
     async with database.write() as session:
         await reports_store.save_catalogue(

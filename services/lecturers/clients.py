@@ -31,11 +31,6 @@ class Room(msgspec.Struct, frozen=True):
     rules: Rules
 
 
-class _Rooms(msgspec.Struct, frozen=True):
-    items: list[Room]
-    next_cursor: str | None
-
-
 class _Intervals(msgspec.Struct, frozen=True):
     items: list[Interval]
 
@@ -74,17 +69,7 @@ class Registry:
             raise
 
     async def rooms(self, venue_id: str) -> list[Room]:
-        rooms: list[Room] = []
-        cursor: str | None = None
-        while True:
-            params: dict[str, Any] = {"venue_id": venue_id, "type": "room", "limit": 500}
-            if cursor is not None:
-                params["cursor"] = cursor
-            page = await self._http.get("/v1/resources", _Rooms, **params)
-            rooms += page.items
-            if page.next_cursor is None:
-                return rooms
-            cursor = page.next_cursor
+        return await self._http.every("/v1/resources", Room, venue_id=venue_id, type="room")
 
 
 class Booking:

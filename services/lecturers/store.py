@@ -178,6 +178,8 @@ class RequestRow(Base):
     audience: Mapped[str | None] = mapped_column(String(200))
     attendees: Mapped[int | None] = mapped_column(Integer)
     preferred: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # Derived from the live offers (`refresh_request_status`, on every move of one), and kept
+    # so that lists filter and matching picks open requests in SQL.
     status: Mapped[str] = mapped_column(String(20))
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -637,12 +639,15 @@ async def get_offer_row(session: AsyncSession, offer_id: str, *, lock: bool = Fa
     return await one_or_404(session, query, "offer", lock=lock)
 
 
-async def topic_of(session: AsyncSession, request_id: str) -> str:
-    return (await get_request_row(session, request_id)).topic
-
-
 async def offer_of(session: AsyncSession, row: OfferRow) -> Offer:
-    return row.to_domain(await topic_of(session, row.request_id))
+    return row.to_domain((await get_request_row(session, row.request_id)).topic)
+
+
+async def requests_by_id(
+    session: AsyncSession, request_ids: Iterable[str]
+) -> dict[str, RequestRow]:
+    rows = await session.scalars(select(RequestRow).where(RequestRow.id.in_(set(request_ids))))
+    return {row.id: row for row in rows}
 
 
 async def move_offer(
@@ -672,10 +677,11 @@ async def publish_offered(
     for row in rows:
         row.status = OfferStatus.OFFERED.value
         row.updated_at = now
-    for request_id in {row.request_id for row in rows}:
+    requests = await requests_by_id(session, {row.request_id for row in rows})
+    for request_id in requests:
         await refresh_request_status(session, request_id, now=now)
     for row in rows:
-        offer = await offer_of(session, row)
+        offer = row.to_domain(requests[row.request_id].topic)
         await publish(session, tables, source=SOURCE, type="offer.created", data=offer, now=now)
 
 

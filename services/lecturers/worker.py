@@ -63,7 +63,7 @@ from shared.ids import new_id
 from shared.observability import current_request_id
 from shared.outbox import EventHandler
 from shared.time import Interval, next_month, zone
-from shared.worker import WorkerSettings, worker_settings
+from shared.worker import WorkerSettings, transient, worker_settings
 
 _log = logging.getLogger("commonroom.lecturers")
 T = TypeVar("T")
@@ -195,7 +195,7 @@ class Jobs:
             _log.warning("no matching run %s to run", run_id)
             return
         except Exception as exc:
-            if database_outage(exc):  # nothing started: come back when the database is
+            if transient(exc):  # nothing started: come back when the database is
                 raise Retry(defer=5 * tries) from exc
             raise
         if run is not None:
@@ -209,8 +209,7 @@ class Jobs:
             except Exception as exc:
                 # The other services, the database or a long run of the same month may be
                 # through shortly: the next attempt finishes (or gives back) what this one held.
-                passing = isinstance(exc, ServiceUnavailable | RemoteError | LockError)
-                passing = passing or database_outage(exc)
+                passing = transient(exc) or isinstance(exc, RemoteError | LockError)
                 if passing and tries < RUN_TRIES:
                     raise Retry(defer=5 * tries) from exc
                 if not passing:
@@ -406,23 +405,21 @@ class Jobs:
             async with gate:
                 return await self.booking.free(room.id, window)
 
-        wanted = {
-            room.id: room
+        suited = {
+            r.id: [
+                room
+                for room in found[r.venue_id]
+                if room_suits(room.rules, room.capacity, minutes=r.minutes, attendees=r.attendees)
+            ]
             for r in requests
-            for room in found[r.venue_id]
-            if room_suits(room.rules, room.capacity, minutes=r.minutes, attendees=r.attendees)
         }
+        wanted = {room.id: room for rooms in suited.values() for room in rooms}
         free_time = dict(
             zip(wanted, await _together([free(room) for room in wanted.values()]), strict=True)
         )
         return {
-            r.id: [
-                (room, free_time[room.id])
-                for room in found[r.venue_id]
-                if room.id in free_time
-                and room_suits(room.rules, room.capacity, minutes=r.minutes, attendees=r.attendees)
-            ]
-            for r in requests
+            request_id: [(room, free_time[room.id]) for room in rooms]
+            for request_id, rooms in suited.items()
         }
 
     async def _hold(
@@ -483,12 +480,12 @@ class Jobs:
         failed run) given back."""
         async with database.read() as session:
             rows = await store.holding_offers(session, run_id)
-            requests = {r.id: await store.get_request_row(session, r.request_id) for r in rows}
+            requests = await store.requests_by_id(session, {row.request_id for row in rows})
         gate = asyncio.Semaphore(CONCURRENT_CALLS)
 
         async def settle(row: store.OfferRow) -> None:
             async with gate:
-                booking_id = row.booking_id or await self._hold_room(row, requests[row.id])
+                booking_id = row.booking_id or await self._hold_room(row, requests[row.request_id])
                 if release and booking_id is not None:
                     await self.booking.release(booking_id, reason="matching run failed")
             async with database.write() as session:

@@ -133,6 +133,7 @@ async def _load(
     tz = zone(resources[0].timezone)
     occurrences = series.expand(data.series.rrule, first, tz) if data.series else [first]
     covering = Interval(occurrences[0].start, occurrences[-1].end)
+    # Before the registry is asked for its hours: a thousand years would be a call per year.
     check_range(covering)
     hours = await registry.open_intervals(resources, covering, refresh=refresh)
     return _Loaded(resources, occurrences, hours)
@@ -314,8 +315,6 @@ class BookingController(Controller):
         """Book; the transaction is opened here, since the hot path below needs none."""
         org = booking_org(principal, data)
         first = window(data.start, data.end, fields=("start", "end"))
-        # Before the registry is asked about it: a thousand years would be a call per year.
-        check_range(first)
         held = service_state(request.app.state)
         settings = held.settings
         await _within_rate(request, principal)

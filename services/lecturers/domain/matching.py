@@ -381,10 +381,9 @@ class _Compiled:
             [
                 i
                 for i in self.by_topic.get(request.topic, [])
-                if self.lecturers[i].id not in declined
+                if self.lecturers[i].id not in request.declined_by
             ]
             for request in self.requests
-            for declined in (request.declined_by,)
         ]
         self.units = [
             request.minutes // self._minutes(self.clock.step) for request in self.requests

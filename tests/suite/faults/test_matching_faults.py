@@ -22,12 +22,11 @@ from shared.events import queue_name
 from shared.time import next_month
 from shared.worker import deserialize, redis_settings, serialize
 from tests.conftest import Tokens
-from tests.suite.conftest import EVENINGS
+from tests.suite.conftest import EVENINGS, created
 from tests.suite.faults.conftest import (
     FaultSuite,
     HoldingProxy,
     PrivateRedis,
-    created,
     events_settled,
     fault_suite,
     until,

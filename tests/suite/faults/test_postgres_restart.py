@@ -15,10 +15,10 @@ from arq.jobs import Job
 from shared.events import queue_name
 from shared.worker import deserialize, redis_settings, serialize
 from tests.conftest import Tokens
+from tests.suite.conftest import created
 from tests.suite.faults.conftest import (
     PrivatePostgres,
     PrivateRedis,
-    created,
     events_settled,
     fault_suite,
     slot,

@@ -11,9 +11,9 @@ from arq.jobs import Job
 from shared.events import consumers_of, queue_name
 from shared.worker import deserialize, redis_settings, serialize
 from tests.conftest import Tokens
+from tests.suite.conftest import created
 from tests.suite.faults.conftest import (
     PrivateRedis,
-    created,
     events_settled,
     fault_suite,
     slot,

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import Tokens
+from tests.suite.conftest import created
 from tests.suite.faults.conftest import (
     PrivateRedis,
-    created,
     events_settled,
     fault_suite,
     slot,
