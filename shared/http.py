@@ -10,7 +10,7 @@ twice. When the other service cannot be reached the caller gets `ServiceUnavaila
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -20,7 +20,7 @@ from shared.auth import service_token
 from shared.config import ServiceName, Settings
 from shared.errors import ServiceError, ServiceUnavailable
 from shared.observability import REQUEST_ID_HEADER, current_request_id
-from shared.web import MAX_LIMIT, Page
+from shared.web import MAX_IDS, MAX_LIMIT, Page
 
 T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({502, 503, 504})
@@ -126,6 +126,17 @@ class ServiceClient:
             cursor = page.next_cursor
             if cursor is None:
                 return found
+
+    async def every_of(
+        self, path: str, item: type[T], *, name: str, ids: Sequence[str], **params: Any
+    ) -> list[T]:
+        """Every item of a list filtered by ids (the query parameter `name`, repeated), asked
+        for `MAX_IDS` ids at a time."""
+        found: list[T] = []
+        for first in range(0, len(ids), MAX_IDS):
+            chunk = list(ids[first : first + MAX_IDS])
+            found += await self.every(path, item, **{name: chunk}, **params)
+        return found
 
     def _unavailable(self) -> ServiceUnavailable:
         return ServiceUnavailable(

@@ -45,10 +45,14 @@ T = TypeVar("T")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+# The most ids one request may name in a filter (`?venue_id=A&venue_id=B...`): a page's worth, in
+# a URL of a few kilobytes. A caller with more asks in chunks (`ServiceClient.every_of`).
+MAX_IDS = 100
 _log = logging.getLogger("commonroom.web")
 
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="page size")]
 Cursor = Annotated[str | None, QueryParameter(max_length=200, description="from next_cursor")]
+Ids = Annotated[list[str] | None, QueryParameter(max_items=MAX_IDS, description="repeatable")]
 # What handlers ask to be injected: the authenticated caller and the request's transaction.
 Caller = NamedDependency[Principal]
 DbSession = NamedDependency[AsyncSession]

@@ -9,7 +9,8 @@ anything else is 503 `registry_unavailable`.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from bisect import bisect_right
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -27,7 +28,7 @@ from shared.errors import FieldError, InvalidRequest
 from shared.http import RemoteError, ServiceClient
 from shared.ids import is_uuid
 from shared.time import Interval, merge
-from shared.web import Page, service_state
+from shared.web import MAX_IDS, Page, service_state
 
 MAX_PIECE = timedelta(days=365)
 
@@ -59,8 +60,13 @@ class RegistryArea(msgspec.Struct, frozen=True):
     parent_id: str | None
 
 
-class Intervals(msgspec.Struct, frozen=True):
+class ResourceIntervals(msgspec.Struct, frozen=True):
+    resource_id: str
     items: list[Interval]
+
+
+class ManyIntervals(msgspec.Struct, frozen=True):
+    items: list[ResourceIntervals]
 
 
 def _bookable(resource: RegistryResource, venue: RegistryVenue) -> Bookable:
@@ -91,28 +97,58 @@ def registry_http(settings: Settings) -> ServiceClient:
 
 
 async def fetch_open_intervals(
-    http: ServiceClient, resource_id: str, window: Interval
-) -> list[Interval]:
-    """Straight from the registry, uncached: at most a year, which is what it resolves at once."""
-    answer = await http.get(
-        f"/v1/resources/{resource_id}/open-intervals",
-        Intervals,
-        **{"from": window.start.isoformat(), "to": window.end.isoformat()},
-    )
-    return answer.items
-
-
-async def fetch_open_intervals_over(
-    http: ServiceClient, resource_id: str, window: Interval
-) -> list[Interval]:
-    """Straight from the registry, uncached, over any window: asked a year at a time."""
-    found: list[Interval] = []
+    http: ServiceClient, resource_ids: Sequence[str], window: Interval
+) -> dict[str, list[Interval]]:
+    """Straight from the registry, uncached, over any window: `MAX_IDS` resources and a year
+    (what the registry resolves at once) a call. A resource the registry has not is left out."""
+    found: dict[str, list[Interval]] = defaultdict(list)
     start = window.start
     while start < window.end:
         piece = Interval(start, min(start + MAX_PIECE, window.end))
-        found += await fetch_open_intervals(http, resource_id, piece)
+        bounds = {"from": piece.start.isoformat(), "to": piece.end.isoformat()}
+        for first in range(0, len(resource_ids), MAX_IDS):
+            chunk = list(resource_ids[first : first + MAX_IDS])
+            answer = await http.get(
+                "/v1/open-intervals", ManyIntervals, resource_id=chunk, **bounds
+            )
+            for item in answer.items:
+                found[item.resource_id] += item.items
         start = piece.end
-    return found
+    # An interval open across a year's edge came in two pieces.
+    return {resource_id: merge(intervals) for resource_id, intervals in found.items()}
+
+
+class KnownHours(msgspec.Struct, frozen=True):
+    """What this process knows of one resource's open intervals: the windows the registry was
+    asked about (sorted, disjoint) and the open intervals inside them.
+
+    Any window inside a known one is answered from it, so the week a booking falls in is known
+    once its month's availability was asked for.
+    """
+
+    windows: tuple[Interval, ...] = ()
+    intervals: tuple[Interval, ...] = ()
+
+    def within(self, window: Interval) -> list[Interval] | None:
+        """The open intervals inside `window`, or None where not all of it is known."""
+        if not any(
+            known.start <= window.start and window.end <= known.end for known in self.windows
+        ):
+            return None
+        # Sorted and disjoint, so their ends are sorted too.
+        first = bisect_right(self.intervals, window.start, key=lambda interval: interval.end)
+        found = []
+        for interval in self.intervals[first:]:
+            if interval.start >= window.end:
+                break
+            found.append(Interval(max(interval.start, window.start), min(interval.end, window.end)))
+        return found
+
+    def adding(self, window: Interval, intervals: Iterable[Interval]) -> KnownHours:
+        return KnownHours(
+            windows=tuple(merge([*self.windows, window])),
+            intervals=tuple(merge([*self.intervals, *intervals])),
+        )
 
 
 class _Memo:
@@ -229,14 +265,18 @@ class RegistryClient:
         async with self._database.read() as session:
             return await store.cached(session, keys)
 
-    async def _generation(self, venue_id: str, refresh: bool) -> int:
-        # Refreshing follows `still_current`, which left the current generation in the memo; the
-        # caller holds a connection, and asking the pool for another could starve it.
-        known = self._memo.generation(venue_id)
-        if refresh and known is not None:
-            return known
+    async def _generations(
+        self, venue_ids: Iterable[str], *, refresh: bool = False
+    ) -> dict[str, int]:
+        """The venues' current generations (absent: 0)."""
+        wanted = set(venue_ids)
+        # Refreshing follows `still_current`, which left the current generations in the memo;
+        # the caller holds a connection, and asking the pool for another could starve it.
+        held = {venue_id: self._memo.generation(venue_id) for venue_id in wanted}
+        if refresh and all(generation is not None for generation in held.values()):
+            return {venue_id: g for venue_id, g in held.items() if g is not None}
         async with self._database.read() as session:
-            return await store.generation(session, venue_id)
+            return await store.generations(session, wanted)
 
     async def _fetch_bookable(self, resource_id: str, *, refresh: bool) -> Bookable | None:
         resource = await self._resource(resource_id)
@@ -245,7 +285,9 @@ class RegistryClient:
         # The generation must be read before the answer that is kept: an event between the two
         # then marks the kept answer stale. The venue is known only from a first answer, so the
         # resource is asked for again (on a cold cache only).
-        current = await self._generation(resource.venue_id, refresh)
+        current = (await self._generations([resource.venue_id], refresh=refresh)).get(
+            resource.venue_id, 0
+        )
         resource = await self._resource(resource_id)
         if resource is None:
             return None
@@ -260,33 +302,39 @@ class RegistryClient:
         type: ResourceType | None,  # noqa: A002 - the API's parameter name
         min_capacity: int | None,
         features: Sequence[str],
-        limit: int = 500,
-    ) -> list[Bookable]:
-        """Resources matching the filters (one registry page), each with its venue's facts."""
-        filters = {"area_id": area_id, "type": type, "min_capacity": min_capacity}
+        venue_ids: Sequence[str],
+        limit: int,
+        cursor: str | None,
+    ) -> Page[Bookable]:
+        """One registry page of resources matching the filters, each with its venue's facts.
+
+        Where the venues are named, their generations are read first, so the answers can be
+        kept for the bookings that follow (a booking after a search, the lecturers' holds after
+        their rooms' availability); an answer read before its generation could not be.
+        """
+        before = await self._generations(venue_ids) if venue_ids else None
+        filters = {"area_id": area_id, "type": type, "min_capacity": min_capacity, "cursor": cursor}
         params = {name: value for name, value in filters.items() if value is not None}
         page = await self._http.get(
-            "/v1/resources", Page[RegistryResource], limit=limit, feature=list(features), **params
+            "/v1/resources",
+            Page[RegistryResource],
+            limit=limit,
+            feature=list(features),
+            venue_id=list(venue_ids),
+            **params,
         )
-        venue_ids = list(dict.fromkeys(resource.venue_id for resource in page.items))
-        async with self._database.read() as session:
-            generations = await store.generations(session, venue_ids)
-        venues = {venue_id: await self._venue(venue_id) for venue_id in venue_ids}
-        found = [_bookable(resource, venues[resource.venue_id]) for resource in page.items]
-        entries = [
-            (
-                f"resource:{b.id}",
-                b.venue_id,
-                msgspec.msgpack.encode(b),
-                generations.get(b.venue_id, 0),
-            )
-            for b in found
-        ]
-        async with self._database.write() as session:
-            await store.remember(session, entries)
-        for bookable, (key, venue_id, _, generation) in zip(found, entries, strict=True):
-            self._memo.put(key, venue_id, generation, bookable)
-        return found
+        here = list(dict.fromkeys(resource.venue_id for resource in page.items))
+        venues = {
+            venue.id: venue
+            for venue in await self._http.every_of("/v1/venues", RegistryVenue, name="id", ids=here)
+        }
+        # A venue gone between the two answers takes its resources with it.
+        found = [_bookable(r, venues[r.venue_id]) for r in page.items if r.venue_id in venues]
+        if before is not None:
+            for bookable in found:
+                generation = before.get(bookable.venue_id, 0)
+                self._memo.put(f"resource:{bookable.id}", bookable.venue_id, generation, bookable)
+        return Page(items=found, next_cursor=page.next_cursor)
 
     async def _resource(self, resource_id: str) -> RegistryResource | None:
         try:
@@ -324,27 +372,56 @@ class RegistryClient:
     async def _open_piece(
         self, resources: Sequence[Bookable], days: Interval, refresh: bool
     ) -> dict[str, list[Interval]]:
-        stamp = f"{days.start.date().isoformat()}:{(days.end - days.start).days}"
-        keys = {resource.id: f"open:{resource.id}:{stamp}" for resource in resources}
         found: dict[str, list[Interval]] = {}
+        if not refresh:
+            for resource in resources:
+                known = self._memo.get(f"open:{resource.id}")
+                if known is not None and (intervals := known.within(days)) is not None:
+                    found[resource.id] = intervals
+        stamp = f"{days.start.date().isoformat()}:{(days.end - days.start).days}"
+        keys = {r.id: f"open:{r.id}:{stamp}" for r in resources if r.id not in found}
+        shared = await self._shared(list(keys.values()), refresh)
         for resource in resources:
-            if not refresh and (memo := self._memo.get(keys[resource.id])) is not None:
-                found[resource.id] = memo
-        missing = [key for resource_id, key in keys.items() if resource_id not in found]
-        shared = await self._shared(missing, refresh)
-        for resource in resources:
-            key = keys[resource.id]
-            if resource.id in found:
-                continue
-            if key in shared:
-                venue_id, generation, value = shared[key]
+            if (entry := shared.get(keys.get(resource.id, ""))) is not None:
+                venue_id, generation, value = entry
                 found[resource.id] = msgspec.msgpack.decode(value, type=list[Interval])
-                self._memo.put(key, venue_id, generation, found[resource.id])
-                continue
-            current = await self._generation(resource.venue_id, refresh)
-            found[resource.id] = await fetch_open_intervals(self._http, resource.id, days)
-            await self._keep(key, resource.venue_id, found[resource.id], current, refresh)
+                self._know_open(resource.id, venue_id, generation, days, found[resource.id])
+        missing = [resource for resource in resources if resource.id not in found]
+        if not missing:
+            return found
+        current = await self._generations({r.venue_id for r in missing}, refresh=refresh)
+        fetched = await fetch_open_intervals(self._http, [r.id for r in missing], days)
+        entries = []
+        for resource in missing:
+            # One the registry no longer has is never open; its removal's event is on its way.
+            intervals = found[resource.id] = fetched.get(resource.id, [])
+            generation = current.get(resource.venue_id, 0)
+            self._know_open(resource.id, resource.venue_id, generation, days, intervals)
+            entries.append(
+                (
+                    keys[resource.id],
+                    resource.venue_id,
+                    msgspec.msgpack.encode(intervals),
+                    generation,
+                )
+            )
+        if not refresh:
+            async with self._database.write() as session:
+                await store.remember(session, entries)
         return found
+
+    def _know_open(
+        self,
+        resource_id: str,
+        venue_id: str,
+        generation: int,
+        days: Interval,
+        intervals: list[Interval],
+    ) -> None:
+        """Add what the registry said of `days` to what this process knows of the resource."""
+        key = f"open:{resource_id}"
+        known = self._memo.get(key) if self._memo.generation(venue_id) == generation else None
+        self._memo.put(key, venue_id, generation, (known or KnownHours()).adding(days, intervals))
 
     async def _keep(
         self, key: str, venue_id: str, value: Any, generation: int, refresh: bool

@@ -19,6 +19,7 @@ an event overtook is found stale by the next report, never trusted.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -31,7 +32,7 @@ from services.booking.clients import (
     RegistryResource,
     RegistryVenue,
     day_window,
-    fetch_open_intervals_over,
+    fetch_open_intervals,
 )
 from services.booking.domain.reports import (
     area_paths,
@@ -121,20 +122,24 @@ async def read_venue(
     new_areas = await _new_areas(http, venue.area_id, known_areas)
     paths = {**known_areas, **{area_id: path for area_id, _, path in new_areas}}
     resources = await http.every("/v1/resources", RegistryResource, venue_id=venue_id)
-    windows: dict[str, Interval] = {}
-    pieces = {}
-    tz = zone(venue.timezone)
-    kept = []
+    wanted_windows: dict[str, Interval] = {}
     for resource in resources:
         now_held = held.get(resource.id)
         window = now_held if wanted is None else coverage_after(now_held, wanted, LONGEST_COVERAGE)
         if window is not None:
-            intervals = await _fetched_or_none(fetch_open_intervals_over(http, resource.id, window))
-            if intervals is None:
-                continue
-            windows[resource.id] = window
-            pieces[resource.id] = pieces_of(intervals, tz)
-        kept.append(resource)
+            wanted_windows[resource.id] = window
+    # Resources that share a window (most of a venue's) are asked about in one call.
+    sharing: dict[Interval, list[str]] = defaultdict(list)
+    for resource_id, window in wanted_windows.items():
+        sharing[window].append(resource_id)
+    found: dict[str, list[Interval]] = {}
+    for window, resource_ids in sharing.items():
+        found |= await fetch_open_intervals(http, resource_ids, window)
+    tz = zone(venue.timezone)
+    # A resource the registry no longer has is left out.
+    kept = [r for r in resources if r.id not in wanted_windows or r.id in found]
+    windows = {resource_id: wanted_windows[resource_id] for resource_id in found}
+    pieces = {resource_id: pieces_of(intervals, tz) for resource_id, intervals in found.items()}
     return VenueReading(
         venue_id=venue_id,
         venue=venue,

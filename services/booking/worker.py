@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking import projection, store
-from services.booking.clients import fetch_open_intervals_over, registry_http
+from services.booking.clients import fetch_open_intervals, registry_http
 from services.booking.domain.bookings import inside
 from shared.config import Settings
 from shared.events import Event
@@ -59,13 +59,13 @@ def hours_changed(registry: ServiceClient) -> EventHandler:
         if not rows:
             return
         window = Interval(now, max(row.end_at for row in rows))
-        hours = {
-            resource_id: await fetch_open_intervals_over(registry, resource_id, window)
-            for resource_id in sorted({rid for row in rows for rid in row.resource_ids})
-        }
+        booked = sorted({rid for row in rows for rid in row.resource_ids})
+        # One the registry no longer has is never open: its bookings are outside.
+        hours = await fetch_open_intervals(registry, booked, window)
         flags = {
             row.id: not all(
-                inside(Interval(row.start_at, row.end_at), hours[rid]) for rid in row.resource_ids
+                inside(Interval(row.start_at, row.end_at), hours.get(rid, []))
+                for rid in row.resource_ids
             )
             for row in rows
             if not row.override_hours

@@ -8,6 +8,7 @@ timeout finds the booking the first attempt made instead of making a second.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -31,8 +32,9 @@ class Room(msgspec.Struct, frozen=True):
     rules: Rules
 
 
-class _Intervals(msgspec.Struct, frozen=True):
-    items: list[Interval]
+class _FreeRoom(msgspec.Struct, frozen=True):
+    resource_id: str
+    free: list[Interval]
 
 
 class _Booking(msgspec.Struct, frozen=True):
@@ -68,8 +70,11 @@ class Registry:
                 ) from None
             raise
 
-    async def rooms(self, venue_id: str) -> list[Room]:
-        return await self._http.every("/v1/resources", Room, venue_id=venue_id, type="room")
+    async def rooms(self, venue_ids: Sequence[str]) -> list[Room]:
+        """The rooms of the venues."""
+        return await self._http.every_of(
+            "/v1/resources", Room, name="venue_id", ids=venue_ids, type="room"
+        )
 
 
 class Booking:
@@ -79,13 +84,22 @@ class Booking:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def free(self, room_id: str, window: Interval) -> list[Interval]:
-        answer = await self._http.get(
-            f"/v1/resources/{room_id}/availability",
-            _Intervals,
+    async def free_rooms(
+        self, venue_ids: Sequence[str], window: Interval, *, minutes: int
+    ) -> dict[str, list[Interval]]:
+        """The free stretches of at least `minutes` in `window` of the venues' rooms, by room (a
+        room with none is left out): the booking service's availability search, a page of
+        rooms at a time."""
+        found = await self._http.every_of(
+            "/v1/availability",
+            _FreeRoom,
+            name="venue_id",
+            ids=venue_ids,
+            type="room",
+            minutes=minutes,
             **{"from": window.start.isoformat(), "to": window.end.isoformat()},
         )
-        return answer.items
+        return {room.resource_id: room.free for room in found}
 
     async def hold(
         self,

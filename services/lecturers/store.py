@@ -10,7 +10,7 @@ cannot both offer the same session.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,7 +32,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -56,7 +55,7 @@ from shared.config import ServiceName
 from shared.contracts import Location, Programme
 from shared.db import UTCDateTime, new_metadata, one_or_404
 from shared.errors import NotFound
-from shared.outbox import outbox_tables, publish
+from shared.outbox import insert_ignoring_duplicates, outbox_tables, publish
 from shared.time import Interval, SpanDoc
 
 
@@ -582,16 +581,22 @@ async def sessions_held(session: AsyncSession, window: Interval) -> list[OfferRo
     return list((await session.scalars(query)).all())
 
 
-async def hold_session(session: AsyncSession, row: OfferRow) -> bool:
-    """Claim a request's session for an offer about to hold its room; False when a live offer
-    (from another run) already holds it."""
-    try:
-        async with session.begin_nested():
-            session.add(row)
-            await session.flush()
-    except IntegrityError:
-        return False
-    return True
+async def hold_sessions(session: AsyncSession, rows: Sequence[OfferRow]) -> set[str]:
+    """Journal offers about to hold their rooms (status `holding`), each claiming its request's
+    session; the ids of those that did (a live offer of another run may hold a session)."""
+    columns = [column.key for column in OfferRow.__table__.columns]
+    claimed: set[str] = set()
+    # A statement's parameters are bounded (32,767 on both databases): some hundreds of rows each.
+    for first in range(0, len(rows), 500):
+        values = [{key: getattr(row, key) for key in columns} for row in rows[first : first + 500]]
+        statement = (
+            insert_ignoring_duplicates(session, OfferRow)
+            .values(values)
+            .on_conflict_do_nothing()
+            .returning(OfferRow.id)
+        )
+        claimed.update((await session.scalars(statement)).all())
+    return claimed
 
 
 async def holding_offers(session: AsyncSession, run_id: str) -> list[OfferRow]:
@@ -599,16 +604,23 @@ async def holding_offers(session: AsyncSession, run_id: str) -> list[OfferRow]:
     return list((await session.scalars(query.order_by(OfferRow.start_at))).all())
 
 
-async def settle_hold(
-    session: AsyncSession, offer_id: str, booking_id: str | None, *, now: datetime
+async def settle_holds(
+    session: AsyncSession, kept: Mapping[str, str | None], *, now: datetime
 ) -> None:
-    """Record the booking that holds an offer's room, or (None) that none does."""
-    values: dict[str, Any] = (
-        {"booking_id": booking_id} if booking_id is not None else {"status": RELEASED}
-    )
-    await session.execute(
-        update(OfferRow).where(OfferRow.id == offer_id).values(updated_at=now, **values)
-    )
+    """Record, by offer id, the booking that holds each offer's room, or (None) that none does."""
+    held = [
+        {"id": offer_id, "booking_id": booking_id, "updated_at": now}
+        for offer_id, booking_id in kept.items()
+        if booking_id is not None
+    ]
+    released = [
+        {"id": offer_id, "status": RELEASED, "updated_at": now}
+        for offer_id, booking_id in kept.items()
+        if booking_id is None
+    ]
+    for values in (held, released):
+        if values:
+            await session.execute(update(OfferRow), values)
 
 
 async def offers_of_run(session: AsyncSession, run_id: str, status: OfferStatus) -> list[OfferRow]:

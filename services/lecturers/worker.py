@@ -254,18 +254,12 @@ class Jobs:
                 )
                 for item in outcome.unmatched
             ]
-            gate = asyncio.Semaphore(CONCURRENT_CALLS)
-
-            async def hold(assignment: matching.Assignment) -> RunUnmatched | None:
-                async with gate:
-                    return await self._hold(database, run_id, plan, assignment, now)
-
-            refused = await _together([hold(a) for a in outcome.assignments])
-            unmatched += [item for item in refused if item is not None]
+            refused = await self._hold(database, run_id, plan, outcome.assignments, now)
+            unmatched += refused
             _log.info(
                 "run %s: %d rooms held in %.2f s",
                 run_id,
-                len(outcome.assignments) - sum(item is not None for item in refused),
+                len(outcome.assignments) - len(refused),
                 monotonic() - solved,
             )
         async with database.write() as session:
@@ -387,39 +381,30 @@ class Jobs:
     ) -> dict[str, list[tuple[Room, list[Interval]]]]:
         """Per request, the rooms of its venue its lecture suits, each with its free time in
         the month, as far ahead as the room's rules let it be booked."""
-        gate = asyncio.Semaphore(CONCURRENT_CALLS)
-
-        async def venue_rooms(venue_id: str) -> list[Room]:
-            async with gate:
-                return await self.registry.rooms(venue_id)
-
+        if not requests:
+            return {}
         venue_ids = sorted({r.venue_id for r in requests})
-        found = dict(
-            zip(venue_ids, await _together([venue_rooms(v) for v in venue_ids]), strict=True)
+        rooms = await self.registry.rooms(venue_ids)
+        free = await self.booking.free_rooms(
+            venue_ids, month_window(month), minutes=min(r.minutes for r in requests)
         )
-
-        async def free(room: Room) -> list[Interval]:
+        free_time: dict[str, list[Interval]] = {}
+        rooms_of: dict[str, list[Room]] = defaultdict(list)
+        for room in rooms:
+            rooms_of[room.venue_id].append(room)
             window = bookable_window(_local_month(venues[room.venue_id], month), room.rules, now)
-            if window is None:
-                return []
-            async with gate:
-                return await self.booking.free(room.id, window)
-
-        suited = {
+            free_time[room.id] = (
+                []
+                if window is None
+                else [piece for part in free.get(room.id, []) if (piece := part.clip(window))]
+            )
+        return {
             r.id: [
-                room
-                for room in found[r.venue_id]
+                (room, free_time[room.id])
+                for room in rooms_of[r.venue_id]
                 if room_suits(room.rules, room.capacity, minutes=r.minutes, attendees=r.attendees)
             ]
             for r in requests
-        }
-        wanted = {room.id: room for rooms in suited.values() for room in rooms}
-        free_time = dict(
-            zip(wanted, await _together([free(room) for room in wanted.values()]), strict=True)
-        )
-        return {
-            request_id: [(room, free_time[room.id]) for room in rooms]
-            for request_id, rooms in suited.items()
         }
 
     async def _hold(
@@ -427,18 +412,36 @@ class Jobs:
         database: Database,
         run_id: str,
         plan: _Plan,
-        assignment: matching.Assignment,
+        assignments: Sequence[matching.Assignment],
         now: datetime,
-    ) -> RunUnmatched | None:
-        """Journal the offer, then hold its room; the reason it stays unmatched, if it does."""
+    ) -> list[RunUnmatched]:
+        """Journal an offer per assignment, then hold its room; the sessions left unmatched:
+        those another run's live offer holds already, and those whose room was refused."""
+        rows = [self._offer_row(run_id, plan, assignment, now) for assignment in assignments]
+        async with database.write() as session:
+            claimed = await store.hold_sessions(session, rows)
+        outcompeted = [row for row in rows if row.id not in claimed]
+        kept = await self._hold_rooms(database, [r for r in rows if r.id in claimed], plan.requests)
+        return [
+            RunUnmatched(row.request_id, row.session_index, matching.Reason.OUTCOMPETED.value)
+            for row in outcompeted
+        ] + [
+            RunUnmatched(row.request_id, row.session_index, matching.Reason.NO_FREE_ROOM.value)
+            for row in rows
+            if row.id in kept and kept[row.id] is None
+        ]
+
+    def _offer_row(
+        self, run_id: str, plan: _Plan, assignment: matching.Assignment, now: datetime
+    ) -> store.OfferRow:
+        """The journal entry of an assignment's offer, written before its room is held."""
         request = plan.requests[assignment.request_id]
         venue = plan.venues[assignment.venue_id]
-        session_index = plan.open_indices[request.id][assignment.session_index]
-        row = store.OfferRow(
+        return store.OfferRow(
             id=new_id(),
             run_id=run_id,
             request_id=request.id,
-            session_index=session_index,
+            session_index=plan.open_indices[request.id][assignment.session_index],
             lecturer_id=assignment.lecturer_id,
             venue_id=venue.id,
             venue_org=venue.owner_org,
@@ -453,15 +456,6 @@ class Jobs:
             created_at=now,
             updated_at=now,
         )
-        async with database.write() as session:
-            if not await store.hold_session(session, row):
-                return RunUnmatched(request.id, session_index, matching.Reason.OUTCOMPETED.value)
-        booking_id = await self._hold_room(row, request)
-        async with database.write() as session:
-            await store.settle_hold(session, row.id, booking_id, now=datetime.now(UTC))
-        if booking_id is None:
-            return RunUnmatched(request.id, session_index, matching.Reason.NO_FREE_ROOM.value)
-        return None
 
     async def _hold_room(self, row: store.OfferRow, request: store.RequestRow) -> str | None:
         return await self.booking.hold(
@@ -474,25 +468,43 @@ class Jobs:
             attendees=request.attendees,
         )
 
-    async def _settle_holds(self, database: Database, run_id: str, *, release: bool) -> None:
-        """Finish the holds an earlier attempt journalled: each is asked for again under its own
-        Idempotency-Key (the booking it made, if it made one), then kept, or (`release`, for a
-        failed run) given back."""
-        async with database.read() as session:
-            rows = await store.holding_offers(session, run_id)
-            requests = await store.requests_by_id(session, {row.request_id for row in rows})
+    async def _hold_rooms(
+        self,
+        database: Database,
+        rows: Sequence[store.OfferRow],
+        requests: dict[str, store.RequestRow],
+        *,
+        release: bool = False,
+    ) -> dict[str, str | None]:
+        """Hold the room of each journalled offer, then record what each got in one transaction:
+        the booking kept, by offer id (None: refused). Each is asked for under its own
+        Idempotency-Key, so an offer an earlier attempt asked for gets the booking that made.
+        With `release` (a failed run), each booking is given back instead of kept."""
         gate = asyncio.Semaphore(CONCURRENT_CALLS)
 
-        async def settle(row: store.OfferRow) -> None:
+        async def hold(row: store.OfferRow) -> str | None:
             async with gate:
                 booking_id = row.booking_id or await self._hold_room(row, requests[row.request_id])
                 if release and booking_id is not None:
                     await self.booking.release(booking_id, reason="matching run failed")
-            async with database.write() as session:
-                kept = None if release else booking_id
-                await store.settle_hold(session, row.id, kept, now=datetime.now(UTC))
+                    return None
+                return booking_id
 
-        await _together([settle(row) for row in rows])
+        kept = dict(
+            zip([row.id for row in rows], await _together([hold(r) for r in rows]), strict=True)
+        )
+        if kept:
+            async with database.write() as session:
+                await store.settle_holds(session, kept, now=datetime.now(UTC))
+        return kept
+
+    async def _settle_holds(self, database: Database, run_id: str, *, release: bool) -> None:
+        """Finish the holds an earlier attempt journalled: kept, or (`release`, for a failed
+        run) given back."""
+        async with database.read() as session:
+            rows = await store.holding_offers(session, run_id)
+            requests = await store.requests_by_id(session, {row.request_id for row in rows})
+        await self._hold_rooms(database, rows, requests, release=release)
 
     async def _give_up(self, database: Database, run_id: str, code: str) -> None:
         async with database.write() as session:

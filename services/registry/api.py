@@ -36,10 +36,12 @@ from shared.errors import Conflict
 from shared.ids import new_id
 from shared.time import Interval, check_range, window, zone
 from shared.web import (
+    MAX_IDS,
     Caller,
     Cursor,
     DbSession,
     From,
+    Ids,
     Limit,
     Page,
     PathId,
@@ -52,6 +54,15 @@ from shared.web import (
 
 class Intervals(msgspec.Struct):
     items: list[Interval]
+
+
+class ResourceIntervals(msgspec.Struct):
+    resource_id: str
+    items: list[Interval]
+
+
+class ManyIntervals(msgspec.Struct):
+    items: list[ResourceIntervals]
 
 
 class HoursView(msgspec.Struct):
@@ -153,14 +164,17 @@ class VenueController(Controller):
         area_id: FromQuery[str | None] = None,
         kind: FromQuery[VenueKind | None] = None,
         q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        id: Ids = None,  # noqa: A002 - the query parameter's name
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> Page[Venue]:
+        """Venues, filtered; `id` (repeatable) picks venues by id."""
         venues = await store.list_venues(
             session,
             area_path=await _area_path(session, area_id),
             kind=kind,
             q=q,
+            venue_ids=id or [],
             after=decode_cursor(cursor),
             limit=limit,
         )
@@ -255,7 +269,7 @@ class ResourceController(Controller):
         self,
         principal: Caller,
         session: DbSession,
-        venue_id: FromQuery[str | None] = None,
+        venue_id: Ids = None,
         type: FromQuery[ResourceType | None] = None,  # noqa: A002 - the API's parameter name
         min_capacity: Annotated[int | None, QueryParameter(ge=0, le=100_000)] = None,
         feature: Annotated[list[str] | None, QueryParameter(max_items=20)] = None,
@@ -263,9 +277,10 @@ class ResourceController(Controller):
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> Page[Resource]:
+        """Resources, filtered; `venue_id` may be repeated for the resources of several venues."""
         resources = await store.list_resources(
             session,
-            venue_id=venue_id,
+            venue_ids=venue_id or [],
             type=type,
             min_capacity=min_capacity,
             features=normalise_features(feature or []),
@@ -356,6 +371,35 @@ class ResourceController(Controller):
         return _resolve(doc, venue, window(from_, to))
 
 
+class OpenIntervalsController(Controller):
+    path = "/v1/open-intervals"
+    tags = ("resources",)
+
+    @get("/")
+    async def of_resources(
+        self,
+        principal: Caller,
+        session: DbSession,
+        from_: From,
+        to: To,
+        resource_id: Annotated[list[str], QueryParameter(min_items=1, max_items=MAX_IDS)],
+    ) -> ManyIntervals:
+        """The open intervals of several resources at once (`resource_id` repeated), as each
+        one's `/open-intervals` gives them; unknown ids are left out. Hours a venue's resources
+        share are resolved once."""
+        span = window(from_, to)
+        check_range(span)
+        resolved: dict[tuple[str, str], Intervals] = {}
+        found = []
+        for rid, venue, own in await store.hours_of_resources(session, resource_id):
+            source = (rid, "resource") if own is not None else (venue.id, "venue")
+            if source not in resolved:
+                doc = store.hours_document(own if own is not None else venue.opening_hours)
+                resolved[source] = _resolve(doc, venue, span)
+            found.append(ResourceIntervals(resource_id=rid, items=resolved[source].items))
+        return ManyIntervals(items=found)
+
+
 def _resolve(doc: OpeningHoursDoc | None, venue: store.VenueRow, span: Interval) -> Intervals:
     """Open intervals inside `span`, in the venue's zone; no published hours means never open."""
     check_range(span)
@@ -370,4 +414,4 @@ def _resolve(doc: OpeningHoursDoc | None, venue: store.VenueRow, span: Interval)
     return Intervals(items=[interval.in_zone(tz) for interval in resolved])
 
 
-ROUTES = [AreaController, VenueController, ResourceController]
+ROUTES = [AreaController, VenueController, ResourceController, OpenIntervalsController]

@@ -230,10 +230,13 @@ async def list_venues(
     area_path: str | None,
     kind: VenueKind | None,
     q: str | None,
+    venue_ids: list[str],
     after: str | None,
     limit: int,
 ) -> list[Venue]:
     query = select(VenueRow).order_by(VenueRow.id).limit(limit + 1)
+    if venue_ids:
+        query = query.where(VenueRow.id.in_(venue_ids))
     if area_path is not None:
         query = query.where(_in_subtree(area_path))
     if kind is not None:
@@ -276,7 +279,7 @@ async def get_resource_row(session: AsyncSession, resource_id: str) -> ResourceR
 async def list_resources(
     session: AsyncSession,
     *,
-    venue_id: str | None,
+    venue_ids: list[str],
     type: ResourceType | None,  # noqa: A002 - the API's parameter name
     min_capacity: int | None,
     features: list[str],
@@ -288,8 +291,8 @@ async def list_resources(
     # which a list does not show, are not even read.
     shown = [column for column in ResourceRow.__table__.columns if column.key != "opening_hours"]
     query = select(*shown).order_by(ResourceRow.id).limit(limit + 1)
-    if venue_id is not None:
-        query = query.where(ResourceRow.venue_id == venue_id)
+    if venue_ids:
+        query = query.where(ResourceRow.venue_id.in_(venue_ids))
     if type is not None:
         query = query.where(ResourceRow.type == type.value)
     if min_capacity is not None:
@@ -322,6 +325,21 @@ async def list_resources(
 
 def hours_document(raw: dict[str, Any] | None) -> OpeningHoursDoc | None:
     return None if raw is None else msgspec.convert(raw, OpeningHoursDoc)
+
+
+async def hours_of_resources(
+    session: AsyncSession, resource_ids: list[str]
+) -> list[tuple[str, VenueRow, dict[str, Any] | None]]:
+    """Each existing resource of `resource_ids` with its venue and its own hours (None where it
+    follows the venue's); unknown ids are left out."""
+    rows = (
+        await session.execute(
+            select(ResourceRow.id, ResourceRow.opening_hours, VenueRow)
+            .join(VenueRow, VenueRow.id == ResourceRow.venue_id)
+            .where(ResourceRow.id.in_(resource_ids))
+        )
+    ).all()
+    return [(resource_id, venue, hours) for resource_id, hours, venue in rows]
 
 
 # The booking projection

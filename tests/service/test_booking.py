@@ -543,6 +543,38 @@ async def test_availability_search_finds_rooms_with_a_long_enough_stretch(
     assert [item["resource_id"] for item in big.json()["items"]] == [free]
 
 
+async def test_availability_search_keeps_to_the_venues_named_and_pages_through_them(
+    booking: Client, town: Town, tokens: Tokens
+) -> None:
+    first, second, elsewhere = [await town.venue() for _ in range(3)]
+    rooms = {await town.room(first, name=f"教室{n}") for n in range(3)}
+    rooms |= {await town.room(second, name="礼堂")}
+    await town.room(elsewhere, name="别处")
+    full = await town.room(second, name="满", rules={"max_minutes": 14 * 60})
+    await book(booking, tokens, booking_body(full, at(8), at(22)))
+    params = {"from": at(8), "to": at(22), "minutes": 60, "venue_id": [first, second]}
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        page = await booking.get(
+            "/v1/availability",
+            params={**params, "limit": 2, **({"cursor": cursor} if cursor else {})},
+            headers=tokens("community_manager"),
+        )
+        assert page.status_code == 200, page.text
+        assert len(page.json()["items"]) <= 2
+        seen += [item["resource_id"] for item in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(rooms)  # each once; the full room and the other venue's not
+    bad = await booking.get(
+        "/v1/availability", params={**params, "cursor": "nonsense"}, headers=tokens("office")
+    )
+    assert bad.status_code == 422
+    assert bad.json()["code"] == "invalid_request"
+
+
 async def test_the_calendar_feed_parses_and_lists_live_bookings(
     booking: Client, town: Town, tokens: Tokens
 ) -> None:

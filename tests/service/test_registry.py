@@ -282,6 +282,13 @@ async def test_venue_list_filters_by_kind_and_text(registry: Client, tokens: Tok
         await registry.get("/v1/venues", params={"q": "实验"}, headers=tokens("office"))
     ).json()
     assert [venue["id"] for venue in by_text["items"]] == [school["id"]]
+    other = await make_venue(registry, tokens, area, name="老年大学", kind="elderly_university")
+    by_id = (
+        await registry.get(
+            "/v1/venues", params={"id": [school["id"], other["id"]]}, headers=tokens("office")
+        )
+    ).json()
+    assert {venue["id"] for venue in by_id["items"]} == {school["id"], other["id"]}
     assert_problem(
         await registry.get("/v1/venues", params={"kind": "castle"}, headers=tokens("office")),
         400,
@@ -491,6 +498,10 @@ async def test_resource_filters(registry: Client, tokens: Tokens) -> None:
         return {resource["id"] for resource in page["items"]}
 
     assert await ids(venue_id=venue["id"]) == {big["id"], small["id"], cart["id"]}
+    assert await ids(venue_id=[venue["id"], far["id"]], min_capacity=100) == {
+        big["id"],
+        far_room["id"],
+    }
     assert await ids(type="equipment") == {cart["id"]}
     assert await ids(min_capacity=100) == {big["id"], far_room["id"]}
     assert await ids(feature="projector") == {big["id"], far_room["id"]}
@@ -661,6 +672,63 @@ async def test_resource_hours_replace_the_venues_until_withdrawn(
         )
     ).json()["items"]
     assert len(intervals) == 7
+
+
+async def test_open_intervals_of_many_resources_at_once_match_each_ones_own(
+    registry: Client, tokens: Tokens
+) -> None:
+    area = await make_area(registry, tokens)
+    venue = await make_venue(registry, tokens, area)
+    closed = await make_venue(registry, tokens, area, name="没有开放时间的学校")
+    rooms = [await make_resource(registry, tokens, venue["id"], name=f"教室{n}") for n in range(3)]
+    dark = await make_resource(registry, tokens, closed["id"])
+    await registry.put(
+        f"/v1/venues/{venue['id']}/opening-hours", json=TERM_HOURS, headers=tokens("office")
+    )
+    own = {
+        "periods": [
+            {
+                "name": "mondays",
+                "start_date": "2026-01-01",
+                "spans": [{"weekdays": [1], "start": "09:00", "end": "10:00"}],
+            }
+        ]
+    }
+    await registry.put(
+        f"/v1/resources/{rooms[0]['id']}/opening-hours", json=own, headers=tokens("office")
+    )
+    week = {"from": "2026-11-30T00:00:00+08:00", "to": "2026-12-07T00:00:00+08:00"}
+    asked = [room["id"] for room in [*rooms, dark]] + ["0190c0de-0000-7000-8000-000000000000"]
+    many = await registry.get(
+        "/v1/open-intervals",
+        params={**week, "resource_id": asked},
+        headers=tokens("community_manager"),
+    )
+    assert many.status_code == 200, many.text
+    found = {item["resource_id"]: item["items"] for item in many.json()["items"]}
+    assert found.keys() == {room["id"] for room in [*rooms, dark]}  # the unknown one left out
+    for resource_id, intervals in found.items():
+        one = await registry.get(
+            f"/v1/resources/{resource_id}/open-intervals", params=week, headers=tokens("office")
+        )
+        assert intervals == one.json()["items"]
+    assert len(found[rooms[0]["id"]]) == 1
+    assert len(found[rooms[1]["id"]]) == 7
+    assert found[dark["id"]] == []
+    assert_problem(
+        await registry.get("/v1/open-intervals", params=week, headers=tokens("office")),
+        400,
+        "invalid_request",
+    )
+    assert_problem(
+        await registry.get(
+            "/v1/open-intervals",
+            params={**week, "resource_id": [rooms[1]["id"]] * 101},
+            headers=tokens("office"),
+        ),
+        400,
+        "invalid_request",
+    )
 
 
 async def test_a_venue_without_hours_is_never_open(registry: Client, tokens: Tokens) -> None:

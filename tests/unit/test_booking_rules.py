@@ -17,6 +17,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from msgspec import UNSET
 
+from services.booking.clients import KnownHours
 from services.booking.domain.availability import free_intervals, stretches_of
 from services.booking.domain.bookings import (
     Bookable,
@@ -41,7 +42,7 @@ from services.booking.domain.series import MAX_OCCURRENCES, expand
 from shared.auth import Principal, Role
 from shared.contracts import ResourceType, Rules
 from shared.errors import Conflict, FieldError, Forbidden, InvalidRequest, NotFound
-from shared.time import Interval
+from shared.time import Interval, merge
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 KOLKATA = ZoneInfo("Asia/Kolkata")
@@ -838,3 +839,45 @@ def test_stretches_of_keeps_only_the_long_enough_free_intervals() -> None:
     assert stretches_of(free, 106) == [Interval(local(11, 15), local(22))]
     assert stretches_of(free, 11 * 60) == []
     assert stretches_of([], 15) == []
+
+
+def _registry_answer(hours: list[Interval], asked: Interval) -> list[Interval]:
+    """What the registry says of `asked`: the open intervals clipped to it, merged."""
+    return merge(piece for interval in hours if (piece := interval.clip(asked)) is not None)
+
+
+@given(
+    hours=st.lists(
+        st.builds(lambda s, n: span(s, s + n), st.integers(0, 1400), st.integers(1, 300))
+    ),
+    asked=st.lists(
+        st.builds(lambda s, n: span(s, s + n), st.integers(0, 1200), st.integers(1, 400)),
+        min_size=1,
+        max_size=4,
+    ),
+    wanted=st.builds(lambda s, n: span(s, s + n), st.integers(0, 1600), st.integers(1, 600)),
+)
+def test_known_hours_answer_as_the_registry_would_inside_what_was_asked(
+    hours: list[Interval], asked: list[Interval], wanted: Interval
+) -> None:
+    known = KnownHours()
+    for window in asked:
+        known = known.adding(window, _registry_answer(hours, window))
+    covered = merge(asked)
+    answer = known.within(wanted)
+    if any(piece.start <= wanted.start and wanted.end <= piece.end for piece in covered):
+        assert answer == _registry_answer(hours, wanted)
+    else:
+        assert answer is None
+
+
+def test_known_hours_join_an_interval_open_across_two_windows_asked_apart() -> None:
+    evening = [span(20 * 60, 26 * 60)]  # 20:00 to 02:00 the next day
+    first, second = span(0, 24 * 60), span(24 * 60, 48 * 60)
+    known = (
+        KnownHours()
+        .adding(second, _registry_answer(evening, second))
+        .adding(first, _registry_answer(evening, first))
+    )
+    assert known.within(span(19 * 60, 27 * 60)) == evening
+    assert known.within(span(12 * 60, 49 * 60)) is None

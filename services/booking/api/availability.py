@@ -20,9 +20,15 @@ from shared.contracts import ResourceType
 from shared.time import Interval, check_range, window, zone
 from shared.web import (
     Caller,
+    Cursor,
     From,
+    Ids,
+    Limit,
+    Page,
     PathId,
     To,
+    decode_cursor,
+    encode_cursor,
     service_state,
 )
 
@@ -42,10 +48,6 @@ class ResourceAvailability(msgspec.Struct):
     type: ResourceType
     capacity: int | None
     free: list[Interval]
-
-
-class AvailabilityPage(msgspec.Struct):
-    items: list[ResourceAvailability]
 
 
 class AvailabilityController(Controller):
@@ -80,34 +82,40 @@ class AvailabilityController(Controller):
         feature: Annotated[list[str] | None, QueryParameter(max_items=20)] = None,
         area_id: FromQuery[str | None] = None,
         type: FromQuery[ResourceType | None] = None,  # noqa: A002 - the API's parameter name
-        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-    ) -> AvailabilityPage:
-        """Resources with a free stretch of `minutes`, each with its free intervals."""
+        venue_id: Ids = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Page[ResourceAvailability]:
+        """Resources with a free stretch of `minutes`, each with its free intervals; `venue_id`
+        (repeatable) keeps to those venues. Up to `limit` a page; `next_cursor` goes on."""
         span = window(from_, to)
         check_range(span)
+        decode_cursor(cursor)  # refused here, not passed on to the registry
         registry = registry_of(request)
-        candidates = await registry.search(
-            area_id=area_id, type=type, min_capacity=min_capacity, features=feature or []
-        )
-        free = await _free(request, candidates, span)
-        found = []
-        for bookable in candidates:
-            stretches = availability.stretches_of(free[bookable.id], minutes)
-            if stretches:
-                tz = zone(bookable.timezone)
-                found.append(
-                    ResourceAvailability(
-                        resource_id=bookable.id,
-                        name=bookable.name,
-                        venue_id=bookable.venue_id,
-                        type=bookable.type,
-                        capacity=bookable.capacity,
-                        free=[interval.in_zone(tz) for interval in stretches],
+        found: list[ResourceAvailability] = []
+        while True:
+            candidates = await registry.search(
+                area_id=area_id,
+                type=type,
+                min_capacity=min_capacity,
+                features=feature or [],
+                venue_ids=venue_id or [],
+                limit=limit,
+                cursor=cursor,
+            )
+            free = await _free(request, candidates.items, span)
+            for index, bookable in enumerate(candidates.items):
+                stretches = availability.stretches_of(free[bookable.id], minutes)
+                if stretches:
+                    found.append(_available(bookable, stretches))
+                if len(found) == limit:
+                    more = index + 1 < len(candidates.items) or candidates.next_cursor is not None
+                    return Page(
+                        items=found, next_cursor=encode_cursor(bookable.id) if more else None
                     )
-                )
-            if len(found) == limit:
-                break
-        return AvailabilityPage(items=found)
+            if candidates.next_cursor is None:
+                return Page(items=found, next_cursor=None)
+            cursor = candidates.next_cursor
 
     @get("/v1/resources/{resource_id:str}/calendar.ics", media_type="text/calendar")
     async def calendar(
@@ -121,6 +129,18 @@ class AvailabilityController(Controller):
                 session, resource_id, since=datetime.now(UTC) - FEED_PAST, limit=FEED_LIMIT
             )
         return Response(_feed(bookable, rows), media_type=ical.MEDIA_TYPE)
+
+
+def _available(bookable: Bookable, stretches: list[Interval]) -> ResourceAvailability:
+    tz = zone(bookable.timezone)
+    return ResourceAvailability(
+        resource_id=bookable.id,
+        name=bookable.name,
+        venue_id=bookable.venue_id,
+        type=bookable.type,
+        capacity=bookable.capacity,
+        free=[interval.in_zone(tz) for interval in stretches],
+    )
 
 
 async def _free(
