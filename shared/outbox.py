@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -144,6 +144,20 @@ async def publish(
     # Parameters apart from the statement, so its compiled form is cached: this runs on every write.
     await session.execute(tables.outbox.insert(), row)
     return str(row["event_id"])
+
+
+async def publish_all(
+    session: AsyncSession,
+    tables: OutboxTables,
+    *,
+    source: ServiceName,
+    events: Iterable[tuple[str, msgspec.Struct | Mapping[str, Any]]],
+    now: datetime | None = None,
+) -> None:
+    """Record many events, (type, data) each, in one statement: a batch's worth of changes."""
+    rows = [outbox_row(source=source, type=type_, data=data, now=now) for type_, data in events]
+    if rows:
+        await session.execute(tables.outbox.insert(), rows)
 
 
 async def unsent_count(database: Database, tables: OutboxTables) -> int:

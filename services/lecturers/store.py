@@ -55,7 +55,7 @@ from shared.config import ServiceName
 from shared.contracts import Location, Programme
 from shared.db import UTCDateTime, new_metadata, one_or_404
 from shared.errors import NotFound
-from shared.outbox import insert_ignoring_duplicates, outbox_tables, publish
+from shared.outbox import insert_ignoring_duplicates, outbox_tables, publish, publish_all
 from shared.time import Interval, SpanDoc
 
 
@@ -516,23 +516,29 @@ async def list_requests(
 
 async def refresh_request_status(session: AsyncSession, request_id: str, *, now: datetime) -> None:
     """Derive the request's status again from its live offers, after one of them moved."""
-    row = await get_request_row(session, request_id)
-    live = (
-        await session.scalars(
-            select(OfferRow.status).where(
-                OfferRow.request_id == request_id,
-                OfferRow.status.in_([status.value for status in LIVE_OFFERS]),
-            )
+    await refresh_request_statuses(session, [await get_request_row(session, request_id)], now=now)
+
+
+async def refresh_request_statuses(
+    session: AsyncSession, rows: Sequence[RequestRow], *, now: datetime
+) -> None:
+    """`refresh_request_status` for many requests, their live offers read in one query."""
+    live: dict[str, list[OfferStatus]] = defaultdict(list)
+    found = await session.execute(
+        select(OfferRow.request_id, OfferRow.status).where(
+            OfferRow.request_id.in_([row.id for row in rows]),
+            OfferRow.status.in_([status.value for status in LIVE_OFFERS]),
         )
-    ).all()
-    status = request_status(
-        row.sessions,
-        [OfferStatus(value) for value in live],
-        cancelled=row.status == RequestStatus.CANCELLED.value,
     )
-    if status.value != row.status:
-        row.status = status.value
-        row.updated_at = now
+    for request_id, status in found:
+        live[request_id].append(OfferStatus(status))
+    for row in rows:
+        status = request_status(
+            row.sessions, live[row.id], cancelled=row.status == RequestStatus.CANCELLED.value
+        )
+        if status.value != row.status:
+            row.status = status.value
+            row.updated_at = now
 
 
 async def cancel_request(session: AsyncSession, row: RequestRow, *, now: datetime) -> None:
@@ -690,11 +696,14 @@ async def publish_offered(
         row.status = OfferStatus.OFFERED.value
         row.updated_at = now
     requests = await requests_by_id(session, {row.request_id for row in rows})
-    for request_id in requests:
-        await refresh_request_status(session, request_id, now=now)
-    for row in rows:
-        offer = row.to_domain(requests[row.request_id].topic)
-        await publish(session, tables, source=SOURCE, type="offer.created", data=offer, now=now)
+    await refresh_request_statuses(session, list(requests.values()), now=now)
+    await publish_all(
+        session,
+        tables,
+        source=SOURCE,
+        events=[("offer.created", row.to_domain(requests[row.request_id].topic)) for row in rows],
+        now=now,
+    )
 
 
 async def list_offers(

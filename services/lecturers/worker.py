@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from time import monotonic
 from typing import Any, TypeVar
@@ -67,6 +67,7 @@ from shared.worker import WorkerSettings, transient, worker_settings
 
 _log = logging.getLogger("commonroom.lecturers")
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 MATCH_JOB = "match"
 EXPIRE_JOB = "expire_offer"
@@ -480,19 +481,15 @@ class Jobs:
         the booking kept, by offer id (None: refused). Each is asked for under its own
         Idempotency-Key, so an offer an earlier attempt asked for gets the booking that made.
         With `release` (a failed run), each booking is given back instead of kept."""
-        gate = asyncio.Semaphore(CONCURRENT_CALLS)
 
         async def hold(row: store.OfferRow) -> str | None:
-            async with gate:
-                booking_id = row.booking_id or await self._hold_room(row, requests[row.request_id])
-                if release and booking_id is not None:
-                    await self.booking.release(booking_id, reason="matching run failed")
-                    return None
-                return booking_id
+            booking_id = row.booking_id or await self._hold_room(row, requests[row.request_id])
+            if release and booking_id is not None:
+                await self.booking.release(booking_id, reason="matching run failed")
+                return None
+            return booking_id
 
-        kept = dict(
-            zip([row.id for row in rows], await _together([hold(r) for r in rows]), strict=True)
-        )
+        kept = dict(zip([row.id for row in rows], await _each(rows, hold), strict=True))
         if kept:
             async with database.write() as session:
                 await store.settle_holds(session, kept, now=datetime.now(UTC))
@@ -519,7 +516,8 @@ class Jobs:
         one job per id, so scheduling again (a retried run) adds nothing."""
         async with database.read() as session:
             rows = await store.offers_of_run(session, run_id, OfferStatus.OFFERED)
-        for row in rows:
+
+        async def schedule(row: store.OfferRow) -> None:
             await self.queue.enqueue_job(
                 EXPIRE_JOB,
                 row.id,
@@ -528,6 +526,8 @@ class Jobs:
                 _defer_until=row.expires_at,
                 _queue_name=queue_name("lecturers"),
             )
+
+        await _each(rows, schedule)
 
     # -- expiry and the sweep --------------------------------------------------------------
 
@@ -568,19 +568,21 @@ def _failure_code(exc: BaseException) -> str:
     return "matching_busy" if isinstance(exc, LockError) else "internal_error"
 
 
-async def _together(calls: Sequence[Awaitable[T]]) -> list[T]:
-    """Each call's result, run at once; the first failure cancels the rest (none goes on
-    unwatched) and is raised as itself."""
+async def _each(items: Sequence[Item], call: Callable[[Item], Awaitable[T]]) -> list[T]:
+    """`call` of each item, `CONCURRENT_CALLS` running at a time, the results in order; the
+    first failure cancels the rest (none goes on unwatched) and is raised as itself."""
+    gate = asyncio.Semaphore(CONCURRENT_CALLS)
+
+    async def gated(item: Item) -> T:
+        async with gate:
+            return await call(item)
+
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(_awaited(call)) for call in calls]
+            tasks = [group.create_task(gated(item)) for item in items]
     except BaseExceptionGroup as failed:
         raise failed.exceptions[0] from None
     return [task.result() for task in tasks]
-
-
-async def _awaited(call: Awaitable[T]) -> T:
-    return await call
 
 
 def _assignment(row: store.OfferRow) -> RunAssignment:
