@@ -102,7 +102,7 @@ def _local_month(venue: store.VenueRow, month: str) -> Interval:
     return Interval(start, datetime.combine(next_month(first), datetime.min.time(), tzinfo=tz))
 
 
-class _Plan(msgspec.Struct, frozen=True):
+class Plan(msgspec.Struct, frozen=True):
     """A run's problem and what maps the solver's answers back to the service's records."""
 
     problem: matching.Problem
@@ -227,7 +227,7 @@ class Jobs:
         now = datetime.now(UTC)
         began = monotonic()
         await self._settle_holds(database, run_id, release=False)
-        plan = await self._plan(database, month, request_ids, now)
+        plan = await self.plan(database, month, request_ids, now)
         planned = monotonic()
         _log.info(
             "run %s: %d requests, %d lecturers, %d venues asked about in %.2f s",
@@ -276,9 +276,11 @@ class Jobs:
                 now=datetime.now(UTC),
             )
 
-    async def _plan(
+    async def plan(
         self, database: Database, month: str, request_ids: list[str] | None, now: datetime
-    ) -> _Plan:
+    ) -> Plan:
+        """The month's problem as a run would solve it now: its open requests (or those named),
+        the corps, and the free time of the venues' rooms."""
         window = month_window(month)
         async with database.read() as session:
             requests = await store.open_requests(session, month, request_ids)
@@ -366,7 +368,7 @@ class Jobs:
                 for key, venue in problem_venues.items()
             ),
         )
-        return _Plan(
+        return Plan(
             problem=problem,
             requests={r.id: r for r in requests},
             venues=problem_venues,
@@ -412,7 +414,7 @@ class Jobs:
         self,
         database: Database,
         run_id: str,
-        plan: _Plan,
+        plan: Plan,
         assignments: Sequence[matching.Assignment],
         now: datetime,
     ) -> list[RunUnmatched]:
@@ -433,7 +435,7 @@ class Jobs:
         ]
 
     def _offer_row(
-        self, run_id: str, plan: _Plan, assignment: matching.Assignment, now: datetime
+        self, run_id: str, plan: Plan, assignment: matching.Assignment, now: datetime
     ) -> store.OfferRow:
         """The journal entry of an assignment's offer, written before its room is held."""
         request = plan.requests[assignment.request_id]
