@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -31,6 +31,9 @@ from shared.time import Interval, merge
 from shared.web import MAX_IDS, Page, service_state
 
 MAX_PIECE = timedelta(days=365)
+# What one resource's entry of open intervals may grow to (about a year of daily hours) before
+# it begins again from the window last asked about.
+MAX_KNOWN_INTERVALS = 1000
 
 
 class RegistryResource(msgspec.Struct, frozen=True):
@@ -216,12 +219,30 @@ class RegistryClient:
 
     async def still_current(self, session: AsyncSession, venue_ids: Iterable[str]) -> bool:
         """Whether what this process holds of these venues is still current (else forget it)."""
+        return not await self.stale_venues(session, venue_ids)
+
+    async def stale_venues(self, session: AsyncSession, venue_ids: Iterable[str]) -> set[str]:
+        """Those of the venues a registry event has touched since this process read them; what
+        it held of them is forgotten, and their current generations kept for the next read."""
         wanted = set(venue_ids)
         generations = await store.generations(session, wanted)
-        stale = [v for v in wanted if self._memo.generation(v) != generations.get(v, 0)]
+        stale = {v for v in wanted if self._memo.generation(v) != generations.get(v, 0)}
         for venue_id in stale:
             self._memo.forget(venue_id, now_at=generations.get(venue_id, 0))
-        return not stale
+        return stale
+
+    async def fresh_bookables(self, venue_ids: Collection[str]) -> dict[str, Bookable]:
+        """The venues' resources as the registry has them now, by id: after `stale_venues`,
+        whose generations they are kept at (the caller holds a connection; none is asked for)."""
+        generations = await self._generations(venue_ids, refresh=True)
+        resources = await self._http.every_of(
+            "/v1/resources", RegistryResource, name="venue_id", ids=sorted(venue_ids)
+        )
+        found = await self._with_venues(resources)
+        for bookable in found:
+            generation = generations.get(bookable.venue_id, 0)
+            self._memo.put(f"resource:{bookable.id}", bookable.venue_id, generation, bookable)
+        return {bookable.id: bookable for bookable in found}
 
     def generation_held(self, venue_id: str) -> int:
         """The venue's registry generation what this process holds was read at (-1: nothing)."""
@@ -323,18 +344,22 @@ class RegistryClient:
             venue_id=list(venue_ids),
             **params,
         )
-        here = list(dict.fromkeys(resource.venue_id for resource in page.items))
-        venues = {
-            venue.id: venue
-            for venue in await self._http.every_of("/v1/venues", RegistryVenue, name="id", ids=here)
-        }
-        # A venue gone between the two answers takes its resources with it.
-        found = [_bookable(r, venues[r.venue_id]) for r in page.items if r.venue_id in venues]
+        found = await self._with_venues(page.items)
         if before is not None:
             for bookable in found:
                 generation = before.get(bookable.venue_id, 0)
                 self._memo.put(f"resource:{bookable.id}", bookable.venue_id, generation, bookable)
         return Page(items=found, next_cursor=page.next_cursor)
+
+    async def _with_venues(self, resources: Sequence[RegistryResource]) -> list[Bookable]:
+        """The resources with their venues' facts, asked for in one go; a venue gone between
+        the two answers takes its resources with it."""
+        here = list(dict.fromkeys(resource.venue_id for resource in resources))
+        venues = {
+            venue.id: venue
+            for venue in await self._http.every_of("/v1/venues", RegistryVenue, name="id", ids=here)
+        }
+        return [_bookable(r, venues[r.venue_id]) for r in resources if r.venue_id in venues]
 
     async def _resource(self, resource_id: str) -> RegistryResource | None:
         try:
@@ -421,6 +446,8 @@ class RegistryClient:
         """Add what the registry said of `days` to what this process knows of the resource."""
         key = f"open:{resource_id}"
         known = self._memo.get(key) if self._memo.generation(venue_id) == generation else None
+        if known is not None and len(known.intervals) > MAX_KNOWN_INTERVALS:
+            known = None  # begin again from what was just asked: each entry stays small
         self._memo.put(key, venue_id, generation, (known or KnownHours()).adding(days, intervals))
 
     async def _keep(

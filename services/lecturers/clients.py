@@ -129,7 +129,9 @@ class Booking:
                 "POST", "/v1/bookings", body=body, idempotency_key=f"offer:{offer_id}"
             )
         except RemoteError as exc:
-            if exc.remote_status in (409, 422):
+            # Refused by a rule (taken meanwhile, its rules changed): a fact about the room. A
+            # reused key is a fault of ours, never to be read as a room refused.
+            if exc.remote_status in (409, 422) and exc.code != "idempotency_key_reused":
                 return None
             raise
         return msgspec.json.decode(response.content, type=_Booking).id

@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     delete,
+    func,
     or_,
     select,
     text,
@@ -642,6 +643,26 @@ async def failed_runs_holding(session: AsyncSession) -> list[str]:
         .where(RunRow.id.in_(select(OfferRow.run_id).where(OfferRow.status == HOLDING)))
     )
     return list((await session.scalars(query)).all())
+
+
+async def unfinished_runs(session: AsyncSession, *, begun_before: datetime) -> list[str]:
+    """Runs queued or running since before `begun_before`, far longer than any run takes."""
+    begun = func.coalesce(RunRow.started_at, RunRow.created_at)
+    query = select(RunRow.id).where(
+        RunRow.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]), begun < begun_before
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def release_holds_of_booking(
+    session: AsyncSession, booking_id: str, *, now: datetime
+) -> None:
+    """A run's hold whose booking the venue ended before the offer was shown: never shown."""
+    await session.execute(
+        update(OfferRow)
+        .where(OfferRow.booking_id == booking_id, OfferRow.status == HOLDING)
+        .values(status=RELEASED, reason="the venue ended the booking", updated_at=now)
+    )
 
 
 async def find_offer_row(session: AsyncSession, offer_id: str) -> OfferRow | None:

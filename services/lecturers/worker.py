@@ -79,6 +79,9 @@ MATCHING_SECONDS = 8.0
 LOCK_SECONDS = 120
 # Calls to the other services at once: enough to overlap their latency, few enough to be polite.
 CONCURRENT_CALLS = 8
+# A run queued or running this long has lost its job (retries and the month's lock included, a
+# run ends within minutes): the sweep asks for it again.
+STUCK_AFTER = timedelta(minutes=30)
 REOFFERED = ("offer.declined", "offer.expired")
 CLOSED = (*REOFFERED, "offer.cancelled")
 
@@ -136,7 +139,11 @@ class Jobs:
     # -- event handlers --------------------------------------------------------------------
 
     async def on_run_requested(self, _session: AsyncSession, event: Event) -> None:
-        run_id = str(event.data["run_id"])
+        await self._enqueue_run(str(event.data["run_id"]))
+
+    async def _enqueue_run(self, run_id: str) -> None:
+        """The run's `match` job; arq keeps one job per id, so a run already on the queue (or
+        running) is not doubled."""
         await self.queue.enqueue_job(
             MATCH_JOB,
             run_id,
@@ -169,6 +176,7 @@ class Jobs:
     async def on_booking_ended(self, session: AsyncSession, event: Event) -> None:
         booking = msgspec.convert(event.data, BookingChanged, strict=False)
         now = datetime.now(UTC)
+        await store.release_holds_of_booking(session, booking.id, now=now)
         for row in await store.live_offers_of_booking(session, booking.id):
             reason = f"the venue's booking was {booking.status}"
             await store.move_offer(session, row, OfferStatus.CANCELLED, reason=reason, now=now)
@@ -479,22 +487,30 @@ class Jobs:
         *,
         release: bool = False,
     ) -> dict[str, str | None]:
-        """Hold the room of each journalled offer, then record what each got in one transaction:
-        the booking kept, by offer id (None: refused). Each is asked for under its own
-        Idempotency-Key, so an offer an earlier attempt asked for gets the booking that made.
-        With `release` (a failed run), each booking is given back instead of kept."""
+        """Hold the room of each journalled offer: the booking kept, by offer id (None: refused).
+        Each is asked for under its own Idempotency-Key, so an offer an earlier attempt asked
+        for gets the booking that made. With `release` (a failed run), each booking is given
+        back instead of kept.
 
-        async def hold(row: store.OfferRow) -> str | None:
+        What each call got is recorded in one transaction at the end, even when a call fails:
+        a booking made and then forgotten would stay held with no offer behind it (a retry
+        more than a day later, when the key has expired, would be refused by that very booking).
+        """
+        kept: dict[str, str | None] = {}
+
+        async def hold(row: store.OfferRow) -> None:
             booking_id = row.booking_id or await self._hold_room(row, requests[row.request_id])
             if release and booking_id is not None:
                 await self.booking.release(booking_id, reason="matching run failed")
-                return None
-            return booking_id
+                booking_id = None
+            kept[row.id] = booking_id
 
-        kept = dict(zip([row.id for row in rows], await _each(rows, hold), strict=True))
-        if kept:
-            async with database.write() as session:
-                await store.settle_holds(session, kept, now=datetime.now(UTC))
+        try:
+            await _each(rows, hold)
+        finally:
+            if kept:
+                async with database.write() as session:
+                    await store.settle_holds(session, kept, now=datetime.now(UTC))
         return kept
 
     async def _settle_holds(self, database: Database, run_id: str, *, release: bool) -> None:
@@ -557,8 +573,14 @@ class Jobs:
                     )
         async with database.read() as session:
             failed = await store.failed_runs_holding(session)
+            stuck = await store.unfinished_runs(session, begun_before=now - STUCK_AFTER)
+        for run_id in stuck:  # its job lost with Redis (which keeps nothing on disk here)
+            await self._enqueue_run(run_id)
         for run_id in failed:
-            await self._settle_holds(database, run_id, release=True)
+            try:
+                await self._settle_holds(database, run_id, release=True)
+            except Exception:  # one run's trouble must not keep the others' rooms held
+                _log.exception("the holds of failed run %s are not all given back yet", run_id)
 
 
 def _failure_code(exc: BaseException) -> str:

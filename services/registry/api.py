@@ -407,8 +407,10 @@ def _resolve(doc: OpeningHoursDoc | None, venue: store.VenueRow, span: Interval)
         return Intervals(items=[])
     tz = zone(venue.timezone)
     local = span.in_zone(tz)
+    # A year either side: a bridge between holidays may cross New Year, and a day's answer must
+    # not depend on how wide a window it was asked in.
     calendar = opening.holiday_calendar(
-        venue.holiday_calendar, range(local.start.year - 1, local.end.year + 1)
+        venue.holiday_calendar, range(local.start.year - 1, local.end.year + 2)
     )
     resolved = opening.resolve(to_hours(doc), tz, calendar, span)
     return Intervals(items=[interval.in_zone(tz) for interval in resolved])

@@ -759,3 +759,41 @@ async def test_a_resource_event_drops_what_was_cached_of_its_venue(
         422,
         "over_capacity",
     )
+
+
+async def cache_dropped(booking: Client, event_type: str, data: dict[str, Any]) -> None:
+    """The registry's event as booking's worker handles it: the venue's cached answers dropped."""
+    event = Event(
+        id=new_id(), type=event_type, source="registry", occurred_at=datetime.now(UTC), data=data
+    )
+    async with database_of(booking, "booking") as database:
+        assert await handle_once(database, store.tables, event, {event_type: drop_cached})
+
+
+async def test_the_search_after_a_registry_event_reads_the_venue_again_and_leaves_out_what_went(
+    booking: Client, town: Town, tokens: Tokens
+) -> None:
+    venue = await town.venue()
+    kept, removed = await town.room(venue, name="留"), await town.room(venue, name="拆")
+    params = {"from": at(8), "to": at(22), "minutes": 60, "venue_id": venue}
+    first = await booking.get("/v1/availability", params=params, headers=tokens("office"))
+    assert {item["resource_id"] for item in first.json()["items"]} == {kept, removed}
+    assert (await town.http.delete(f"/v1/resources/{removed}")).status_code == 204
+    shrunk = await town.http.put(
+        f"/v1/venues/{venue}/opening-hours", json=open_every_day("08:00", "10:00")
+    )
+    assert shrunk.status_code == 200, shrunk.text
+    await cache_dropped(booking, "resource.deleted", {"id": removed, "venue_id": venue})
+    again = await booking.get("/v1/availability", params=params, headers=tokens("office"))
+    assert again.status_code == 200, again.text
+    assert [(item["resource_id"], item["free"]) for item in again.json()["items"]] == [
+        (kept, [{"start": at(8), "end": at(10)}])
+    ]
+    # What this process holds of the venue is now stale under a room's own request: the venue
+    # is read again, in bulk, before the free time is worked out.
+    await town.http.put(f"/v1/venues/{venue}/opening-hours", json=open_every_day("09:00", "10:00"))
+    await cache_dropped(booking, "opening_hours.changed", {"venue_id": venue, "resource_id": None})
+    one = await booking.get(
+        f"/v1/resources/{kept}/availability", params=params, headers=tokens("office")
+    )
+    assert one.json()["items"] == [{"start": at(9), "end": at(10)}]

@@ -18,6 +18,8 @@ from sqlalchemy import update
 from services.lecturers import store
 from services.lecturers.worker import RUN_TRIES
 from shared.config import Settings
+from shared.events import Event
+from shared.ids import new_id
 from shared.time import next_month
 from tests.conftest import Tokens, database_of, free_port
 from tests.service.conftest import LecturerWorker, Town
@@ -385,17 +387,23 @@ async def test_the_feed_needs_its_token_and_its_links_work_once(
     assert_problem(await lecturers.get(path), 404, "not_found")
 
 
+async def one_lecture_asked_for(client: Client, tokens: Tokens, town: Town) -> str:
+    """A venue with a room, a lecturer, a request for next month, and a run asked for: its id."""
+    venue = await town.venue()
+    await town.room(venue)
+    await new_lecturer(client, tokens, town.area)
+    assert (await ask(client, tokens, venue)).status_code == 201
+    run = await client.post(
+        "/v1/matching/runs", json={"month": NEXT_MONTH}, headers=tokens("office")
+    )
+    run_id: str = run.json()["run_id"]
+    return run_id
+
+
 async def test_a_run_without_the_booking_service_retries_then_fails_with_the_reason(
     lecturers: Client, tokens: Tokens, town: Town, lecturers_settings: Settings
 ) -> None:
-    venue = await town.venue()
-    await town.room(venue)
-    await new_lecturer(lecturers, tokens, town.area)
-    assert (await ask(lecturers, tokens, venue)).status_code == 201
-    run = await lecturers.post(
-        "/v1/matching/runs", json={"month": NEXT_MONTH}, headers=tokens("office")
-    )
-    run_id = run.json()["run_id"]
+    run_id = await one_lecture_asked_for(lecturers, tokens, town)
     unreachable = lecturers_settings.with_service_url("booking", f"http://127.0.0.1:{free_port()}")
     async with LecturerWorker(unreachable) as worker:
         with pytest.raises(Retry):
@@ -405,3 +413,77 @@ async def test_a_run_without_the_booking_service_retries_then_fails_with_the_rea
     failed = (await lecturers.get(f"/v1/matching/runs/{run_id}", headers=tokens("office"))).json()
     assert (failed["status"], failed["failure"]) == ("failed", "booking_unavailable")
     assert (await lecturers.get("/v1/offers", headers=tokens("office"))).json()["items"] == []
+
+
+async def test_the_sweep_asks_again_for_a_run_whose_job_was_lost(
+    lecturers: Client, tokens: Tokens, town: Town, lecturer_worker: LecturerWorker
+) -> None:
+    run_id = await one_lecture_asked_for(lecturers, tokens, town)
+    redis = lecturer_worker.ctx["redis"]
+    job = f"arq:job:match:{run_id}"
+    await lecturer_worker.jobs.sweep(lecturer_worker.ctx)
+    assert not await redis.exists(job)  # a young run is left alone: its event is on its way
+    async with database_of(lecturers, "lecturers") as database, database.write() as session:
+        long_ago = datetime.now(UTC) - timedelta(hours=1)
+        await session.execute(
+            update(store.RunRow).where(store.RunRow.id == run_id).values(created_at=long_ago)
+        )
+    await lecturer_worker.jobs.sweep(lecturer_worker.ctx)
+    assert await redis.exists(job)
+    await lecturer_worker.jobs.sweep(lecturer_worker.ctx)  # still on the queue: not doubled
+    queued = await redis.zrange("commonroom:lecturers", 0, -1)
+    assert queued.count(f"match:{run_id}".encode()) == 1
+    await lecturer_worker.match(run_id)
+    done = (await lecturers.get(f"/v1/matching/runs/{run_id}", headers=tokens("office"))).json()
+    assert done["status"] == "done"
+
+
+async def test_a_hold_the_venue_ends_before_its_offer_is_shown_is_never_shown(
+    lecturers: Client, tokens: Tokens, town: Town, lecturer_worker: LecturerWorker
+) -> None:
+    venue = await town.venue()
+    await town.room(venue)
+    lecturer = await new_lecturer(lecturers, tokens, town.area)
+    request = (await ask(lecturers, tokens, venue)).json()
+    now = datetime.now(UTC)
+    hold = store.OfferRow(
+        id=new_id(),
+        run_id=new_id(),
+        request_id=request["id"],
+        session_index=0,
+        lecturer_id=lecturer["id"],
+        venue_id=venue,
+        venue_org="org-v",
+        room_id=new_id(),
+        booking_id=new_id(),
+        timezone="Asia/Shanghai",
+        start_at=now + timedelta(days=20),
+        end_at=now + timedelta(days=20, hours=1),
+        status=store.HOLDING,
+        sequence=0,
+        expires_at=now + timedelta(days=2),
+        created_at=now,
+        updated_at=now,
+    )
+    event = Event(
+        id=new_id(),
+        type="booking.rejected",
+        source="booking",
+        occurred_at=now,
+        data={
+            "id": hold.booking_id,
+            "venue_id": venue,
+            "resource_ids": [hold.room_id],
+            "start": hold.start_at.isoformat(),
+            "end": hold.end_at.isoformat(),
+            "status": "rejected",
+            "org": "org-v",
+        },
+    )
+    async with database_of(lecturers, "lecturers") as database:
+        async with database.write() as session:
+            assert await store.hold_sessions(session, [hold]) == {hold.id}
+        async with database.write() as session:
+            await lecturer_worker.jobs.on_booking_ended(session, event)
+        async with database.read() as session:
+            assert await store.holding_offers(session, hold.run_id) == []

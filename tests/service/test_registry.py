@@ -15,6 +15,7 @@ from services.registry.worker import on_booking
 from shared.db import Database
 from shared.events import Event, decode
 from tests.conftest import Tokens, database_of
+from tests.service.conftest import open_every_day
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 
@@ -729,6 +730,32 @@ async def test_open_intervals_of_many_resources_at_once_match_each_ones_own(
         400,
         "invalid_request",
     )
+
+
+@pytest.mark.parametrize("calendar", ["MN", "KH"])
+async def test_a_day_at_new_year_is_open_the_same_whatever_window_it_is_asked_in(
+    registry: Client, tokens: Tokens, calendar: str
+) -> None:
+    area = await make_area(registry, tokens)
+    venue = await make_venue(registry, tokens, area, holiday_calendar=calendar)
+    daily = open_every_day("08:00", "22:00") | {"public_holidays": "closed"}
+    await registry.put(
+        f"/v1/venues/{venue['id']}/opening-hours", json=daily, headers=tokens("office")
+    )
+
+    async def open_between(start: str, end: str) -> list[dict[str, str]]:
+        answer = await registry.get(
+            f"/v1/venues/{venue['id']}/open-intervals",
+            params={"from": f"{start}T00:00:00+08:00", "to": f"{end}T00:00:00+08:00"},
+            headers=tokens("office"),
+        )
+        items: list[dict[str, str]] = answer.json()["items"]
+        return items
+
+    december = await open_between("2028-12-01", "2029-01-01")
+    for day, following in [("2028-12-30", "2028-12-31"), ("2028-12-31", "2029-01-01")]:
+        alone = await open_between(day, following)
+        assert alone == [item for item in december if item["start"].startswith(day)]
 
 
 async def test_a_venue_without_hours_is_never_open(registry: Client, tokens: Tokens) -> None:

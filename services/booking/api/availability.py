@@ -35,6 +35,11 @@ from shared.web import (
 FEED_PAST = timedelta(days=90)
 FEED_LIMIT = 5000
 FEED_REFRESH = timedelta(hours=1)
+# The search asks the registry for candidates a page at a time, at least this many (so that a
+# small `limit` among busy rooms is not a round trip per room), and looks at no more than
+# `SEARCH_SCAN` of them per answer before handing back a cursor.
+SEARCH_PAGE = 100
+SEARCH_SCAN = 2000
 
 
 class Intervals(msgspec.Struct):
@@ -87,12 +92,15 @@ class AvailabilityController(Controller):
         cursor: Cursor = None,
     ) -> Page[ResourceAvailability]:
         """Resources with a free stretch of `minutes`, each with its free intervals; `venue_id`
-        (repeatable) keeps to those venues. Up to `limit` a page; `next_cursor` goes on."""
+        (repeatable) keeps to those venues. Up to `limit` a page; `next_cursor` goes on. A page
+        may hold fewer where many resources had no such stretch: one answer looks at no more
+        than `SEARCH_SCAN` of them."""
         span = window(from_, to)
         check_range(span)
         decode_cursor(cursor)  # refused here, not passed on to the registry
         registry = registry_of(request)
         found: list[ResourceAvailability] = []
+        examined = 0
         while True:
             candidates = await registry.search(
                 area_id=area_id,
@@ -100,18 +108,19 @@ class AvailabilityController(Controller):
                 min_capacity=min_capacity,
                 features=feature or [],
                 venue_ids=venue_id or [],
-                limit=limit,
+                limit=max(limit, SEARCH_PAGE),
                 cursor=cursor,
             )
             free = await _free(request, candidates.items, span)
-            for index, bookable in enumerate(candidates.items):
+            for index, bookable in enumerate(candidates.items, start=1):
+                examined += 1
                 stretches = availability.stretches_of(free[bookable.id], minutes)
                 if stretches:
                     found.append(_available(bookable, stretches))
-                if len(found) == limit:
-                    more = index + 1 < len(candidates.items) or candidates.next_cursor is not None
+                last = index == len(candidates.items) and candidates.next_cursor is None
+                if len(found) == limit or (examined >= SEARCH_SCAN and not last):
                     return Page(
-                        items=found, next_cursor=encode_cursor(bookable.id) if more else None
+                        items=found, next_cursor=None if last else encode_cursor(bookable.id)
                     )
             if candidates.next_cursor is None:
                 return Page(items=found, next_cursor=None)
@@ -147,18 +156,23 @@ async def _free(
     request: Request[Any, Any, Any], resources: list[Bookable], span: Interval
 ) -> dict[str, list[Interval]]:
     """Each resource's free time in `span`, from what this process holds of the registry where
-    that is still current, and the live bookings, read in one transaction."""
+    that is still current, and the live bookings, read in one transaction. A venue a registry
+    event touched meanwhile is read again; a resource it no longer has is free never."""
     if not resources:
         return {}
     registry = registry_of(request)
     open_intervals = await registry.open_intervals(resources, span)
+    gone: set[str] = set()
     async with service_state(request.app.state).database.read() as session:
-        if not await registry.still_current(session, {r.venue_id for r in resources}):
-            ids = [resource.id for resource in resources]
-            resources = await registry.bookables(ids, refresh=True)
-            open_intervals = await registry.open_intervals(resources, span, refresh=True)
+        stale = await registry.stale_venues(session, {r.venue_id for r in resources})
+        if stale:
+            fresh = await registry.fresh_bookables(stale)
+            gone = {r.id for r in resources if r.venue_id in stale and r.id not in fresh}
+            resources = [fresh.get(r.id, r) for r in resources if r.id not in gone]
+            reread = [r for r in resources if r.venue_id in stale]
+            open_intervals |= await registry.open_intervals(reread, span, refresh=True)
         booked = await store.live_slots(session, [resource.id for resource in resources], span)
-    return {
+    free = {
         resource.id: [
             piece
             for interval in availability.free_intervals(
@@ -168,6 +182,7 @@ async def _free(
         ]
         for resource in resources
     }
+    return free | {resource_id: [] for resource_id in gone}
 
 
 _ICAL_STATUS = {"pending": "TENTATIVE", "confirmed": "CONFIRMED"}
