@@ -154,6 +154,27 @@ class KnownHours(msgspec.Struct, frozen=True):
         )
 
 
+class Readings:
+    """The registry generation at which each venue's answers in one request were read.
+
+    A booking is checked against these answers, so it is committed only if the venue's current
+    generation is still the one they were read at; a venue whose answers came from two
+    generations (an event landed in between) is `MIXED`, which matches none.
+    """
+
+    MIXED = -1
+
+    def __init__(self) -> None:
+        self._by_venue: dict[str, int] = {}
+
+    def saw(self, venue_id: str, generation: int) -> None:
+        if self._by_venue.setdefault(venue_id, generation) != generation:
+            self._by_venue[venue_id] = self.MIXED
+
+    def of(self, venue_id: str) -> int:
+        return self._by_venue.get(venue_id, self.MIXED)
+
+
 class _Memo:
     """This process's copy of registry answers, good while its venue's generation is current.
 
@@ -217,18 +238,29 @@ class RegistryClient:
         """The registry itself, uncached: for what keeps its own copy (the reports' projection)."""
         return self._http
 
-    async def still_current(self, session: AsyncSession, venue_ids: Iterable[str]) -> bool:
-        """Whether what this process holds of these venues is still current (else forget it)."""
-        return not await self.stale_venues(session, venue_ids)
+    async def still_current(
+        self, session: AsyncSession, venue_ids: Iterable[str], readings: Readings | None = None
+    ) -> bool:
+        """Whether what this process holds of these venues (and what `readings` were read at)
+        is still current; what it held of a venue that moved on is forgotten."""
+        return not await self.stale_venues(session, venue_ids, readings)
 
-    async def stale_venues(self, session: AsyncSession, venue_ids: Iterable[str]) -> set[str]:
-        """Those of the venues a registry event has touched since this process read them; what
-        it held of them is forgotten, and their current generations kept for the next read."""
+    async def stale_venues(
+        self, session: AsyncSession, venue_ids: Iterable[str], readings: Readings | None = None
+    ) -> set[str]:
+        """Those of the venues a registry event has touched since this process read them, or
+        since the answers of `readings` were read; what this process held of them is forgotten,
+        and their current generations kept for the next read."""
         wanted = set(venue_ids)
         generations = await store.generations(session, wanted)
-        stale = {v for v in wanted if self._memo.generation(v) != generations.get(v, 0)}
-        for venue_id in stale:
-            self._memo.forget(venue_id, now_at=generations.get(venue_id, 0))
+        stale = set()
+        for venue_id in wanted:
+            current = generations.get(venue_id, 0)
+            if self._memo.generation(venue_id) != current:
+                self._memo.forget(venue_id, now_at=current)
+                stale.add(venue_id)
+            elif readings is not None and readings.of(venue_id) != current:
+                stale.add(venue_id)
         return stale
 
     async def fresh_bookables(self, venue_ids: Collection[str]) -> dict[str, Bookable]:
@@ -250,9 +282,15 @@ class RegistryClient:
         return -1 if known is None else known
 
     async def bookables(
-        self, resource_ids: Sequence[str], *, refresh: bool = False
+        self,
+        resource_ids: Sequence[str],
+        *,
+        refresh: bool = False,
+        readings: Readings | None = None,
     ) -> list[Bookable]:
-        """The resources, in the order asked; 422 `unknown_resource` names any that do not exist."""
+        """The resources, in the order asked; 422 `unknown_resource` names any that do not exist.
+        `readings` is told the generation each answer was read at."""
+        readings = readings or Readings()
         # Not a UUID: not a resource, and not to be put into a URL to the registry (a path's id
         # may hold anything, even a control character).
         _refuse_unknown([rid for rid in dict.fromkeys(resource_ids) if not is_uuid(rid)])
@@ -261,16 +299,18 @@ class RegistryClient:
         for resource_id, key in keys.items():
             if not refresh and (memo := self._memo.get(key)) is not None:
                 found[resource_id] = memo
+                readings.saw(memo.venue_id, self.generation_held(memo.venue_id))
         missing = [key for resource_id, key in keys.items() if resource_id not in found]
         for key, (venue_id, generation, value) in (await self._shared(missing, refresh)).items():
             bookable = msgspec.msgpack.decode(value, type=Bookable)
             self._memo.put(key, venue_id, generation, bookable)
             found[bookable.id] = bookable
+            readings.saw(venue_id, generation)
         unknown = []
         for resource_id in dict.fromkeys(resource_ids):
             if resource_id in found:
                 continue
-            fetched = await self._fetch_bookable(resource_id, refresh=refresh)
+            fetched = await self._fetch_bookable(resource_id, refresh=refresh, readings=readings)
             if fetched is None:
                 unknown.append(resource_id)
             else:
@@ -299,7 +339,9 @@ class RegistryClient:
         async with self._database.read() as session:
             return await store.generations(session, wanted)
 
-    async def _fetch_bookable(self, resource_id: str, *, refresh: bool) -> Bookable | None:
+    async def _fetch_bookable(
+        self, resource_id: str, *, refresh: bool, readings: Readings
+    ) -> Bookable | None:
         resource = await self._resource(resource_id)
         if resource is None:
             return None
@@ -314,6 +356,7 @@ class RegistryClient:
             return None
         bookable = _bookable(resource, await self._venue(resource.venue_id))
         await self._keep(f"resource:{resource_id}", bookable.venue_id, bookable, current, refresh)
+        readings.saw(bookable.venue_id, current)
         return bookable
 
     async def search(
@@ -373,18 +416,25 @@ class RegistryClient:
         return await self._http.get(f"/v1/venues/{venue_id}", RegistryVenue)
 
     async def open_intervals(
-        self, resources: Sequence[Bookable], window: Interval, *, refresh: bool = False
+        self,
+        resources: Sequence[Bookable],
+        window: Interval,
+        *,
+        refresh: bool = False,
+        readings: Readings | None = None,
     ) -> dict[str, list[Interval]]:
-        """Each resource's open intervals over whole UTC days covering `window`.
+        """Each resource's open intervals over whole UTC days covering `window`; `readings` is
+        told the generation each answer was read at.
 
         The registry resolves at most a year per call, so a longer window goes in pieces.
         """
+        readings = readings or Readings()
         days = day_window(window)
         found: dict[str, list[Interval]] = {resource.id: [] for resource in resources}
         start = days.start
         while start < days.end:
             piece = Interval(start, min(start + MAX_PIECE, days.end))
-            pieces = await self._open_piece(resources, piece, refresh)
+            pieces = await self._open_piece(resources, piece, refresh, readings)
             for resource_id, intervals in pieces.items():
                 found[resource_id] = (
                     intervals
@@ -395,7 +445,7 @@ class RegistryClient:
         return found
 
     async def _open_piece(
-        self, resources: Sequence[Bookable], days: Interval, refresh: bool
+        self, resources: Sequence[Bookable], days: Interval, refresh: bool, readings: Readings
     ) -> dict[str, list[Interval]]:
         found: dict[str, list[Interval]] = {}
         if not refresh:
@@ -403,6 +453,7 @@ class RegistryClient:
                 known = self._memo.get(f"open:{resource.id}")
                 if known is not None and (intervals := known.within(days)) is not None:
                     found[resource.id] = intervals
+                    readings.saw(resource.venue_id, self.generation_held(resource.venue_id))
         stamp = f"{days.start.date().isoformat()}:{(days.end - days.start).days}"
         keys = {r.id: f"open:{r.id}:{stamp}" for r in resources if r.id not in found}
         shared = await self._shared(list(keys.values()), refresh)
@@ -411,6 +462,7 @@ class RegistryClient:
                 venue_id, generation, value = entry
                 found[resource.id] = msgspec.msgpack.decode(value, type=list[Interval])
                 self._know_open(resource.id, venue_id, generation, days, found[resource.id])
+                readings.saw(venue_id, generation)
         missing = [resource for resource in resources if resource.id not in found]
         if not missing:
             return found
@@ -422,6 +474,7 @@ class RegistryClient:
             intervals = found[resource.id] = fetched.get(resource.id, [])
             generation = current.get(resource.venue_id, 0)
             self._know_open(resource.id, resource.venue_id, generation, days, intervals)
+            readings.saw(resource.venue_id, generation)
             entries.append(
                 (
                     keys[resource.id],

@@ -15,11 +15,12 @@ from sqlalchemy import select, update
 
 from services.booking import store
 from services.booking.app import create_app
-from services.booking.clients import registry_http
+from services.booking.clients import Readings, registry_http
 from services.booking.worker import drop_cached, hours_changed
 from shared.events import Event, decode
 from shared.ids import new_id
 from shared.outbox import handle_once
+from shared.web import service_state
 from tests.conftest import Tokens, database_of, make_settings
 from tests.service.conftest import Town, open_every_day
 
@@ -797,3 +798,25 @@ async def test_the_search_after_a_registry_event_reads_the_venue_again_and_leave
         f"/v1/resources/{kept}/availability", params=params, headers=tokens("office")
     )
     assert one.json()["items"] == [{"start": at(9), "end": at(10)}]
+
+
+async def test_answers_read_before_an_event_are_stale_even_once_another_request_caught_up(
+    booking: Client, town: Town, tokens: Tokens
+) -> None:
+    """Request A reads a room; an event moves its venue on; request B notices and catches this
+    process up. A's answers are still of the old generation, and must not pass for current."""
+    venue = await town.venue()
+    room = await town.room(venue)
+    state = service_state(booking.app.state)
+    registry = state.extras["registry"]
+    first = Readings()
+    await registry.bookables([room], readings=first)
+    await cache_dropped(booking, "resource.updated", {"id": room, "venue_id": venue})
+    async with state.database.read() as session:
+        assert not await registry.still_current(session, [venue])  # B: stale, forgotten
+        assert await registry.still_current(session, [venue])  # and now caught up
+        assert not await registry.still_current(session, [venue], first)  # A's are not
+    again = Readings()
+    await registry.bookables([room], readings=again)
+    async with state.database.read() as session:
+        assert await registry.still_current(session, [venue], again)

@@ -10,7 +10,7 @@ from litestar import Controller, Request, Response, get
 from litestar.params import FromQuery, QueryParameter
 
 from services.booking import store
-from services.booking.clients import registry_of
+from services.booking.clients import Readings, registry_of
 from services.booking.domain import availability
 from services.booking.domain.bookings import (
     Bookable,
@@ -161,10 +161,11 @@ async def _free(
     if not resources:
         return {}
     registry = registry_of(request)
-    open_intervals = await registry.open_intervals(resources, span)
+    readings = Readings()
+    open_intervals = await registry.open_intervals(resources, span, readings=readings)
     gone: set[str] = set()
     async with service_state(request.app.state).database.read() as session:
-        stale = await registry.stale_venues(session, {r.venue_id for r in resources})
+        stale = await registry.stale_venues(session, {r.venue_id for r in resources}, readings)
         if stale:
             fresh = await registry.fresh_bookables(stale)
             gone = {r.id for r in resources if r.venue_id in stale and r.id not in fresh}

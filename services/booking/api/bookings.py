@@ -14,7 +14,7 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking import store
-from services.booking.clients import RegistryClient, registry_of
+from services.booking.clients import Readings, RegistryClient, registry_of
 from services.booking.domain import fair_use, series
 from services.booking.domain.bookings import (
     AttendanceBody,
@@ -117,6 +117,8 @@ class _Loaded(NamedTuple):
     resources: list[Bookable]
     occurrences: list[Interval]
     open_intervals: dict[str, list[Interval]]
+    # The registry generations these answers were read at: the booking stands only on them.
+    readings: Readings
 
 
 async def _load(
@@ -127,7 +129,8 @@ async def _load(
     *,
     refresh: bool,
 ) -> _Loaded:
-    resources = await registry.bookables(data.resource_ids, refresh=refresh)
+    readings = Readings()
+    resources = await registry.bookables(data.resource_ids, refresh=refresh, readings=readings)
     check_venue(resources)
     ensure_may_book(principal, data, resources[0].owner_org)
     tz = zone(resources[0].timezone)
@@ -135,8 +138,8 @@ async def _load(
     covering = Interval(occurrences[0].start, occurrences[-1].end)
     # Before the registry is asked for its hours: a thousand years would be a call per year.
     check_range(covering)
-    hours = await registry.open_intervals(resources, covering, refresh=refresh)
-    return _Loaded(resources, occurrences, hours)
+    hours = await registry.open_intervals(resources, covering, refresh=refresh, readings=readings)
+    return _Loaded(resources, occurrences, hours, readings)
 
 
 async def _book_one(
@@ -338,14 +341,14 @@ class BookingController(Controller):
                     data,
                     loaded,
                     org=org,
-                    generation=registry.generation_held(venue_id),
+                    generation=loaded.readings.of(venue_id),
                 )
             except store.Stale:
                 pass  # the registry changed under what this process holds: the way below
             else:
                 return Response(msgspec.json.encode(booked), status_code=201)
         async with database.write() as session:
-            if not await registry.still_current(session, [venue_id]):
+            if not await registry.still_current(session, [venue_id], loaded.readings):
                 loaded = await _load(registry, principal, data, first, refresh=True)
             share = None
             if shared_out:
