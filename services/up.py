@@ -72,6 +72,7 @@ def child_env(settings: Settings) -> dict[str, str]:
     env["COMMONROOM_OFFER_TTL_HOURS"] = str(settings.offer_ttl_hours)
     env["COMMONROOM_MAX_BODY_BYTES"] = str(settings.max_body_bytes)
     env["COMMONROOM_HTTP_TIMEOUT"] = str(settings.http_timeout_seconds)
+    env["COMMONROOM_DB_POOL_SIZE"] = str(settings.db_pool_size)
     env["COMMONROOM_BOOKING_RATE_PER_MINUTE"] = str(settings.booking_rate_per_minute)
     env["COMMONROOM_FAIR_USE_HOURS_PER_WEEK"] = str(settings.fair_use_hours_per_week)
     for service, url in settings.database_urls.items():

@@ -52,6 +52,21 @@ def _secret_from_var_dir(var_dir: Path) -> str:
     return path.read_text().strip()
 
 
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+    """A number from the environment; a variable that is no number, or too small, stops the
+    start with its name rather than a traceback."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number, not {raw!r}") from None
+    if not value >= minimum:  # NaN too
+        raise ConfigurationError(f"{name} must be at least {minimum:g}, not {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a service or worker needs to know about its surroundings."""
@@ -64,6 +79,9 @@ class Settings:
     offer_ttl_hours: float = 48.0
     max_body_bytes: int = 1_000_000
     http_timeout_seconds: float = 5.0
+    # Connections each process keeps to its database (and as many again at a peak); with
+    # replicas, their sum must stay under the server's max_connections.
+    db_pool_size: int = 10
     # Fair use: bookings one token may create a minute, and hours of live bookings one
     # organisation may hold at a venue in a week; 0 switches either off.
     booking_rate_per_minute: int = 120
@@ -89,11 +107,16 @@ class Settings:
                 for name in SERVICES
             },
             var_dir=var_dir,
-            offer_ttl_hours=float(env.get("COMMONROOM_OFFER_TTL_HOURS", "48")),
-            max_body_bytes=int(env.get("COMMONROOM_MAX_BODY_BYTES", "1000000")),
-            http_timeout_seconds=float(env.get("COMMONROOM_HTTP_TIMEOUT", "5")),
-            booking_rate_per_minute=int(env.get("COMMONROOM_BOOKING_RATE_PER_MINUTE", "120")),
-            fair_use_hours_per_week=float(env.get("COMMONROOM_FAIR_USE_HOURS_PER_WEEK", "40")),
+            offer_ttl_hours=_number(env, "COMMONROOM_OFFER_TTL_HOURS", 48.0, minimum=0.01),
+            max_body_bytes=int(_number(env, "COMMONROOM_MAX_BODY_BYTES", 1_000_000, minimum=1)),
+            http_timeout_seconds=_number(env, "COMMONROOM_HTTP_TIMEOUT", 5.0, minimum=0.01),
+            db_pool_size=int(_number(env, "COMMONROOM_DB_POOL_SIZE", 10, minimum=1)),
+            booking_rate_per_minute=int(
+                _number(env, "COMMONROOM_BOOKING_RATE_PER_MINUTE", 120, minimum=0)
+            ),
+            fair_use_hours_per_week=_number(
+                env, "COMMONROOM_FAIR_USE_HOURS_PER_WEEK", 40.0, minimum=0
+            ),
         )
 
     def database_url(self, service: ServiceName) -> str:

@@ -243,7 +243,7 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        database = connect(settings.database_url(name))
+        database = connect(settings.database_url(name), pool_size=settings.db_pool_size)
         redis: Redis = Redis.from_url(settings.redis_url)
         held = ServiceState(
             name=name,

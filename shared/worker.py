@@ -118,7 +118,9 @@ def worker_settings(
 
     async def on_startup(context: dict[str, Any]) -> None:
         context["settings"] = settings
-        context["database"] = connect(settings.database_url(service))
+        context["database"] = connect(
+            settings.database_url(service), pool_size=settings.db_pool_size
+        )
         context["tables"] = tables
         context["handlers"] = handlers
         context.update(ctx or {})

@@ -224,6 +224,33 @@ def test_a_weak_or_placeholder_secret_stops_the_start(secret: str) -> None:
         Settings.from_env({"COMMONROOM_SECRET": secret})
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("COMMONROOM_DB_POOL_SIZE", "many"),
+        ("COMMONROOM_DB_POOL_SIZE", "0"),
+        ("COMMONROOM_HTTP_TIMEOUT", "nan"),
+        ("COMMONROOM_OFFER_TTL_HOURS", "-1"),
+        ("COMMONROOM_BOOKING_RATE_PER_MINUTE", ""),
+    ],
+)
+def test_a_setting_that_is_no_fit_number_stops_the_start_naming_it(name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_env({"COMMONROOM_SECRET": SECRET, name: value})
+
+
+def test_numeric_settings_are_read_and_default() -> None:
+    assert Settings.from_env({"COMMONROOM_SECRET": SECRET}).db_pool_size == 10
+    settings = Settings.from_env(
+        {
+            "COMMONROOM_SECRET": SECRET,
+            "COMMONROOM_DB_POOL_SIZE": "4",
+            "COMMONROOM_FAIR_USE_HOURS_PER_WEEK": "0",
+        }
+    )
+    assert (settings.db_pool_size, settings.fair_use_hours_per_week) == (4, 0)
+
+
 def test_the_command_refuses_to_start_on_a_weak_secret(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
