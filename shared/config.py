@@ -52,9 +52,11 @@ def _secret_from_var_dir(var_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
-    """A number from the environment; a variable that is no number, or too small, stops the
-    start with its name rather than a traceback."""
+def _number(
+    env: Mapping[str, str], name: str, default: float, *, positive: bool, whole: bool = False
+) -> float:
+    """A number from the environment, more than 0 (`positive`) or at least 0, and `whole` where
+    asked; a variable that is no such number stops the start with its name, not a traceback."""
     raw = env.get(name)
     if raw is None:
         return default
@@ -62,8 +64,11 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
         value = float(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a number, not {raw!r}") from None
-    if not value >= minimum:  # NaN too
-        raise ConfigurationError(f"{name} must be at least {minimum:g}, not {raw!r}")
+    if not (value > 0 if positive else value >= 0):  # NaN fails both
+        wanted = "more than 0" if positive else "at least 0"
+        raise ConfigurationError(f"{name} must be {wanted}, not {raw!r}")
+    if whole and not value.is_integer():
+        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}")
     return value
 
 
@@ -107,15 +112,19 @@ class Settings:
                 for name in SERVICES
             },
             var_dir=var_dir,
-            offer_ttl_hours=_number(env, "COMMONROOM_OFFER_TTL_HOURS", 48.0, minimum=0.01),
-            max_body_bytes=int(_number(env, "COMMONROOM_MAX_BODY_BYTES", 1_000_000, minimum=1)),
-            http_timeout_seconds=_number(env, "COMMONROOM_HTTP_TIMEOUT", 5.0, minimum=0.01),
-            db_pool_size=int(_number(env, "COMMONROOM_DB_POOL_SIZE", 10, minimum=1)),
+            offer_ttl_hours=_number(env, "COMMONROOM_OFFER_TTL_HOURS", 48.0, positive=True),
+            max_body_bytes=int(
+                _number(env, "COMMONROOM_MAX_BODY_BYTES", 1_000_000, positive=True, whole=True)
+            ),
+            http_timeout_seconds=_number(env, "COMMONROOM_HTTP_TIMEOUT", 5.0, positive=True),
+            db_pool_size=int(
+                _number(env, "COMMONROOM_DB_POOL_SIZE", 10, positive=True, whole=True)
+            ),
             booking_rate_per_minute=int(
-                _number(env, "COMMONROOM_BOOKING_RATE_PER_MINUTE", 120, minimum=0)
+                _number(env, "COMMONROOM_BOOKING_RATE_PER_MINUTE", 120, positive=False, whole=True)
             ),
             fair_use_hours_per_week=_number(
-                env, "COMMONROOM_FAIR_USE_HOURS_PER_WEEK", 40.0, minimum=0
+                env, "COMMONROOM_FAIR_USE_HOURS_PER_WEEK", 40.0, positive=False
             ),
         )
 

@@ -229,6 +229,7 @@ def test_a_weak_or_placeholder_secret_stops_the_start(secret: str) -> None:
     [
         ("COMMONROOM_DB_POOL_SIZE", "many"),
         ("COMMONROOM_DB_POOL_SIZE", "0"),
+        ("COMMONROOM_DB_POOL_SIZE", "0.5"),
         ("COMMONROOM_HTTP_TIMEOUT", "nan"),
         ("COMMONROOM_OFFER_TTL_HOURS", "-1"),
         ("COMMONROOM_BOOKING_RATE_PER_MINUTE", ""),
