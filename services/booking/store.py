@@ -423,24 +423,25 @@ async def insert_booking_at_once(
     `Stale` when the generation moved; 409 naming the winner when a slot was taken.
     """
     event = outbox_row(source=SOURCE, type="booking.created", data=changed_of(row), now=now)
-    values: dict[str, Any] = {f"b_{key}": value for key, value in row.values().items()}
-    values["b_resource_ids"] = msgspec.json.encode(row.resource_ids).decode()
-    values |= {f"e_{key}": value for key, value in event.items()}
-    values |= {"generation": generation, "slot_start": row.start_at, "slot_end": row.end_at}
-    values["slot_live"] = row.status in LIVE_VALUES
-    for n, plan in enumerate(sorted(plans, key=lambda plan: plan.resource_id)):
-        values |= {
-            f"r{n}": plan.resource_id,
-            f"f{n}": plan.blocked.start,
-            f"u{n}": plan.blocked.end,
-        }
-    sql, names = _at_once_statement(len(plans))
+    booking = list(msgspec.structs.astuple(row))
+    booking[_RESOURCE_IDS_AT] = msgspec.json.encode(row.resource_ids).decode()
+    # In the order `_at_once_statement` numbers its parameters.
+    arguments = [
+        *booking,
+        *(event[column] for column in _EVENT_COLUMNS),
+        generation,
+        row.start_at,
+        row.end_at,
+        row.status in LIVE_VALUES,
+    ]
+    for plan in sorted(plans, key=lambda plan: plan.resource_id):
+        arguments += (plan.resource_id, plan.blocked.start, plan.blocked.end)
     try:
         async with database.driver() as connection:
-            found = await connection.fetchrow(sql, *(values[name] for name in names))
+            found = await connection.fetchrow(_at_once_statement(len(plans)), *arguments)
     except Exception as exc:
-        # Checked first: a connection error is a PostgresError too. asyncpg's pool drops a
-        # broken connection itself; the client may try again.
+        # Checked first: a connection error is a PostgresError too. A broken connection is
+        # dropped, not lent again (`StatementConnections`); the client may try again.
         if database_outage(exc):
             raise ServiceUnavailable(
                 "the database does not answer", code="database_unavailable"
@@ -459,22 +460,37 @@ async def insert_booking_at_once(
     return booking_of(row)
 
 
+# The hot path's statement takes a booking's columns in the order of `NewBooking`'s fields, so
+# its values go in as they are (`astuple`), with no dict built per booking.
+_BOOKING_COLUMNS = tuple(field.name for field in msgspec.structs.fields(NewBooking))
+_RESOURCE_IDS_AT = _BOOKING_COLUMNS.index("resource_ids")
+_EVENT_COLUMNS = ("event_id", "type", "payload", "created_at")
+
+
 @cache
-def _at_once_statement(slot_count: int) -> tuple[str, list[str]]:
-    """The statement for bookings of `slot_count` resources, and its parameters in order."""
+def _at_once_statement(slot_count: int) -> str:
+    """The statement for bookings of `slot_count` resources. Its parameters, in order: the
+    booking's columns (`_BOOKING_COLUMNS`), the event's (`_EVENT_COLUMNS`), the generation, the
+    slot's start and end and whether it is live, then each resource and its blocked stretch."""
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     bookings, slots = BookingRow.__table__, SlotRow.__table__
     outbox = tables.outbox
-    names: list[str] = []
+    if set(_BOOKING_COLUMNS) != set(bookings.columns.keys()):
+        raise RuntimeError("NewBooking's fields must be the columns of bookings")
+    names = [
+        *(f"b_{key}" for key in _BOOKING_COLUMNS),
+        *(f"e_{key}" for key in _EVENT_COLUMNS),
+        "generation",
+        "slot_start",
+        "slot_end",
+        "slot_live",
+        *(f"{part}{n}" for n in range(slot_count) for part in "rfu"),
+    ]
 
     def typed(name: str, column: Any) -> str:
         # A parameter in a SELECT list or VALUES has no type for PostgreSQL to infer: name it.
-        if name not in names:
-            names.append(name)
         return f"CAST(${names.index(name) + 1} AS {column.type.compile(dialect=dialect)})"
 
-    booking_columns = [column.key for column in bookings.columns]
-    event_columns = ["event_id", "type", "payload", "created_at"]
     generation = typed("generation", RegistryGenerationRow.__table__.c.generation)
     values = ", ".join(
         f"({typed(f'r{n}', slots.c.resource_id)}, {typed(f'f{n}', slots.c.blocked_from)}, "
@@ -482,7 +498,7 @@ def _at_once_statement(slot_count: int) -> tuple[str, list[str]]:
         for n in range(slot_count)
     )
     booking_id = typed("b_id", bookings.c.id)
-    sql = f"""
+    return f"""
         WITH current AS (
             SELECT COALESCE(
                 (SELECT generation FROM registry_generations
@@ -499,19 +515,18 @@ def _at_once_statement(slot_count: int) -> tuple[str, list[str]]:
             ON CONFLICT DO NOTHING
             RETURNING resource_id
         ), booking AS (
-            INSERT INTO bookings ({", ".join(booking_columns)})
-            SELECT {", ".join(typed(f"b_{key}", bookings.c[key]) for key in booking_columns)}
+            INSERT INTO bookings ({", ".join(_BOOKING_COLUMNS)})
+            SELECT {", ".join(typed(f"b_{key}", bookings.c[key]) for key in _BOOKING_COLUMNS)}
             WHERE (SELECT count(*) FROM slot) = {slot_count}
             RETURNING id
         ), event AS (
-            INSERT INTO {outbox.name} ({", ".join(event_columns)})
-            SELECT {", ".join(typed(f"e_{key}", outbox.c[key]) for key in event_columns)}
+            INSERT INTO {outbox.name} ({", ".join(_EVENT_COLUMNS)})
+            SELECT {", ".join(typed(f"e_{key}", outbox.c[key]) for key in _EVENT_COLUMNS)}
             FROM booking
         )
         SELECT (SELECT generation FROM current) AS generation,
                EXISTS (SELECT 1 FROM booking) AS booked
     """  # noqa: S608 - every name is ours; every value travels as a parameter
-    return sql, names
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
