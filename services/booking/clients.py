@@ -454,6 +454,8 @@ class RegistryClient:
                 if known is not None and (intervals := known.within(days)) is not None:
                     found[resource.id] = intervals
                     readings.saw(resource.venue_id, self.generation_held(resource.venue_id))
+            if len(found) == len(resources):  # the hot path: all known in this process
+                return found
         stamp = f"{days.start.date().isoformat()}:{(days.end - days.start).days}"
         keys = {r.id: f"open:{r.id}:{stamp}" for r in resources if r.id not in found}
         shared = await self._shared(list(keys.values()), refresh)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,20 @@ from services.registry.app import create_app as create_registry
 from services.up import stop_children, wait_ready
 from shared.config import ServiceName, Settings
 from shared.db import connect
+from shared.events import Event
+from shared.ids import new_id
 from shared.migrations import upgrade
+from shared.outbox import EventHandler, handle_once
 from shared.worker import redis_settings
-from tests.conftest import Tokens, free_port, make_settings, migrated_database, spawn, wipe
+from tests.conftest import (
+    Tokens,
+    database_of,
+    free_port,
+    make_settings,
+    migrated_database,
+    spawn,
+    wipe,
+)
 
 REGISTRY = Path(registry_store.__file__).parent
 BOOKING = Path(booking_store.__file__).parent
@@ -230,3 +242,17 @@ class LecturerWorker:
 async def lecturer_worker(lecturers_settings: Settings) -> AsyncIterator[LecturerWorker]:
     async with LecturerWorker(lecturers_settings) as worker:
         yield worker
+
+
+async def registry_event_handled(
+    booking: AsyncTestClient,  # type: ignore[type-arg]
+    event_type: str,
+    data: dict[str, Any],
+    handler: EventHandler,
+) -> None:
+    """A registry event, handled by `handler` as booking's worker handles it."""
+    event = Event(
+        id=new_id(), type=event_type, source="registry", occurred_at=datetime.now(UTC), data=data
+    )
+    async with database_of(booking, "booking") as database:
+        assert await handle_once(database, booking_store.tables, event, {event_type: handler})

@@ -22,7 +22,7 @@ from shared.ids import new_id
 from shared.outbox import handle_once
 from shared.web import service_state
 from tests.conftest import Tokens, database_of, make_settings
-from tests.service.conftest import Town, open_every_day
+from tests.service.conftest import Town, open_every_day, registry_event_handled
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -632,19 +632,14 @@ async def test_hours_that_shrink_under_a_booking_flag_it_and_tell_the_venue(
     room = await town.room(venue)
     made = (await book(booking, tokens, booking_body(room, at(18), at(21)))).json()
     await town.http.put(f"/v1/venues/{venue}/opening-hours", json=open_every_day("08:00", "20:00"))
-    settings = booking.app.state["service"].settings
-    registry = registry_http(settings)
-    event = Event(
-        id=new_id(),
-        type="opening_hours.changed",
-        source="registry",
-        occurred_at=datetime.now(UTC),
-        data={"venue_id": venue, "resource_id": None},
-    )
+    registry = registry_http(booking.app.state["service"].settings)
     try:
-        async with database_of(booking, "booking") as database:
-            handler = {"opening_hours.changed": hours_changed(registry)}
-            assert await handle_once(database, store.tables, event, handler)
+        await registry_event_handled(
+            booking,
+            "opening_hours.changed",
+            {"venue_id": venue, "resource_id": None},
+            hours_changed(registry),
+        )
     finally:
         await registry.aclose()
     flagged = await booking.get(f"/v1/bookings/{made['id']}", headers=tokens("office"))
@@ -762,15 +757,6 @@ async def test_a_resource_event_drops_what_was_cached_of_its_venue(
     )
 
 
-async def cache_dropped(booking: Client, event_type: str, data: dict[str, Any]) -> None:
-    """The registry's event as booking's worker handles it: the venue's cached answers dropped."""
-    event = Event(
-        id=new_id(), type=event_type, source="registry", occurred_at=datetime.now(UTC), data=data
-    )
-    async with database_of(booking, "booking") as database:
-        assert await handle_once(database, store.tables, event, {event_type: drop_cached})
-
-
 async def test_the_search_after_a_registry_event_reads_the_venue_again_and_leaves_out_what_went(
     booking: Client, town: Town, tokens: Tokens
 ) -> None:
@@ -784,7 +770,9 @@ async def test_the_search_after_a_registry_event_reads_the_venue_again_and_leave
         f"/v1/venues/{venue}/opening-hours", json=open_every_day("08:00", "10:00")
     )
     assert shrunk.status_code == 200, shrunk.text
-    await cache_dropped(booking, "resource.deleted", {"id": removed, "venue_id": venue})
+    await registry_event_handled(
+        booking, "resource.deleted", {"id": removed, "venue_id": venue}, drop_cached
+    )
     again = await booking.get("/v1/availability", params=params, headers=tokens("office"))
     assert again.status_code == 200, again.text
     assert [(item["resource_id"], item["free"]) for item in again.json()["items"]] == [
@@ -793,7 +781,9 @@ async def test_the_search_after_a_registry_event_reads_the_venue_again_and_leave
     # What this process holds of the venue is now stale under a room's own request: the venue
     # is read again, in bulk, before the free time is worked out.
     await town.http.put(f"/v1/venues/{venue}/opening-hours", json=open_every_day("09:00", "10:00"))
-    await cache_dropped(booking, "opening_hours.changed", {"venue_id": venue, "resource_id": None})
+    await registry_event_handled(
+        booking, "opening_hours.changed", {"venue_id": venue, "resource_id": None}, drop_cached
+    )
     one = await booking.get(
         f"/v1/resources/{kept}/availability", params=params, headers=tokens("office")
     )
@@ -811,7 +801,9 @@ async def test_answers_read_before_an_event_are_stale_even_once_another_request_
     registry = state.extras["registry"]
     first = Readings()
     await registry.bookables([room], readings=first)
-    await cache_dropped(booking, "resource.updated", {"id": room, "venue_id": venue})
+    await registry_event_handled(
+        booking, "resource.updated", {"id": room, "venue_id": venue}, drop_cached
+    )
     async with state.database.read() as session:
         assert not await registry.still_current(session, [venue])  # B: stale, forgotten
         assert await registry.still_current(session, [venue])  # and now caught up

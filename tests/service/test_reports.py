@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,11 +18,9 @@ from litestar.testing import AsyncTestClient
 from services.booking import store
 from services.booking.clients import registry_http
 from services.booking.worker import hours_changed
-from shared.events import Event
 from shared.ids import new_id
-from shared.outbox import handle_once
 from tests.conftest import Tokens, database_of
-from tests.service.conftest import ALL_WEEK, Town
+from tests.service.conftest import ALL_WEEK, Town, registry_event_handled
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -271,22 +269,18 @@ async def test_hours_that_shrink_under_a_booking_leave_only_its_part_inside_them
     assert figures(before[venue]) == (8, 2, 0.25, 1, 0, 0)
     put = await town.http.put(f"/v1/venues/{venue}/opening-hours", json=hours("09:00", "15:00"))
     assert put.status_code == 200, put.text
-    event = Event(
-        id=new_id(),
-        type="opening_hours.changed",
-        source="registry",
-        occurred_at=datetime.now(UTC),
-        data={"venue_id": venue, "resource_id": None},
-    )
     registry = registry_http(booking.app.state["service"].settings)
     try:
-        async with database_of(booking, "booking") as database:
-            handler = {"opening_hours.changed": hours_changed(registry)}
-            assert await handle_once(database, store.tables, event, handler)
-            async with database.read() as session:
-                projected = await session.get(store.ReportResourceRow, room)
+        await registry_event_handled(
+            booking,
+            "opening_hours.changed",
+            {"venue_id": venue, "resource_id": None},
+            hours_changed(registry),
+        )
     finally:
         await registry.aclose()
+    async with database_of(booking, "booking") as database, database.read() as session:
+        projected = await session.get(store.ReportResourceRow, room)
     # The worker read the new hours into the projection itself, at the new generation.
     assert projected is not None
     assert projected.generation == 1

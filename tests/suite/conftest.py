@@ -43,7 +43,7 @@ class Suite:
 
     def client(self, service: ServiceName, headers: dict[str, str]) -> httpx.AsyncClient:
         return httpx.AsyncClient(
-            base_url=self.settings.service_url(service), headers=headers, timeout=20
+            base_url=self.settings.service_url(service), headers=headers, timeout=30
         )
 
     def database_url(self, service: ServiceName) -> str:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 import pytest
 from sqlalchemy import text
 
@@ -42,7 +41,7 @@ from tests.conftest import (
     make_settings,
     spawn,
 )
-from tests.suite.conftest import OPEN_ALL_YEAR, created
+from tests.suite.conftest import OPEN_ALL_YEAR, Suite, created
 
 PG_BIN = Path("/usr/local/bin")
 STOP_SECONDS = 10.0
@@ -300,7 +299,7 @@ class HoldingProxy:
 # -- the suite as processes, each of which a test may stop, kill or start again ----------------
 
 
-class FaultSuite:
+class FaultSuite(Suite):
     """Every service's API and worker as processes, with clients acting as the office.
 
     `settings` is what every process gets; `settings_of` may differ per service (the lecturers
@@ -314,20 +313,10 @@ class FaultSuite:
         services: tuple[ServiceName, ...],
         overrides: dict[ServiceName, Settings],
     ) -> None:
-        self.settings = settings
-        self.tokens = tokens
+        super().__init__(settings, tokens)
         self.services = services
         self._overrides = overrides
         self.processes: dict[tuple[ServiceName, Role], subprocess.Popen[bytes]] = {}
-        office = tokens("office")
-        self.registry = self.client("registry", office)
-        self.booking = self.client("booking", office)
-        self.lecturers = self.client("lecturers", office)
-
-    def client(self, service: ServiceName, headers: dict[str, Any]) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=self.settings.service_url(service), headers=headers, timeout=30
-        )
 
     def settings_of(self, service: ServiceName) -> Settings:
         return self._overrides.get(service, self.settings)
@@ -366,8 +355,7 @@ class FaultSuite:
             await database.dispose()
 
     async def aclose(self) -> None:
-        for client in (self.registry, self.booking, self.lecturers):
-            await client.aclose()
+        await super().aclose()
         await asyncio.to_thread(self._stop_all)
 
     def _stop_all(self) -> None:
