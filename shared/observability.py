@@ -8,6 +8,8 @@
   worker runs the event's handler under it: one id follows a request across HTTP and the queue.
 - Metrics: `ServiceMetrics`, one registry per app (tests build many apps in one process), rendered
   at `GET /metrics` by `shared.web`.
+- Secrets: some URLs are credentials (invitations, password resets, one-click offer links, feeds).
+  `without_tokens` cuts their tokens out of every path a log line shows; no header is logged.
 """
 
 from __future__ import annotations
@@ -45,6 +47,49 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 _current_request_id: ContextVar[str | None] = ContextVar("commonroom_request_id", default=None)
 _request_log = logging.getLogger("commonroom.request")
+
+
+# Paths whose next segment is a token, not an id: the lecturers' one-click offer links, identity's
+# invitations and password resets, and the web pages that carry the same tokens. Matched anywhere
+# in a text (a whole URL in an HTTP client's log line too), whatever the case and the slashes.
+_TOKEN_PATHS = (
+    ("v1", "offer-links"),
+    ("v1", "invitations"),
+    ("v1", "password-reset"),
+    ("offers", "links"),
+    ("invite",),
+    ("reset",),
+)
+_TOKEN_IN_PATH = re.compile(
+    # The look-ahead is for speed (this runs on every request): most slashes start none of them.
+    "(/(?=["
+    + "".join(sorted({segments[0][0] for segments in _TOKEN_PATHS}))
+    + "])(?:"
+    + "|".join("/+".join(map(re.escape, segments)) for segments in _TOKEN_PATHS)
+    + r")/+)([^/?#\s\"'<>]+)",
+    re.IGNORECASE,
+)
+_TOKEN_IN_QUERY = re.compile(r"([?&;]token=)([^&;#\s\"'<>]+)", re.IGNORECASE)
+# An invitation is withdrawn by its id (`DELETE /v1/invitations/{id}`), a UUID: that stays.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+_CUT_OUT = "{token}"
+
+
+def _cut_path_token(found: re.Match[str]) -> str:
+    prefix, segment = found.groups()
+    if _UUID.fullmatch(segment) and "invitations" in prefix.lower():
+        return found.group()
+    return prefix + _CUT_OUT
+
+
+def without_tokens(text: str) -> str:
+    """`text` (a path, a URL or a log message holding them) with the token of each token-bearing
+    path, and each `token=` query parameter, replaced by `{token}`: a log line is read by more
+    people than may accept an invitation or answer an offer."""
+    text = _TOKEN_IN_PATH.sub(_cut_path_token, text)
+    if "=" in text:  # a request's path holds no query string: the request log skips this
+        text = _TOKEN_IN_QUERY.sub(lambda found: found.group(1) + _CUT_OUT, text)
+    return text
 
 
 def current_request_id() -> str | None:
@@ -120,14 +165,14 @@ class JsonFormatter(logging.Formatter):
             logged_at=datetime.fromtimestamp(record.created, UTC),
             level=record.levelname,
             logger=record.name,
-            message=record.getMessage(),
+            message=without_tokens(record.getMessage()),
             service=self.service,
         )
         for key, value in vars(record).items():
             if key not in _RECORD_ATTRIBUTES:
                 entry.setdefault(key, value)
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = without_tokens(self.formatException(record.exc_info))
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return _encode_json(entry).decode()
@@ -213,6 +258,7 @@ class RequestLog:
     def write(self, *, method: str, path: str, route: str, status: int, seconds: float) -> None:
         if not _request_log.isEnabledFor(logging.INFO):
             return
+        path = without_tokens(path)
         entry = _log_entry(
             logged_at=datetime.now(UTC),
             level="INFO",

@@ -7,7 +7,9 @@ A service's `app.py` calls `create_service_app` with its routes; handlers then a
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import gc
 import logging
 import math
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
+import httpx
 import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.config.app import AppConfig
@@ -31,7 +34,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import idempotency
-from shared.auth import Principal, TokenVerifier
+from shared.auth import Principal, PublishedKeys, Revocations, TokenVerifier
 from shared.config import ServiceName, Settings
 from shared.db import Database, connect
 from shared.errors import FieldError, InvalidRequest, ServiceUnavailable
@@ -82,9 +85,8 @@ def service_state(state: State) -> ServiceState:
     return held
 
 
-def provide_principal(request: Request[Any, Any, Any]) -> Principal:
-    # Synchronous on purpose: it never waits, and a coroutine per request costs on the hot path.
-    return service_state(request.app.state).verifier(request.headers.get("authorization"))
+async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    return await service_state(request.app.state).verifier(request.headers.get("authorization"))
 
 
 async def provide_session(
@@ -226,6 +228,25 @@ async def metrics(state: State) -> Response[bytes]:
     return Response(gauges.render(), headers={"content-type": CONTENT_TYPE_LATEST})
 
 
+# How long a verifier waits for identity's key set before it counts identity as away.
+JWKS_TIMEOUT_SECONDS = 3.0
+KeySource = Callable[[ServiceState], Awaitable[bytes]]
+
+
+def jwks_from_identity(settings: Settings) -> tuple[httpx.AsyncClient, KeySource]:
+    """A client of identity's published keys, and the source that reads them through it."""
+    http = httpx.AsyncClient(
+        base_url=settings.service_url("identity"), timeout=JWKS_TIMEOUT_SECONDS
+    )
+
+    async def fetch(_: ServiceState) -> bytes:
+        response = await http.get("/.well-known/jwks.json")
+        response.raise_for_status()
+        return response.content
+
+    return http, fetch
+
+
 def create_service_app(
     *,
     name: ServiceName,
@@ -235,9 +256,12 @@ def create_service_app(
     version: str = "1.0.0",
     on_start: Callable[[ServiceState], Awaitable[None]] | None = None,
     on_stop: Callable[[ServiceState], Awaitable[None]] | None = None,
+    key_source: KeySource | None = None,
+    dependencies: dict[str, Provide] | None = None,
 ) -> Litestar:
     """The Litestar app of one service, with the suite's errors, auth, sessions, health, metrics
-    and request ids."""
+    and request ids. Tokens are checked against identity's published keys (`key_source`, where
+    identity itself reads its own keys rather than asking itself over HTTP)."""
     document_problems([live, ready, *route_handlers])
     service_metrics = ServiceMetrics()
 
@@ -245,16 +269,33 @@ def create_service_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         database = connect(settings.database_url(name), pool_size=settings.db_pool_size)
         redis: Redis = Redis.from_url(settings.redis_url)
+        jwks_http: httpx.AsyncClient | None = None
+        source = key_source
+        if source is None:
+            jwks_http, source = jwks_from_identity(settings)
+        revocations = Revocations()
+        held_source = source
+
+        async def fetch_keys() -> bytes:
+            return await held_source(held)
+
         held = ServiceState(
             name=name,
             settings=settings,
             database=database,
             tables=tables,
             redis=redis,
-            verifier=TokenVerifier(settings.secret),
+            verifier=TokenVerifier(
+                PublishedKeys(fetch_keys, max_age=settings.jwks_max_age_seconds),
+                revocations,
+                issuer=settings.issuer,
+            ),
             metrics=service_metrics,
         )
         app.state["service"] = held
+        poller = asyncio.create_task(
+            revocations.poll(redis, settings.revocation_poll_seconds), name="revocations"
+        )
         try:
             if on_start is not None:
                 await on_start(held)
@@ -263,17 +304,23 @@ def create_service_app(
             gc.freeze()
             yield
         finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
             if on_stop is not None:
                 await on_stop(held)
+            if jwks_http is not None:
+                await jwks_http.aclose()
             await redis.aclose()
             await database.dispose()
 
     config = AppConfig(
         route_handlers=[live, ready, metrics, *route_handlers],
         dependencies={
-            "principal": Provide(provide_principal, sync_to_thread=False),
+            "principal": Provide(provide_principal),
             "session": Provide(provide_session),
             "public_session": Provide(provide_public_session),
+            **(dependencies or {}),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],

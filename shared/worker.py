@@ -160,5 +160,13 @@ def worker_settings(
 
 
 def run(worker: WorkerSettings) -> None:
-    """Run a worker until SIGINT or SIGTERM."""
+    """Run a worker until SIGINT or SIGTERM, then exit at once.
+
+    On the signal arq cancels the running jobs (they go back on the queue) and closes; what may
+    be left is a cancelled job's thread, a matching run's solver, which the interpreter would
+    wait for (up to the solver's time limit) before the process ends.
+    """
+    from shared.processes import exit_leaving_threads
+
     Worker(**worker).run()
+    exit_leaving_threads()

@@ -9,13 +9,18 @@ message that says what to set: they never skip.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +29,18 @@ from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from services.identity.domain.keys import (
+    SigningKey,
+    file_key,
+    new_private_key_pem,
+    private_key_from_pem,
+)
+from services.identity.domain.tokens import Membership, access_token
+from services.identity.store.logins import new_sid
 from services.up import child_env
-from shared.auth import Role, issue_token
-from shared.config import Settings
+from shared.auth import Role
+from shared.clients_file import clients_file_text
+from shared.config import ALL_SERVICE_NAMES, ServiceName, Settings
 from shared.db import Database, connect
 from shared.migrations import upgrade
 
@@ -143,22 +157,72 @@ def bearer(token: str) -> dict[str, Any]:
     return {"Authorization": f"Bearer {token}"}
 
 
-TEST_SECRET = "test-secret-" + "x" * 40
+# What identity and the services are configured with in every test: one signing key file, one
+# clients file with a secret per service, a link secret, and one issuer whatever port identity
+# happens to listen on. Made once per test process, deleted when it ends.
+TEST_ISSUER = "https://identity.commonroom.test"
+_SECRETS_DIR = Path(tempfile.mkdtemp(prefix="commonroom-test-secrets-"))
+atexit.register(shutil.rmtree, _SECRETS_DIR, ignore_errors=True)
+TEST_KEY_FILE = _SECRETS_DIR / "signing-key.pem"
+TEST_KEY_FILE.write_bytes(new_private_key_pem())
+TEST_CLIENT_SECRETS: dict[str, str] = {
+    service: f"test-client-secret-{service}-" + "x" * 32 for service in ALL_SERVICE_NAMES
+}
+TEST_CLIENTS_FILE = _SECRETS_DIR / "clients"
+TEST_CLIENTS_FILE.write_text(clients_file_text(TEST_CLIENT_SECRETS))
+TEST_LINK_SECRET = "test-link-secret-" + "x" * 32
 
 
-def make_settings(redis: str, **database_urls: str) -> Settings:
-    """Settings for a test: a fixed secret, the given Redis and databases."""
-    defaults = Settings.from_env({"COMMONROOM_SECRET": TEST_SECRET, "REDIS_URL": redis})
+def make_settings(redis: str, *, identity: str, **database_urls: str) -> Settings:
+    """Settings for a test: the test's keys and secrets, the given Redis, identity and databases."""
+    defaults = Settings.from_env(
+        {
+            "REDIS_URL": redis,
+            "IDENTITY_URL": identity,
+            "COMMONROOM_ISSUER": TEST_ISSUER,
+            "COMMONROOM_SIGNING_KEY_FILE": str(TEST_KEY_FILE),
+            "COMMONROOM_CLIENTS_FILE": str(TEST_CLIENTS_FILE),
+            "COMMONROOM_LINK_SECRET": TEST_LINK_SECRET,
+        }
+    )
     for service, url in database_urls.items():
         defaults = defaults.with_database(service, url)  # type: ignore[arg-type]
     return defaults
 
 
-class Tokens:
-    """Bearer headers for each role, in any organisation."""
+def as_client(settings: Settings, service: ServiceName) -> Settings:
+    """`settings` as the process of `service` holds them: with its own client secret alone."""
+    return replace(settings, client_secret=TEST_CLIENT_SECRETS[service])
 
-    def __init__(self, secret: str) -> None:
-        self.secret = secret
+
+class Tokens:
+    """Bearer headers for each role, in any organisation, signed with the test's identity key
+    as `commonroom token` signs an operator's (each with a login id of its own)."""
+
+    def __init__(self, key: SigningKey, issuer: str) -> None:
+        self.key = key
+        self.issuer = issuer
+
+    def token(
+        self,
+        role: str,
+        org: str = "org-a",
+        *,
+        lecturer_id: str | None = None,
+        sub: str | None = None,
+        sid: str | None = None,
+        ttl: timedelta = timedelta(hours=1),
+        now: datetime | None = None,
+    ) -> str:
+        return access_token(
+            self.key,
+            issuer=self.issuer,
+            sub=sub or f"{role}@{org}",
+            membership=Membership(org=org, role=Role(role), lecturer_id=lecturer_id),
+            sid=sid or new_sid(),
+            now=now or datetime.now(UTC),
+            ttl=ttl,
+        )
 
     def __call__(
         self,
@@ -168,19 +232,16 @@ class Tokens:
         lecturer_id: str | None = None,
         sub: str | None = None,
     ) -> dict[str, Any]:
-        token = issue_token(
-            self.secret,
-            role=Role(role),
-            org=org,
-            sub=sub or f"{role}@{org}",
-            lecturer_id=lecturer_id,
-        )
-        return bearer(token)
+        return bearer(self.token(role, org, lecturer_id=lecturer_id, sub=sub))
+
+
+def signed_tokens() -> Tokens:
+    return Tokens(file_key(private_key_from_pem(TEST_KEY_FILE.read_bytes())), TEST_ISSUER)
 
 
 @pytest.fixture(scope="session")
 def tokens() -> Tokens:
-    return Tokens(TEST_SECRET)
+    return signed_tokens()
 
 
 @asynccontextmanager
@@ -204,9 +265,11 @@ def free_port() -> int:
 
 
 def spawn(settings: Settings, *arguments: str) -> subprocess.Popen[bytes]:
-    """A `commonroom` child process (serve or worker) configured by `settings`."""
+    """A `commonroom` child process (`serve <service>` or `worker <service>`) configured by
+    `settings`, with that service's own client secret."""
+    service: ServiceName = arguments[1]  # type: ignore[assignment]
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", *arguments],
-        env=child_env(settings),
+        env=child_env(as_client(settings, service)),
         stdout=subprocess.DEVNULL,
     )

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
@@ -36,7 +36,11 @@ from services.demo.city import (
     VenuePlan,
     build_city,
 )
-from shared.auth import Principal, Role, issue_token
+from services.identity.domain.keys import SigningKey
+from services.identity.domain.tokens import Membership, access_token
+from services.identity.store.keys import read_key_file
+from services.identity.store.logins import new_sid
+from shared.auth import Principal, Role
 from shared.config import SERVICES, ServiceName, Settings
 from shared.errors import ServiceUnavailable
 from shared.http import RemoteError, ServiceClient
@@ -48,6 +52,7 @@ BACKOFF_SECONDS = 0.2
 LIST_LIMIT = 500
 SHOWN_PROBLEMS = 5
 LOADER_SUB = "demo-loader"
+LOADER_TOKEN_TTL = timedelta(hours=1)
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -126,6 +131,9 @@ class _Client:
         self.gate = asyncio.Semaphore(CONCURRENCY)
         self.problems: list[Problem] = []
         self._tokens: dict[tuple[Role, str], str] = {}
+        # The loader acts as the city's people, with tokens signed by identity's key file, as
+        # the operator's `commonroom token` signs them: it runs where identity's secrets are.
+        self._key: SigningKey = read_key_file(settings.signing_key_file)
         patient = replace(settings, http_timeout_seconds=TIMEOUT_SECONDS)
         self._services = {
             service: ServiceClient(
@@ -150,7 +158,15 @@ class _Client:
                 Role.VENUE_MANAGER: _manager_sub(org),
                 Role.COMMUNITY_MANAGER: _booker_sub(org),
             }[role]
-            self._tokens[role, org] = issue_token(self.settings.secret, role=role, org=org, sub=sub)
+            self._tokens[role, org] = access_token(
+                self._key,
+                issuer=self.settings.issuer,
+                sub=sub,
+                membership=Membership(org=org, role=role),
+                sid=new_sid(),
+                now=datetime.now(UTC),
+                ttl=LOADER_TOKEN_TTL,
+            )
         return self._tokens[role, org]
 
     def office(self) -> str:

@@ -6,14 +6,18 @@ from litestar import Litestar
 
 from services.lecturers.api import ROUTES
 from services.lecturers.clients import Booking, Registry
+from services.lecturers.domain.links import link_key
 from services.lecturers.store import tables
 from shared.config import Settings
 from shared.web import ServiceState, create_service_app
 
 
 def create_app(settings: Settings) -> Litestar:
+    # Derived as the app is built: without its link secret the service does not start at all.
+    key = link_key(settings.link_secret)
 
     async def start(held: ServiceState) -> None:
+        held.extras["link_key"] = key
         held.extras["registry"] = Registry(settings)
         held.extras["booking"] = Booking(settings)
 

@@ -46,6 +46,7 @@ from services.lecturers.domain.corps import (
     is_due_to_expire,
     month_start,
 )
+from services.lecturers.domain.links import link_key
 from services.lecturers.domain.runs import (
     RunAssignment,
     RunUnmatched,
@@ -625,6 +626,9 @@ def _assignment(row: store.OfferRow) -> RunAssignment:
 
 
 def create_worker_settings(settings: Settings) -> WorkerSettings:
+    # In the job context for the one-click links that `offer.created` is to carry (API.md);
+    # made here, so a worker without the link secret refuses to start, as the app does.
+    key = link_key(settings.link_secret)
     jobs = Jobs(settings)
     handlers: dict[str, EventHandler] = {
         "matching.requested": jobs.on_run_requested,
@@ -645,6 +649,7 @@ def create_worker_settings(settings: Settings) -> WorkerSettings:
             func(jobs.expire_offer, name=EXPIRE_JOB),
         ],
         cron_jobs=[cron(jobs.sweep, minute=set(range(0, 60, 10)), second={30})],
+        ctx={"link_key": key},
         startup=jobs.start,
         shutdown=jobs.stop,
     )

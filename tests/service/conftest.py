@@ -31,6 +31,7 @@ from shared.outbox import EventHandler, handle_once
 from shared.worker import redis_settings
 from tests.conftest import (
     Tokens,
+    as_client,
     database_of,
     free_port,
     make_settings,
@@ -44,9 +45,21 @@ BOOKING = Path(booking_store.__file__).parent
 
 
 @pytest.fixture(scope="session")
-def registry_server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def identity_server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real identity service in its own process: every service checks tokens against its keys
+    and asks it for its own service token."""
+    settings = make_settings(redis_url, identity="http://127.0.0.1:1")
+    with serving("identity", settings, tmp_path_factory) as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def registry_server(
+    redis_url: str, identity_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A real registry in its own process (the booking service talks to it over HTTP)."""
-    with serving("registry", make_settings(redis_url), tmp_path_factory) as base:
+    settings = make_settings(redis_url, identity=identity_server)
+    with serving("registry", settings, tmp_path_factory) as base:
         yield base
 
 
@@ -79,9 +92,15 @@ async def registry_db(
 
 
 @pytest.fixture
-async def registry(registry_db: str, redis_url: str) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+async def registry(
+    registry_db: str, redis_url: str, identity_server: str
+) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
     await wipe(registry_db, registry_store.Base.metadata)
-    app = create_registry(make_settings(redis_url, registry=registry_db))
+    app = create_registry(
+        as_client(
+            make_settings(redis_url, identity=identity_server, registry=registry_db), "registry"
+        )
+    )
     async with AsyncTestClient(app=app) as client:
         yield client
 
@@ -98,12 +117,12 @@ async def booking_db(
 
 @pytest.fixture
 async def booking(
-    booking_db: str, redis_url: str, registry_server: str
+    booking_db: str, redis_url: str, identity_server: str, registry_server: str
 ) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
     await wipe(booking_db, booking_store.Base.metadata)
-    settings = make_settings(redis_url, booking=booking_db).with_service_url(
-        "registry", registry_server
-    )
+    settings = as_client(
+        make_settings(redis_url, identity=identity_server, booking=booking_db), "booking"
+    ).with_service_url("registry", registry_server)
     app = create_booking(settings)
     async with AsyncTestClient(app=app) as client:
         yield client
@@ -174,11 +193,16 @@ LECTURERS = Path(lecturers_store.__file__).parent
 
 @pytest.fixture(scope="session")
 def booking_server(
-    redis_url: str, registry_server: str, tmp_path_factory: pytest.TempPathFactory
+    redis_url: str,
+    identity_server: str,
+    registry_server: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     """A real booking service in its own process, asking the real registry (the lecturer service
     holds and confirms rooms through it)."""
-    settings = make_settings(redis_url).with_service_url("registry", registry_server)
+    settings = make_settings(redis_url, identity=identity_server).with_service_url(
+        "registry", registry_server
+    )
     with serving("booking", settings, tmp_path_factory) as base:
         yield base
 
@@ -195,10 +219,17 @@ async def lecturers_db(
 
 @pytest.fixture
 def lecturers_settings(
-    lecturers_db: str, redis_url: str, registry_server: str, booking_server: str
+    lecturers_db: str,
+    redis_url: str,
+    identity_server: str,
+    registry_server: str,
+    booking_server: str,
 ) -> Settings:
     return (
-        make_settings(redis_url, lecturers=lecturers_db)
+        as_client(
+            make_settings(redis_url, identity=identity_server, lecturers=lecturers_db),
+            "lecturers",
+        )
         .with_service_url("registry", registry_server)
         .with_service_url("booking", booking_server)
         .with_service_url("lecturers", "https://lecturers.example.test")

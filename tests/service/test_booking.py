@@ -21,7 +21,7 @@ from shared.events import Event, decode
 from shared.ids import new_id
 from shared.outbox import handle_once
 from shared.web import service_state
-from tests.conftest import Tokens, database_of, make_settings
+from tests.conftest import Tokens, as_client, database_of, make_settings
 from tests.service.conftest import Town, open_every_day, registry_event_handled
 
 Client = AsyncTestClient  # type: ignore[type-arg]
@@ -616,10 +616,12 @@ async def test_an_availability_range_over_a_year_is_refused(
 
 
 async def test_without_the_registry_and_nothing_cached_a_booking_is_503(
-    booking_db: str, redis_url: str, tokens: Tokens
+    booking_db: str, redis_url: str, identity_server: str, tokens: Tokens
 ) -> None:
     dead = "http://127.0.0.1:9"  # the discard port: nothing answers there
-    settings = make_settings(redis_url, booking=booking_db).with_service_url("registry", dead)
+    settings = as_client(
+        make_settings(redis_url, identity=identity_server, booking=booking_db), "booking"
+    ).with_service_url("registry", dead)
     async with AsyncTestClient(app=create_app(settings)) as client:
         response = await book(client, tokens, booking_body(new_id(), at(18), at(20)))
     assert_problem(response, 503, "registry_unavailable")
@@ -677,7 +679,12 @@ async def test_fifty_concurrent_overlapping_requests_make_exactly_one_booking(
 
 
 async def test_two_service_processes_on_postgresql_still_make_one_booking(
-    booking_db: str, redis_url: str, registry_server: str, town: Town, tokens: Tokens
+    booking_db: str,
+    redis_url: str,
+    identity_server: str,
+    registry_server: str,
+    town: Town,
+    tokens: Tokens,
 ) -> None:
     if not booking_db.startswith("postgresql"):
         return  # SQLite is one file on one machine: replicas are a PostgreSQL matter
@@ -685,9 +692,9 @@ async def test_two_service_processes_on_postgresql_still_make_one_booking(
     from tests.conftest import free_port, spawn
 
     room = await town.room(await town.venue())
-    settings = make_settings(redis_url, booking=booking_db).with_service_url(
-        "registry", registry_server
-    )
+    settings = make_settings(
+        redis_url, identity=identity_server, booking=booking_db
+    ).with_service_url("registry", registry_server)
     ports = [free_port(), free_port()]
     children = [spawn(settings, "serve", "booking", "--port", str(port)) for port in ports]
     try:
@@ -712,14 +719,21 @@ async def test_two_service_processes_on_postgresql_still_make_one_booking(
 
 
 async def test_a_cached_registry_answer_serves_while_the_registry_is_down(
-    booking: Client, booking_db: str, redis_url: str, town: Town, tokens: Tokens
+    booking: Client,
+    booking_db: str,
+    redis_url: str,
+    identity_server: str,
+    town: Town,
+    tokens: Tokens,
 ) -> None:
     room = await town.room(await town.venue())
     day = day_ahead(5)
     warm = await book(booking, tokens, booking_body(room, at(9, day=day), at(10, day=day)))
     assert warm.status_code == 201, warm.text
     dead = "http://127.0.0.1:9"
-    settings = make_settings(redis_url, booking=booking_db).with_service_url("registry", dead)
+    settings = as_client(
+        make_settings(redis_url, identity=identity_server, booking=booking_db), "booking"
+    ).with_service_url("registry", dead)
     async with AsyncTestClient(app=create_app(settings)) as cut_off:
         same_day = await book(cut_off, tokens, booking_body(room, at(11, day=day), at(12, day=day)))
         other_day = await book(cut_off, tokens, booking_body(room, at(11), at(12)))

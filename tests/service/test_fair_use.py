@@ -16,7 +16,7 @@ from services.booking.app import create_app
 from services.booking.domain.fair_use import week_of
 from shared.ids import new_id
 from shared.ratelimit import RateLimit
-from tests.conftest import Tokens, make_settings, wipe
+from tests.conftest import Tokens, as_client, make_settings, wipe
 from tests.service.conftest import Town
 from tests.service.test_booking import SHANGHAI, assert_problem, booking_body
 
@@ -26,10 +26,14 @@ SHARE_HOURS = 3
 
 
 @pytest.fixture
-async def limited(booking_db: str, redis_url: str, registry_server: str) -> AsyncIterator[Client]:
+async def limited(
+    booking_db: str, redis_url: str, identity_server: str, registry_server: str
+) -> AsyncIterator[Client]:
     await wipe(booking_db, booking_store.Base.metadata)
     settings = replace(
-        make_settings(redis_url, booking=booking_db).with_service_url("registry", registry_server),
+        as_client(
+            make_settings(redis_url, identity=identity_server, booking=booking_db), "booking"
+        ).with_service_url("registry", registry_server),
         booking_rate_per_minute=RATE,
         fair_use_hours_per_week=SHARE_HOURS,
     )

@@ -387,6 +387,51 @@ async def test_the_feed_needs_its_token_and_its_links_work_once(
     assert_problem(await lecturers.get(path), 404, "not_found")
 
 
+JSON = {"Accept": "application/json"}
+
+
+async def answer_links(client: Client, lecturer: dict[str, Any]) -> dict[str, str]:
+    """The paths of the accept and decline links in the lecturer's feed, by answer."""
+    feed = await client.get(lecturer["feed_url"].removeprefix("https://lecturers.example.test"))
+    (event,) = icalendar.Calendar.from_ical(feed.content).walk("VEVENT")
+    found = re.findall(r"(Accept|Decline): (\S+)", str(event["DESCRIPTION"]))
+    return {
+        answer.lower(): url.removeprefix("https://lecturers.example.test") for answer, url in found
+    }
+
+
+async def test_a_link_answers_json_to_a_caller_that_asks_for_it(
+    lecturers: Client, tokens: Tokens, town: Town, lecturer_worker: LecturerWorker
+) -> None:
+    corps, (offer,) = await offered(lecturers, tokens, town, lecturer_worker, ("law",))
+    links = await answer_links(lecturers, corps["law"])
+    read = f"/v1/offers/{offer['id']}"
+    shown = await lecturers.get(links["decline"], headers=JSON)
+    assert shown.status_code == 200, shown.text
+    assert shown.headers["content-type"].startswith("application/json")
+    assert shown.headers["cache-control"] == "no-store"
+    assert "accept" in shown.headers["vary"].lower()
+    before = (await lecturers.get(read, headers=tokens("office"))).json()
+    assert shown.json() == {"offer": before, "action": "decline", "done": False}
+    assert before["status"] == "offered"  # showing a link answers nothing
+    assert (await lecturers.get(links["accept"], headers=JSON)).json()["action"] == "accept"
+    # A browser's Accept gets today's page.
+    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    page = await lecturers.get(links["decline"], headers=browser)
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<form" in page.text
+    body, mac = links["decline"].rsplit(".", 1)
+    assert_problem(await lecturers.get(f"{body}.{'A' * len(mac)}", headers=JSON), 404, "not_found")
+    done = await lecturers.post(links["decline"], headers=JSON)
+    assert done.status_code == 200, done.text
+    assert done.headers["content-type"].startswith("application/json")
+    after = (await lecturers.get(read, headers=tokens("office"))).json()
+    assert after["status"] == "declined"
+    assert done.json() == {"offer": after, "action": "decline", "done": True}
+    assert_problem(await lecturers.post(links["decline"], headers=JSON), 409, "invalid_transition")
+    assert_problem(await lecturers.get(links["accept"], headers=JSON), 409, "invalid_transition")
+
+
 async def one_lecture_asked_for(client: Client, tokens: Tokens, town: Town) -> str:
     """A venue with a room, a lecturer, a request for next month, and a run asked for: its id."""
     venue = await town.venue()

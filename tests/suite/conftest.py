@@ -67,7 +67,10 @@ async def running_suite(
         service: await create_postgres_database(postgres_server_url, f"suite_{service}")
         for service in AVAILABLE
     }
-    configured = replace(make_settings(redis_url, **urls), **settings)
+    # Identity's URL is set below with every other service's, once its port is chosen.
+    configured = replace(
+        make_settings(redis_url, identity="http://127.0.0.1:1", **urls), **settings
+    )
     children: list[subprocess.Popen[bytes]] = []
     try:
         for service in AVAILABLE:

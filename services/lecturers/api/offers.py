@@ -7,7 +7,8 @@ import html
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, MediaType, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,9 +26,9 @@ from services.lecturers.domain.corps import (
 )
 from services.lecturers.domain.feeds import FeedEntry, build_feed
 from services.lecturers.domain.links import (
+    OfferLink,
     answer_link_claim,
     feed_token_matches,
-    link_key,
     sign,
     verify,
 )
@@ -76,7 +77,9 @@ def _link_base(request: Request[Any, Any, Any]) -> str:
 
 
 def _key(request: Request[Any, Any, Any]) -> bytes:
-    return link_key(service_state(request.app.state).settings.secret)
+    """The links' key, derived from the link secret once, as the app was made."""
+    key: bytes = service_state(request.app.state).extras["link_key"]
+    return key
 
 
 class OfferController(Controller):
@@ -148,7 +151,8 @@ async def _answer_as(
 
 # ---------------------------------------------------------------------------------------------
 # One-click links. GET shows what the link would do and a button; only POST does it, so a mail
-# scanner or a link preview that fetches the URL answers nothing.
+# scanner or a link preview that fetches the URL answers nothing. A caller that asks for JSON
+# (the web service, which renders these pages) gets `OfferLink`; anyone else today's own page.
 
 _PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
@@ -170,15 +174,27 @@ _DONE = {
     "accept": "Accepted: thank you, the room is booked for you.",
     "decline": "Declined: we will ask another lecturer.",
 }
+# One URL, two shapes: caches must keep them apart, and keep neither (the URL is a credential).
+_LINK_HEADERS = {"Cache-Control": "no-store", "Vary": "Accept"}
 
 
-def _page(title: str, body: str, form: str = "", *, status: int = 200) -> Response[str]:
+def _page(title: str, body: str, form: str = "", *, status: int = 200) -> Response[Any]:
     return Response(
         _PAGE.format(title=html.escape(title), body=html.escape(body), form=form),
-        media_type="text/html",
+        media_type=MediaType.HTML,
         status_code=status,
-        headers={"Cache-Control": "no-store"},
+        headers=_LINK_HEADERS,
     )
+
+
+def _wants_json(request: Request[Any, Any, Any]) -> bool:
+    """Whether the caller asks for JSON rather than a page; `*/*` and no Accept get the page."""
+    offered = [MediaType.HTML.value, MediaType.JSON.value]
+    return request.accept.best_match(offered, default=MediaType.HTML.value) == MediaType.JSON
+
+
+def _json(link: OfferLink) -> Response[Any]:
+    return Response(link, media_type=MediaType.JSON, headers=_LINK_HEADERS)
 
 
 def _describe(offer: Offer) -> str:
@@ -201,31 +217,48 @@ async def _linked_offer(
     return row, claim.answer
 
 
+# What the OpenAPI document says a link answers with: the page, or `OfferLink` when asked.
+_LINK_RESPONSES = {
+    200: ResponseSpec(
+        data_container=OfferLink,
+        media_type=MediaType.JSON,
+        description="What the link does (as JSON when asked for it; else an HTML page)",
+        generate_examples=False,
+    )
+}
+
+
 class OfferLinkController(Controller):
     path = "/v1/offer-links"
     tags = ("offers",)
 
-    @get("/{token:str}", media_type="text/html")
+    @get("/{token:str}", responses=_LINK_RESPONSES)
     async def confirm(
         self, request: Request[Any, Any, Any], token: PathId, public_session: PublicDbSession
-    ) -> Response[str]:
-        """The page a one-click link opens: what it will do, and the button that does it."""
+    ) -> Response[Any]:
+        """What a one-click link will do, and (as a page) the button that does it."""
         row, answer = await _linked_offer(request, public_session, token, lock=False)
+        offer = await store.offer_of(public_session, row)
+        if _wants_json(request):
+            return _json(OfferLink(offer=offer, action=answer, done=False))
         title, button = _ACTIONS[answer]
         form = (
             f'<form method="post" action="{html.escape(_link_base(request))}/'
             f'{html.escape(token)}"><button type="submit">{button}</button></form>'
         )
-        return _page(title, _describe(await store.offer_of(public_session, row)), form)
+        return _page(title, _describe(offer), form)
 
-    @post("/{token:str}", media_type="text/html", status_code=200)
+    @post("/{token:str}", status_code=200, responses=_LINK_RESPONSES)
     async def act(
         self, request: Request[Any, Any, Any], token: PathId, public_session: PublicDbSession
-    ) -> Response[str]:
+    ) -> Response[Any]:
+        """Give the link's answer: the offer as it is now."""
         row, answer = await _linked_offer(request, public_session, token, lock=True)
         offer = await answer_offer(
             public_session, booking_of(request), row, answer, reason=None, now=datetime.now(UTC)
         )
+        if _wants_json(request):
+            return _json(OfferLink(offer=offer, action=answer, done=True))
         return _page(_DONE[answer], _describe(offer))
 
 

@@ -2,9 +2,10 @@
 
 A feed token is 256 random bits, kept with the lecturer; a feed URL without the right one is 404.
 An answer link carries what it may do (accept or decline which offer, at which `sequence` of the
-offer, until when) and an HMAC-SHA256 over exactly that, under a key derived from the suite's
-secret for this purpose alone. It needs no login; it works once, because answering raises the
-offer's sequence, and never after the offer's answer time.
+offer, until when) and an HMAC-SHA256 over exactly that, under a key derived for this purpose alone
+from the lecturer service's own link secret (COMMONROOM_LINK_SECRET), never from a token key: no
+other service can make a link, and a leaked link key signs nothing else. It needs no login; it
+works once, because answering raises the offer's sequence, and never after the offer's answer time.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from services.lecturers.domain.corps import Answer
+from services.lecturers.domain.corps import Answer, Offer
+from shared.config import ConfigurationError, checked_secret
 from shared.errors import NotFound
 
 FEED_TOKEN_BYTES = 32
@@ -34,8 +36,16 @@ def feed_token_matches(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode())
 
 
-def link_key(secret: str) -> bytes:
-    """The links' own key: a leaked link key signs no JWT, and the reverse."""
+def link_key(link_secret: str | None) -> bytes:
+    """The links' key, derived from the service's link secret. Without one the service must not
+    start (its app and its worker ask for the key as they are built), rather than fail per link."""
+    if link_secret is None:
+        raise ConfigurationError(
+            "the lecturer service signs its one-click offer links with COMMONROOM_LINK_SECRET: "
+            "set it to a random value of at least 32 bytes (e.g. `openssl rand -base64 48`), "
+            "or keep one in the file link-secret under COMMONROOM_VAR_DIR"
+        )
+    secret = checked_secret("COMMONROOM_LINK_SECRET", link_secret)
     return hmac.new(secret.encode(), _LINK_KEY_PURPOSE, hashlib.sha256).digest()
 
 
@@ -44,6 +54,15 @@ class LinkClaim(msgspec.Struct, frozen=True, array_like=True):
     answer: Answer
     sequence: int
     expires: int  # Unix seconds
+
+
+class OfferLink(msgspec.Struct, frozen=True):
+    """What a one-click link does, for the page that shows it: the offer, the answer the link
+    gives, and whether it has been given (by this request: a used link is 409)."""
+
+    offer: Offer
+    action: Answer
+    done: bool
 
 
 def _b64(raw: bytes) -> str:

@@ -24,7 +24,7 @@ async def test_with_the_registry_down_booking_serves_its_cache_and_503s_the_rest
     postgres_server_url: str, private_redis: PrivateRedis, tokens: Tokens
 ) -> None:
     async with fault_suite(
-        postgres_server_url, private_redis.url, tokens, services=("registry", "booking")
+        postgres_server_url, private_redis.url, tokens, services=("identity", "registry", "booking")
     ) as suite:
         known, unknown = (await venue_with_rooms(suite, 2)).rooms
         # A catalogue event landing later would rightly drop the cache this test relies on.
