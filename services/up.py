@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from shared.auth import Principal, Role
+from shared.auth import PERSON_ROLES, Principal, Role
 from shared.config import DEFAULT_PORTS, ServiceName, Settings, new_secret_file, random_secret
 from shared.processes import private_redis, spawn, stop_children
 
@@ -42,7 +42,7 @@ PLACEHOLDERS = [
         org="demo-office" if role is Role.OFFICE else f"demo-{role.value}",
         lecturer_id="demo-lecturer" if role is Role.LECTURER else None,
     )
-    for role in Role
+    for role in PERSON_ROLES
 ]
 
 
@@ -133,7 +133,11 @@ def run_suite(
 
     logs = settings.var_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in STOP_SIGNALS}
+    previous = {
+        sig: signal.signal(sig, signal.default_int_handler)
+        for sig in STOP_SIGNALS
+        if signal.getsignal(sig) is not signal.SIG_IGN  # nohup's SIGHUP stays ignored
+    }
     try:
         with contextlib.ExitStack() as stack:  # the private Redis stops after its clients
             if "REDIS_URL" not in os.environ:
@@ -159,8 +163,10 @@ def run_suite(
                     print(failed, file=sys.stderr)
                     _tell_stopped(children)
                     return 1
-                principals = _load_demo(settings, services) if demo else PLACEHOLDERS
-                _announce(settings, services, principals, logs)
+                principals, accounts = (
+                    _load_demo(settings, services) if demo else (PLACEHOLDERS, [])
+                )
+                _announce(settings, services, principals, logs, accounts)
                 while all(child.poll() is None for child in children.values()):
                     time.sleep(0.5)
             except KeyboardInterrupt:
@@ -190,14 +196,51 @@ def _tell_stopped(children: dict[Path, subprocess.Popen[bytes]], lines: int = 30
             print("\n".join(tail), file=sys.stderr)
 
 
-def _load_demo(settings: Settings, services: Sequence[ServiceName]) -> list[Principal]:
-    """Load the demo city, say what it made, and name whom to hand tokens to."""
-    from services.demo.load import load_demo, principals
+def _load_demo(
+    settings: Settings, services: Sequence[ServiceName]
+) -> tuple[list[Principal], list[str]]:
+    """Load the demo city, say what it made, make an account per role to sign in with; name
+    whom to hand tokens to, and the lines that tell each account's address and password."""
+    from services.demo.load import demo_accounts, load_demo
+    from services.identity.cli import add_user, membership_of
 
     print("loading the demo city...", flush=True)
     city, report = load_demo(settings, services, now=datetime.now(UTC))
     print(report.summary(), flush=True)
-    return principals(city, report)
+    accounts = demo_accounts(city, report)
+    passwords = _demo_passwords(settings.var_dir / "demo-passwords", [a.email for a in accounts])
+    principals, lines = [], []
+    for account in accounts:
+        principal = account.principal
+        user_id = asyncio.run(
+            add_user(
+                settings,
+                email=account.email,
+                password=passwords[account.email],
+                membership=membership_of(
+                    principal.role.value, principal.org, principal.lecturer_id
+                ),
+                name=account.name,
+            )
+        )
+        principals.append(replace(principal, sub=user_id))
+        lines.append(
+            f"  {account.email:<28} {passwords[account.email]}  "
+            f"({principal.role.value}, org {principal.org})"
+        )
+    return principals, lines
+
+
+def _demo_passwords(path: Path, emails: Sequence[str]) -> dict[str, str]:
+    """The demo accounts' passwords: made at the first `up --demo`, kept (owner-only) for the
+    next, which finds the accounts there and prints the same."""
+    import json
+    import secrets
+
+    if not path.exists():
+        new_secret_file(path, json.dumps({email: secrets.token_urlsafe(9) for email in emails}))
+    kept: dict[str, str] = json.loads(path.read_text())
+    return kept
 
 
 def _announce(
@@ -205,6 +248,7 @@ def _announce(
     services: Sequence[ServiceName],
     principals: Sequence[Principal],
     logs: Path,
+    accounts: Sequence[str] = (),
 ) -> None:
     from services.identity.cli import issue_operator_tokens
     from services.identity.domain.tokens import Membership
@@ -226,5 +270,8 @@ def _announce(
     )
     for principal, made in zip(principals, tokens, strict=True):
         print(f"  {principal.role.value:<18} {made.token}  (org {principal.org})")
+    if accounts:
+        print("\nAccounts to sign in with (password grant at identity's /v1/token):")
+        print("\n".join(accounts))
     print(f"\nLogs: {logs}/<service>-api.log and <service>-worker.log, one JSON object a line.")
     print("Ctrl-C stops everything.", flush=True)

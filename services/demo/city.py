@@ -39,6 +39,7 @@ TIMEZONE = "Asia/Shanghai"
 ZONE = ZoneInfo(TIMEZONE)
 HOLIDAY_CALENDAR = "CN"
 OFFICE_ORG = "luhu-community-education-office"
+LECTURER_CORPS_ORG = "luhu-lecturer-corps"
 FIRST_DAY = 2  # bookings start the day after tomorrow: past any lead time of a day or less
 LAST_DAY = 63  # ...and within nine weeks, far inside the default 90-day horizon
 GRID_MINUTES = 30  # every booking starts and ends on the half hour: on any 15- or 30-minute grid
@@ -436,7 +437,10 @@ class _Catalogue:
         self.areas: list[AreaPlan] = []
         self.venues: list[VenuePlan] = []
         self.resources: list[ResourcePlan] = []
-        self.orgs: dict[str, str] = {OFFICE_ORG: "鹭湖市社区教育办公室"}
+        self.orgs: dict[str, str] = {
+            OFFICE_ORG: "鹭湖市社区教育办公室",
+            LECTURER_CORPS_ORG: "鹭湖市社区教育讲师团",
+        }
 
     def org(self, org_id: str, name: str) -> str:
         self.orgs.setdefault(org_id, name)

@@ -25,6 +25,7 @@ import msgspec
 
 from services.demo.city import (
     HOLIDAY_CALENDAR,
+    LECTURER_CORPS_ORG,
     TIMEZONE,
     AreaPlan,
     BookingPlan,
@@ -32,10 +33,12 @@ from services.demo.city import (
     HoursDoc,
     LectureRequestPlan,
     LecturerPlan,
+    Org,
     ResourcePlan,
     VenuePlan,
     build_city,
 )
+from services.identity.domain.accounts import OrgKind
 from services.identity.domain.keys import SigningKey
 from services.identity.domain.tokens import Membership, access_token
 from services.identity.store.keys import read_key_file
@@ -107,9 +110,56 @@ def principals(city: City, report: LoadReport | None = None) -> list[Principal]:
             org=city.showcase_community_org,
         ),
         Principal(
-            sub="demo-lecturer", role=Role.LECTURER, org=city.office_org, lecturer_id=lecturer
+            sub="demo-lecturer", role=Role.LECTURER, org=LECTURER_CORPS_ORG, lecturer_id=lecturer
         ),
     ]
+
+
+# Every demo address is under a domain reserved for examples, so no mail leaves a demo.
+DEMO_MAIL_DOMAIN = "luhu.example.org"
+
+
+class DemoAccount(msgspec.Struct, frozen=True):
+    """A person `up --demo` makes an account for, to sign in with."""
+
+    email: str
+    name: str
+    principal: Principal
+
+
+def demo_accounts(city: City, report: LoadReport | None = None) -> list[DemoAccount]:
+    """One account per role, for the organisations the demo's tokens are for."""
+    names = {org.id: org.name for org in city.orgs}
+    local = {
+        Role.OFFICE: ("office", "王主任"),
+        Role.VENUE_MANAGER: ("school", "李老师"),
+        Role.COMMUNITY_MANAGER: ("centre", "张社工"),
+        Role.LECTURER: ("lecturer", "陈老师"),
+    }
+    accounts = []
+    for principal in principals(city, report):
+        part, name = local[principal.role]
+        accounts.append(
+            DemoAccount(
+                email=f"{part}@{DEMO_MAIL_DOMAIN}",
+                name=f"{name}（{names.get(principal.org, principal.org)}）",  # noqa: RUF001
+                principal=principal,
+            )
+        )
+    return accounts
+
+
+def org_kind(org_id: str, city: City) -> OrgKind:
+    """What kind of organisation a demo org is, by how the city names them."""
+    if org_id == city.office_org:
+        return OrgKind.OFFICE
+    if org_id == LECTURER_CORPS_ORG:
+        return OrgKind.LECTURER_CORPS
+    if org_id.startswith("school-"):
+        return OrgKind.SCHOOL
+    if org_id.startswith("sq-"):
+        return OrgKind.COMMUNITY
+    return OrgKind.CENTRE
 
 
 def _manager_sub(org: str) -> str:
@@ -261,6 +311,8 @@ class _Loader:
         return False
 
     async def run(self) -> None:
+        if "identity" in self.services:
+            await _all(self.org(org) for org in self.city.orgs)
         # Phase by phase: the catalogue whole, then the bookings. Interleaving them (a venue's
         # bookings while the registry still takes later venues) costs more than it saves, since
         # every catalogue event drops what the booking service has cached of that venue.
@@ -289,6 +341,20 @@ class _Loader:
             await _all(self.request(request) for request in self.city.requests)
             # The month's matching starts at once, so offers reach the lecturers' feeds.
             await _all(self.match(month) for month in sorted({r.month for r in self.city.requests}))
+
+    async def org(self, org: Org) -> None:
+        """The organisation at identity, so pages can name it (石岩小学, not its id)."""
+        made = await self.client.send(
+            "POST",
+            "identity",
+            "/v1/orgs",
+            token=self.client.office(),
+            item=f"organisation {org.id}",
+            body={"id": org.id, "name": org.name, "kind": org_kind(org.id, self.city).value},
+            accept=("org_exists",),
+        )
+        if made is not None:
+            self.created["organisations"] += 1
 
     async def area(self, area: AreaPlan) -> None:
         body: dict[str, Any] = {"name": area.name, "population": area.population}
@@ -515,8 +581,9 @@ async def load_city(
         await client.aclose()
     created = loader.created
     order = (
-        "areas", "venues", "resources", "opening hours", "bookings", "weekly series", "pending",
-        "approved", "rejected", "cancelled", "lecturers", "lecture requests", "matching runs",
+        "organisations", "areas", "venues", "resources", "opening hours", "bookings",
+        "weekly series", "pending", "approved", "rejected", "cancelled", "lecturers",
+        "lecture requests", "matching runs",
     )  # fmt: skip
     return LoadReport(
         city=city.name,

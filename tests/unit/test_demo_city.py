@@ -275,3 +275,21 @@ def test_lecture_requests_are_for_next_month_at_real_venues_on_covered_topics() 
         assert request.sessions >= 1
         assert request.minutes == 90
     assert build_city(date(2026, 12, 20)).requests[0].month == "2027-01"
+
+
+def test_each_role_has_a_demo_account_in_a_real_org_at_a_reserved_domain() -> None:
+    from services.demo.load import demo_accounts, org_kind
+
+    city = city_of(TODAY)
+    accounts = demo_accounts(city)
+    assert {a.principal.role.value for a in accounts} == {
+        "office",
+        "venue_manager",
+        "community_manager",
+        "lecturer",
+    }
+    assert all(a.email.endswith(".example.org") for a in accounts)
+    orgs = {org.id for org in city.orgs}
+    assert {a.principal.org for a in accounts} <= orgs
+    kinds = {org_kind(org.id, city).value for org in city.orgs}
+    assert {"office", "school", "centre", "community", "lecturer_corps"} <= kinds
