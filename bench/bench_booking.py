@@ -1,7 +1,9 @@
 """Booking creation against a bare Litestar handler, and availability of one room over a week.
 
-Starts, each in its own process: a registry (SQLite), one booking service on a fresh PostgreSQL
-database, and a bare Litestar app whose one handler decodes the same JSON body and answers 201.
+Starts, each in its own process: identity (SQLite; it signs booking's own token for its calls to
+the registry, and publishes the key every token is checked against), a registry (SQLite), one
+booking service on a fresh PostgreSQL database, and a bare Litestar app whose one handler decodes
+the same JSON body and answers 201. The bench's own tokens are signed with identity's key file.
 Then, with 64 concurrent keep-alive clients:
 
 1. the bare handler's throughput (requests per second) over `--seconds`;
@@ -15,6 +17,7 @@ every booking against a rate limit never reached, as an ordinary caller's are co
 process; Redis only every tenth of the limit, which a huge limit never reaches).
 
     .venv/bin/python bench/bench_booking.py [--seconds 10] [--server postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
+        [--redis redis://127.0.0.1:6379/14] [--profile-sequential] [--limits]
 """
 
 from __future__ import annotations
@@ -34,16 +37,16 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+from bench_identity import BenchTokens, identity_running, installation, start_service
 from bench_resources import create_database, drop_database  # the script's own folder
 
 from services.booking import store as booking_store
 from services.registry import store as registry_store
-from services.up import child_env, stop_children, wait_ready
-from shared.auth import Role, issue_token
-from shared.config import Settings
+from services.up import stop_children, wait_ready
+from shared.auth import Role
 from shared.migrations import upgrade
+from shared.processes import guarded
 
-SECRET = "bench-secret-" + "x" * 40
 CLIENTS = 64
 ROOMS = 50
 # Rooms booked as a city books them (three bookings a day), for the availability figure; the
@@ -206,20 +209,11 @@ def seed_registry(base: str, token: str) -> list[str]:
         ]
 
 
-def start(settings: Settings, *arguments: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", *arguments],
-        env=child_env(settings),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 async def measure(
-    args: argparse.Namespace, booking_port: int, bare_port: int, registry: str
+    args: argparse.Namespace, tokens: BenchTokens, booking_port: int, bare_port: int, registry: str
 ) -> None:
-    office = issue_token(SECRET, role=Role.OFFICE, org="office", sub="bench")
-    manager = issue_token(SECRET, role=Role.COMMUNITY_MANAGER, org="org-a", sub="bench")
+    office = tokens.token(Role.OFFICE, "office")
+    manager = tokens.token(Role.COMMUNITY_MANAGER, "org-a")
     rooms = seed_registry(registry, office)
     typical, rooms = rooms[ROOMS:], rooms[:ROOMS]
     week_from = (datetime.now(SHANGHAI) + timedelta(days=2)).replace(
@@ -315,66 +309,74 @@ def main() -> None:
     args = parser.parse_args()
 
     booking_url = asyncio.run(create_database(args.server))
-    children: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as scratch:
         registry_url = f"sqlite+aiosqlite:///{Path(scratch) / 'registry.db'}"
-        upgrade(Path(registry_store.__file__).parent, registry_url)
-        upgrade(Path(booking_store.__file__).parent, booking_url)
         ports = {"registry": 8181, "booking": 8182, "bare": 8183}
-        settings = (
-            Settings.from_env(
-                {
-                    "COMMONROOM_SECRET": SECRET,
-                    "REDIS_URL": args.redis,
-                    # One organisation books thousands of hours a second here: what the fair-use
-                    # limits exist to stop. `--limits` keeps the rate limit's Redis round trip in.
-                    "COMMONROOM_BOOKING_RATE_PER_MINUTE": "1000000000" if args.limits else "0",
-                    "COMMONROOM_FAIR_USE_HOURS_PER_WEEK": "0",
-                }
-            )
-            .with_database("registry", registry_url)
-            .with_database("booking", booking_url)
-            .with_service_url("registry", f"http://127.0.0.1:{ports['registry']}")
+        settings, secrets = installation(
+            Path(scratch),
+            {
+                "REDIS_URL": args.redis,
+                # One organisation books thousands of hours a second here: what the fair-use
+                # limits exist to stop. `--limits` keeps the rate limit's Redis round trip in.
+                "COMMONROOM_BOOKING_RATE_PER_MINUTE": "1000000000" if args.limits else "0",
+                "COMMONROOM_FAIR_USE_HOURS_PER_WEEK": "0",
+                "REGISTRY_DATABASE_URL": registry_url,
+                "BOOKING_DATABASE_URL": booking_url,
+                "REGISTRY_URL": f"http://127.0.0.1:{ports['registry']}",
+                "BOOKING_URL": f"http://127.0.0.1:{ports['booking']}",
+            },
         )
         bare = Path(scratch) / "bare_app.py"
         bare.write_text(BARE_APP)
         try:
-            children.append(start(settings, "serve", "registry", "--port", str(ports["registry"])))
-            children.append(start(settings, "serve", "booking", "--port", str(ports["booking"])))
-            children.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        "--app-dir",
-                        scratch,
-                        "bare_app:app",
-                        "--port",
-                        str(ports["bare"]),
-                        "--log-level",
-                        "warning",
-                        "--no-access-log",
-                    ],
-                    stdout=subprocess.DEVNULL,
-                )
-            )
-            wait_ready(
-                [f"http://127.0.0.1:{ports[name]}" for name in ("registry", "booking")], children
-            )
-            for _ in range(100):
+            upgrade(Path(registry_store.__file__).parent, registry_url)
+            upgrade(Path(booking_store.__file__).parent, booking_url)
+            with identity_running(settings, secrets):
+                children: list[subprocess.Popen[bytes]] = []
                 try:
-                    httpx.post(f"http://127.0.0.1:{ports['bare']}/v1/bookings", json={})
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            asyncio.run(
-                measure(
-                    args, ports["booking"], ports["bare"], f"http://127.0.0.1:{ports['registry']}"
-                )
-            )
+                    children.append(start_service(settings, secrets, "registry"))
+                    children.append(start_service(settings, secrets, "booking"))
+                    children.append(
+                        subprocess.Popen(
+                            guarded(
+                                [
+                                    sys.executable,
+                                    "-m",
+                                    "uvicorn",
+                                    "--app-dir",
+                                    scratch,
+                                    "bare_app:app",
+                                    "--port",
+                                    str(ports["bare"]),
+                                    "--log-level",
+                                    "warning",
+                                    "--no-access-log",
+                                ]
+                            ),
+                            stdout=subprocess.DEVNULL,
+                        )
+                    )
+                    wait_ready(
+                        [settings.service_url(name) for name in ("registry", "booking")], children
+                    )
+                    for _ in range(100):
+                        try:
+                            httpx.post(f"http://127.0.0.1:{ports['bare']}/v1/bookings", json={})
+                            break
+                        except httpx.HTTPError:
+                            time.sleep(0.1)
+                    asyncio.run(
+                        measure(
+                            args,
+                            BenchTokens(settings),
+                            ports["booking"],
+                            ports["bare"],
+                            settings.service_url("registry"),
+                        )
+                    )
+                finally:
+                    stop_children(children)
         finally:
-            stop_children(children)
             asyncio.run(drop_database(args.server, booking_url))
 
 

@@ -3,11 +3,13 @@
 
 The lecturer service runs as `commonroom serve lecturers` in its own process on a fresh database
 (SQLite by default, or PostgreSQL with `--postgres URL` of a server where it may create a
-database); one lecturer gets 1,000 offers (open with signed links, accepted, declined, in two
-zones), and the feed is fetched over HTTP `--rounds` times, one request at a time. The issue's
-budget is 200 ms per feed served.
+database), beside a real identity (SQLite, in a temporary folder, with the installation's
+secrets: the lecturer links' secret among them); one lecturer gets 1,000 offers (open with
+signed links, accepted, declined, in two zones), and the feed is fetched over HTTP `--rounds`
+times, one request at a time. The issue's budget is 200 ms per feed served.
 
     .venv/bin/python bench/bench_feed_served.py [--rounds 100] [--events 1000] [--postgres URL]
+        [--redis redis://127.0.0.1:6379/14]
 """
 
 from __future__ import annotations
@@ -15,27 +17,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from bench_identity import identity_running, installation, start_service
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.cli import service_package
 from services.lecturers import store
-from services.up import child_env, stop_children, wait_ready
-from shared.config import Settings
+from services.up import stop_children, wait_ready
 from shared.db import connect
 from shared.ids import new_id
 from shared.migrations import upgrade
+from shared.processes import free_port
 
 TARGET_MS = 200.0
 STATES = ("offered", "accepted", "declined", "cancelled")
@@ -49,13 +49,6 @@ async def _admin(server: str, statement: str) -> None:
             await connection.execute(text(statement))
     finally:
         await engine.dispose()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def fill(url: str, events: int) -> tuple[str, str]:
@@ -167,24 +160,26 @@ def measure(base: str, path: str, rounds: int) -> tuple[list[float], int]:
     return timings, size
 
 
-def serve_and_measure(url: str, var_dir: str, path: str, rounds: int) -> tuple[list[float], int]:
-    """Start the service on the database, fetch the feed `rounds` times, stop it."""
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    settings = Settings.from_env(
-        {"COMMONROOM_SECRET": "bench-" + "s" * 40, "COMMONROOM_VAR_DIR": var_dir}
-    ).with_database("lecturers", url)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve", "lecturers", "--port", str(port)],
-        env=child_env(settings.with_service_url("lecturers", base)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def serve_and_measure(
+    url: str, var_dir: str, redis: str, path: str, rounds: int
+) -> tuple[list[float], int]:
+    """Start identity and the service on the database, fetch the feed `rounds` times, stop them."""
+    settings, secrets = installation(
+        Path(var_dir),
+        {
+            "REDIS_URL": redis,
+            "LECTURERS_DATABASE_URL": url,
+            "LECTURERS_URL": f"http://127.0.0.1:{free_port()}",
+        },
     )
-    try:
-        wait_ready([base], [child])
-        return measure(base, path, rounds)
-    finally:
-        stop_children([child])
+    base = settings.service_url("lecturers")
+    with identity_running(settings, secrets):
+        child = start_service(settings, secrets, "lecturers")
+        try:
+            wait_ready([base], [child])
+            return measure(base, path, rounds)
+        finally:
+            stop_children([child])
 
 
 def main() -> None:
@@ -192,6 +187,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--postgres", help="postgresql+asyncpg:// URL of a server")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     args = parser.parse_args()
     scratch = "bench_feed_served"
     with tempfile.TemporaryDirectory() as tmp:
@@ -205,7 +201,7 @@ def main() -> None:
             upgrade(service_package("lecturers"), url)
             lecturer_id, token = asyncio.run(fill(url, args.events))
             path = f"/v1/lecturers/{lecturer_id}/feed.ics?token={token}"
-            timings, size = serve_and_measure(url, tmp, path, args.rounds)
+            timings, size = serve_and_measure(url, tmp, args.redis, path, args.rounds)
         finally:
             if args.postgres:
                 asyncio.run(_admin(args.postgres, f'DROP DATABASE "{scratch}" WITH (FORCE)'))

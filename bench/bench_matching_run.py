@@ -1,17 +1,21 @@
 """A whole matching run through the running suite: 500 lecturers, 300 schools, 600 sessions.
 
 Registry, booking and lecturers (each API and worker its own process) on fresh PostgreSQL
-databases and the machine's Redis; the city is made through the public APIs (10 towns, 300
-citizen schools open weekday evenings and weekends, 1-3 rooms each, 500 lecturers with 2-3 of 12
-topics, one request of two 90-minute sessions per school for next month). Then
+databases and the machine's Redis, beside identity (API and worker, SQLite in a temporary folder
+with the installation's signing key and clients file; every process gets its own client secret).
+The city is made through the public APIs (10 towns, 300 citizen schools open weekday evenings and
+weekends, 1-3 rooms each, 500 lecturers with 2-3 of 12 topics, one request of two 90-minute
+sessions per school for next month) with an office token signed with identity's key file. Then
 `POST /v1/matching/runs` is timed until the run reads `done`: the lecturer worker asks the
 registry for every school's rooms and the booking service for their free time, solves, and holds
 a room per assignment as a pending booking. Before the run, the same problem is read the way the
 worker reads it and given to the greedy first-fit baseline, whose count is printed beside the
-run's. The solver's own figures on synthetic data are bench_matching.py's.
+run's. The solver's own figures on synthetic data are bench_matching.py's. The Redis database of
+`--redis` is emptied first.
 
     .venv/bin/python bench/bench_matching_run.py [--seed 1] \
-        [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
+        [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/postgres] \
+        [--redis redis://127.0.0.1:6379/14] [--logs DIR]
 """
 
 from __future__ import annotations
@@ -19,9 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -29,22 +31,30 @@ from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from bench_identity import (
+    BenchTokens,
+    as_service,
+    identity_running,
+    installation,
+    start_service,
+)
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.cli import AVAILABLE, service_package
+from services.cli import service_package
 from services.lecturers.domain.matching import first_fit
 from services.lecturers.worker import Jobs
-from services.up import child_env, stop_children, wait_ready
-from shared.auth import service_token
+from services.up import stop_children, wait_ready
+from shared.auth import Role
 from shared.config import ServiceName, Settings
 from shared.db import connect
 from shared.migrations import upgrade
+from shared.processes import free_port
 from shared.time import next_month
 
 TOPICS = ["健康", "法律", "育儿", "数字技能", "养老护理", "防诈骗", "书法", "太极拳", "营养",
@@ -71,13 +81,8 @@ AVAILABILITY = [
     ],
 ]
 TARGET_SECONDS = 10.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+# The services of the run, each on PostgreSQL; identity runs beside them on SQLite.
+SUITE: tuple[ServiceName, ...] = ("registry", "booking", "lecturers")
 
 
 async def _admin(server: str, statement: str) -> None:
@@ -99,30 +104,23 @@ async def _flush(url: str) -> None:
 
 
 class Running:
-    """Every service and worker, each its own process; logs in `logs/<service>-<role>.log`."""
+    """Every service and worker, each its own process with its service's client secret; logs in
+    `logs/<service>-<role>.log`."""
 
-    def __init__(self, settings: Settings, logs: Path | None) -> None:
+    def __init__(self, settings: Settings, secrets: dict[str, str], logs: Path | None) -> None:
         self.settings = settings
+        self.secrets = secrets
         self.logs = logs
         self.children: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
 
-    def start(self, service: ServiceName, role: str) -> None:
-        port = self.settings.service_url(service).rsplit(":", 1)[1]
-        command = ["serve", service, "--port", port] if role == "serve" else ["worker", service]
-        log = (
-            subprocess.DEVNULL
-            if self.logs is None
-            else (self.logs / f"{service}-{role}.log").open("ab")
-        )
-        self.children[service, role] = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", *command],
-            env=child_env(self.settings),
-            stdout=log,
-            stderr=log,
+    def start(self, service: ServiceName, role: Literal["serve", "worker"]) -> None:
+        log = None if self.logs is None else self.logs / f"{service}-{role}.log"
+        self.children[service, role] = start_service(
+            self.settings, self.secrets, service, role, log=log
         )
 
     def ready(self) -> None:
-        services = [self.settings.service_url(service) for service in AVAILABLE]
+        services = [self.settings.service_url(service) for service in SUITE]
         wait_ready(services, list(self.children.values()))
 
     def restart_cold(self, service: ServiceName) -> None:
@@ -135,10 +133,10 @@ class Running:
 
 
 @contextmanager
-def running(settings: Settings, logs: Path | None) -> Iterator[Running]:
-    suite = Running(settings, logs)
+def running(settings: Settings, secrets: dict[str, str], logs: Path | None) -> Iterator[Running]:
+    suite = Running(settings, secrets, logs)
     try:
-        for service in AVAILABLE:
+        for service in SUITE:
             for role in ("serve", "worker"):
                 suite.start(service, role)
         suite.ready()
@@ -165,7 +163,7 @@ async def _made(response: Awaitable[httpx.Response]) -> str:
 
 async def build_city(settings: Settings, seed: int, month: str) -> None:
     rng = random.Random(seed)
-    office = {"Authorization": f"Bearer {service_token(settings.secret, 'bench')}"}
+    office = BenchTokens(settings).headers(Role.OFFICE, "office")
 
     def client(service: ServiceName) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=settings.service_url(service), headers=office, timeout=60)
@@ -259,7 +257,8 @@ async def build_city(settings: Settings, seed: int, month: str) -> None:
 
 
 async def first_fit_covers(settings: Settings, month: str) -> int:
-    """Sessions the greedy first-fit baseline covers, on the problem the run is about to solve."""
+    """Sessions the greedy first-fit baseline covers, on the problem the run is about to solve
+    (read as the lecturers' worker reads it: `settings` with the lecturers' client secret)."""
     jobs = Jobs(settings)
     database = connect(settings.database_url("lecturers"))
     try:
@@ -271,7 +270,7 @@ async def first_fit_covers(settings: Settings, month: str) -> int:
 
 
 async def time_run(settings: Settings, month: str) -> tuple[float, dict[str, Any]]:
-    office = {"Authorization": f"Bearer {service_token(settings.secret, 'bench')}"}
+    office = BenchTokens(settings).headers(Role.OFFICE, "office")
     async with httpx.AsyncClient(
         base_url=settings.service_url("lecturers"), headers=office, timeout=60
     ) as lecturers:
@@ -296,30 +295,29 @@ def main() -> None:
     parser.add_argument("--logs", type=Path, help="a folder for the processes' logs")
     args = parser.parse_args()
     month = f"{next_month(datetime.now(UTC).date()):%Y-%m}"
-    names = {service: f"bench_run_{service}" for service in AVAILABLE}
+    names = {service: f"bench_run_{service}" for service in SUITE}
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings.from_env(
-            {
-                "COMMONROOM_SECRET": "bench-" + "s" * 40,
-                "COMMONROOM_VAR_DIR": tmp,
-                "REDIS_URL": args.redis,
-            }
-        )
+        settings, secrets = installation(Path(tmp), {"REDIS_URL": args.redis})
         for service, name in names.items():
             asyncio.run(_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             asyncio.run(_admin(args.postgres, f'CREATE DATABASE "{name}"'))
             url = make_url(args.postgres).set(database=name).render_as_string(False)
             upgrade(service_package(service), url)
             settings = settings.with_database(service, url).with_service_url(
-                service, f"http://127.0.0.1:{_free_port()}"
+                service, f"http://127.0.0.1:{free_port()}"
             )
         try:
             asyncio.run(_flush(args.redis))
-            with running(settings, args.logs) as suite:
+            with (
+                identity_running(settings, secrets, worker=True, logs=args.logs),
+                running(settings, secrets, args.logs) as suite,
+            ):
                 began = time.perf_counter()
                 asyncio.run(build_city(settings, args.seed, month))
                 print(f"city made through the APIs in {time.perf_counter() - began:.1f} s")
-                baseline = asyncio.run(first_fit_covers(settings, month))
+                baseline = asyncio.run(
+                    first_fit_covers(as_service(settings, secrets, "lecturers"), month)
+                )
                 # The baseline asked booking for the rooms' free time: the run starts cold.
                 suite.restart_cold("booking")
                 elapsed, run = asyncio.run(time_run(settings, month))

@@ -179,11 +179,7 @@ class PublishedKeys:
         if tried is None or self._clock() - tried >= self._refetch_interval:
             return True
         fetched = self._fetched_at
-        return (
-            self._reachable
-            and fetched is not None
-            and self._clock() - fetched >= self._max_age
-        )
+        return self._reachable and fetched is not None and self._clock() - fetched >= self._max_age
 
     async def _refresh(self) -> None:
         self._tried_at = self._clock()

@@ -62,3 +62,59 @@ class BookingChanged(msgspec.Struct, frozen=True):
     end: datetime
     status: str
     org: str
+
+
+# Identity's events, for notify. `role` is one of the person roles of `shared.auth.Role`, `locale`
+# `zh-CN` or `en`. The `token` and `link` of an invitation or a reset are credentials: the relay
+# removes them from identity's outbox once the event is sent (`shared.events.SECRET_FIELDS`).
+
+
+class UserInvited(msgspec.Struct, frozen=True):
+    """`user.invited`: mail the invitee its link (`{WEB_URL}/invite/{token}`)."""
+
+    invitation_id: str
+    email: str
+    name: str | None
+    org: str
+    org_name: str
+    role: str
+    lecturer_id: str | None
+    locale: str
+    invited_by: str
+    expires_at: datetime
+    token: str
+    link: str
+
+
+class UserJoined(msgspec.Struct, frozen=True):
+    """`user.joined`: an invitation was accepted, by a new account or an existing one."""
+
+    user_id: str
+    email: str
+    name: str
+    locale: str
+    org: str
+    role: str
+    lecturer_id: str | None
+    invitation_id: str
+    new_account: bool
+
+
+class UserDisabled(msgspec.Struct, frozen=True):
+    """`user.disabled`: the account can no longer sign in; its tokens are revoked."""
+
+    user_id: str
+    email: str
+    disabled_by: str
+
+
+class PasswordResetRequested(msgspec.Struct, frozen=True):
+    """`password.reset_requested`: mail the user its link (`{WEB_URL}/reset/{token}`)."""
+
+    user_id: str
+    email: str
+    name: str
+    locale: str
+    expires_at: datetime
+    token: str
+    link: str

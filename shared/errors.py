@@ -70,6 +70,14 @@ class Conflict(ServiceError):
     title = "Conflict"
 
 
+class Gone(ServiceError):
+    """It existed and is over for good: a used, withdrawn or expired single-use link."""
+
+    status = 410
+    default_code = "gone"
+    title = "Gone"
+
+
 class PayloadTooLarge(ServiceError):
     status = 413
     default_code = "payload_too_large"

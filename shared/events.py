@@ -57,6 +57,25 @@ SUBSCRIPTIONS: dict[ServiceName, tuple[str, ...]] = {
 }
 
 
+# Fields of an event's data that are credentials (a single-use link and its token): they exist in
+# clear only on the way to their consumer, and the relay removes them from the stored outbox row
+# in the transaction that marks it sent.
+SECRET_FIELDS: dict[str, tuple[str, ...]] = {
+    "user.invited": ("token", "link"),
+    "password.reset_requested": ("token", "link"),
+}
+
+
+def scrubbed(event_type: str, payload: bytes) -> bytes | None:
+    """`payload` without the secret fields of its type; None where the type has none."""
+    secret = SECRET_FIELDS.get(event_type)
+    if not secret:
+        return None
+    event = decode(payload)
+    data = {key: value for key, value in event.data.items() if key not in secret}
+    return encode(msgspec.structs.replace(event, data=data))
+
+
 def consumers_of(event_type: str) -> list[ServiceName]:
     return [
         service

@@ -4,7 +4,8 @@
   event, no event without its change.
 - `relay_pending` enqueues unsent events on each subscriber's arq queue with job id
   `<event id>:<consumer>`, and marks them sent only after Redis took them; stopping Redis delays
-  events and loses none.
+  events and loses none. Marking them sent removes their secret fields (`SECRET_FIELDS`) from the
+  stored payload in the same transaction.
 - `unsent_count` is the relay's backlog, which each service reports as a metric.
 - `handle_once` records the event id in the consumer's own database in the same transaction as the
   handler's effect, so an event delivered twice changes nothing the second time.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     delete,
     func,
     select,
@@ -42,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.config import ServiceName
 from shared.db import Database, UTCDateTime
-from shared.events import HANDLE_EVENT_JOB, Event, consumers_of, encode, queue_name
+from shared.events import HANDLE_EVENT_JOB, Event, consumers_of, encode, queue_name, scrubbed
 from shared.ids import new_id
 from shared.observability import current_request_id
 
@@ -204,7 +206,25 @@ async def relay_pending(
                 .where(outbox.c.seq.in_([row.seq for row in rows]))
                 .values(sent_at=datetime.now(UTC))
             )
+            await _scrub_secrets(session, outbox, rows)
     return len(rows)
+
+
+async def _scrub_secrets(session: AsyncSession, outbox: Table, rows: Sequence[Any]) -> None:
+    """Remove the credentials an event carried (an invitation's token) from its stored payload,
+    in the transaction that marks it sent: from then on they exist only where it was delivered."""
+    cleaned = [
+        {"scrubbed_seq": row.seq, "scrubbed_payload": payload}
+        for row in rows
+        if (payload := scrubbed(row.type, row.payload)) is not None
+    ]
+    if cleaned:
+        await session.execute(
+            update(outbox)
+            .where(outbox.c.seq == bindparam("scrubbed_seq"))
+            .values(payload=bindparam("scrubbed_payload")),
+            cleaned,
+        )
 
 
 async def relay_forever(

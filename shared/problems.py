@@ -33,6 +33,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     406: "not_acceptable",
     409: "conflict",
+    410: "gone",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
@@ -40,7 +41,7 @@ _HTTP_CODES = {
     503: "service_unavailable",
 }
 _JSON_PATH = re.compile(r"`\$\.?([^`]*)`")
-_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+_UNKNOWN_FIELD = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 # The name Litestar gives the request body as a whole (its handlers' `data`).
 _BODY = frozenset({"", "data", "body"})
 
@@ -220,6 +221,16 @@ PROBLEM_RESPONSES: Mapping[int, ResponseSpec] = {
     )
     for status, description in _DOCUMENTED.items()
 }
+
+
+def problem_spec(description: str) -> ResponseSpec:
+    """A problem answer only some routes give (410 for a spent link), for their `responses`."""
+    return ResponseSpec(
+        data_container=Problem,
+        media_type=PROBLEM_JSON,
+        description=description,
+        generate_examples=False,
+    )
 
 
 def document_problems(handlers: Iterable[ControllerRouterHandler]) -> None:

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -173,12 +174,12 @@ TEST_CLIENTS_FILE.write_text(clients_file_text(TEST_CLIENT_SECRETS))
 TEST_LINK_SECRET = "test-link-secret-" + "x" * 32
 
 
-def make_settings(redis: str, *, identity: str, **database_urls: str) -> Settings:
+def make_settings(redis: str, *, identity_url: str, **database_urls: str) -> Settings:
     """Settings for a test: the test's keys and secrets, the given Redis, identity and databases."""
     defaults = Settings.from_env(
         {
             "REDIS_URL": redis,
-            "IDENTITY_URL": identity,
+            "IDENTITY_URL": identity_url,
             "COMMONROOM_ISSUER": TEST_ISSUER,
             "COMMONROOM_SIGNING_KEY_FILE": str(TEST_KEY_FILE),
             "COMMONROOM_CLIENTS_FILE": str(TEST_CLIENTS_FILE),
@@ -273,3 +274,26 @@ def spawn(settings: Settings, *arguments: str) -> subprocess.Popen[bytes]:
         env=child_env(as_client(settings, service)),
         stdout=subprocess.DEVNULL,
     )
+
+
+# How long each layer (unit, service, suite, ...) took, printed at the end of the run: CI's
+# budget is watched layer by layer.
+_layer_times: dict[str, list[float]] = {}
+
+
+def _layer(nodeid: str) -> str:
+    parts = nodeid.split("/")
+    return parts[1] if len(parts) > 2 and parts[0] == "tests" else "other"
+
+
+def pytest_runtest_logstart(nodeid: str, location: object) -> None:
+    _layer_times.setdefault(_layer(nodeid), [time.monotonic(), time.monotonic()])
+
+
+def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
+    _layer_times[_layer(nodeid)][1] = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for layer, (started, ended) in _layer_times.items():
+        terminalreporter.write_line(f"layer {layer}: {ended - started:.0f} s")

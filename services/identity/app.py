@@ -8,6 +8,7 @@ from litestar import Litestar
 
 from services.identity.api import ROUTES
 from services.identity.api.deps import DEPENDENCIES, Identity
+from services.identity.clients import OidcProvider
 from services.identity.domain.passwords import Passwords
 from services.identity.store import tables
 from services.identity.store.keys import Keyring, read_key_file
@@ -29,9 +30,17 @@ def create_app(settings: Settings) -> Litestar:
             passwords=Passwords(),
             clients=clients,
         )
+        held.extras["oidc"] = (
+            OidcProvider(settings.oidc, timeout=settings.http_timeout_seconds)
+            if settings.oidc is not None
+            else None
+        )
 
     async def stop(held: ServiceState) -> None:
         held.extras["identity"].passwords.close()
+        provider = held.extras.get("oidc")
+        if provider is not None:
+            await provider.aclose()
 
     async def own_keys(held: ServiceState) -> bytes:
         identity: Identity = held.extras["identity"]

@@ -25,8 +25,7 @@ from shared.web import service_state
 
 # The discovery document changes when the provider is reconfigured: read again hourly.
 METADATA_MAX_AGE_SECONDS = 3600.0
-# The provider's keys likewise, and again at once for a key we do not know (a rotation), but no
-# more often than this, so tokens naming made-up keys cannot make us hammer the provider.
+# The provider's keys likewise, and again for a token they cannot check, at most this often.
 KEYS_MAX_AGE_SECONDS = 3600.0
 KEYS_REFETCH_SECONDS = 10.0
 
@@ -89,16 +88,16 @@ class OidcProvider:
                 self._metadata, self._metadata_at = found, time.monotonic()
             return self._metadata
 
-    async def keys(self, *, unknown_kid: str | None = None) -> dict[str, Any]:
-        """The provider's JWKS, read once an hour, and again when a token names a key not in it
-        (at most every few seconds)."""
+    async def keys(self, *, refresh: bool = False) -> dict[str, Any]:
+        """The provider's JWKS, read once an hour; `refresh` (a token it could not check: the
+        provider may have rotated its keys) reads it again, but no more often than every few
+        seconds, so made-up tokens cannot make us hammer the provider."""
         metadata = await self.metadata()
         async with self._keys_lock:
-            missing = unknown_kid is not None and not _has_kid(self._keys, unknown_kid)
             if (
                 self._keys is None
                 or _older_than(self._keys_at, KEYS_MAX_AGE_SECONDS)
-                or (missing and _older_than(self._keys_at, KEYS_REFETCH_SECONDS))
+                or (refresh and _older_than(self._keys_at, KEYS_REFETCH_SECONDS))
             ):
                 raw = await self._get_json(metadata.jwks_uri)
                 if not isinstance(raw, dict) or not isinstance(raw.get("keys"), list):
@@ -143,12 +142,6 @@ class OidcProvider:
 
 def _older_than(moment: float, seconds: float) -> bool:
     return time.monotonic() >= moment + seconds
-
-
-def _has_kid(jwks: dict[str, Any] | None, kid: str) -> bool:
-    return jwks is not None and any(
-        isinstance(key, dict) and key.get("kid") == kid for key in jwks.get("keys", [])
-    )
 
 
 def oidc_provider_of(request: Request[Any, Any, Any]) -> OidcProvider:

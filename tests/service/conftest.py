@@ -16,6 +16,8 @@ from litestar.testing import AsyncTestClient
 from services.booking import store as booking_store
 from services.booking.app import create_app as create_booking
 from services.cli import service_package
+from services.identity.app import create_app as create_identity
+from services.identity.store import rows as identity_rows
 from services.lecturers import store as lecturers_store
 from services.lecturers.app import create_app as create_lecturers
 from services.lecturers.worker import Jobs
@@ -42,13 +44,37 @@ from tests.conftest import (
 
 REGISTRY = Path(registry_store.__file__).parent
 BOOKING = Path(booking_store.__file__).parent
+IDENTITY = service_package("identity")
+# Where identity's mailed links point (`{WEB_URL}/invite/...`) in the tests.
+TEST_WEB_URL = "https://web.commonroom.test"
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+async def identity_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    async for url in migrated_database(
+        request.param, IDENTITY, request, tmp_path_factory.mktemp("identity")
+    ):
+        yield url
+
+
+@pytest.fixture
+async def identity(identity_db: str, redis_url: str) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+    """Identity in-process: it verifies tokens against its own keys (the test key)."""
+    await wipe(identity_db, identity_rows.Base.metadata)
+    settings = make_settings(
+        redis_url, identity_url="https://identity.commonroom.test", identity=identity_db
+    ).with_service_url("web", TEST_WEB_URL)
+    async with AsyncTestClient(app=create_identity(settings)) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")
 def identity_server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real identity service in its own process: every service checks tokens against its keys
     and asks it for its own service token."""
-    settings = make_settings(redis_url, identity="http://127.0.0.1:1")
+    settings = make_settings(redis_url, identity_url="http://127.0.0.1:1")
     with serving("identity", settings, tmp_path_factory) as base:
         yield base
 
@@ -58,7 +84,7 @@ def registry_server(
     redis_url: str, identity_server: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A real registry in its own process (the booking service talks to it over HTTP)."""
-    settings = make_settings(redis_url, identity=identity_server)
+    settings = make_settings(redis_url, identity_url=identity_server)
     with serving("registry", settings, tmp_path_factory) as base:
         yield base
 
@@ -98,7 +124,7 @@ async def registry(
     await wipe(registry_db, registry_store.Base.metadata)
     app = create_registry(
         as_client(
-            make_settings(redis_url, identity=identity_server, registry=registry_db), "registry"
+            make_settings(redis_url, identity_url=identity_server, registry=registry_db), "registry"
         )
     )
     async with AsyncTestClient(app=app) as client:
@@ -121,7 +147,7 @@ async def booking(
 ) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
     await wipe(booking_db, booking_store.Base.metadata)
     settings = as_client(
-        make_settings(redis_url, identity=identity_server, booking=booking_db), "booking"
+        make_settings(redis_url, identity_url=identity_server, booking=booking_db), "booking"
     ).with_service_url("registry", registry_server)
     app = create_booking(settings)
     async with AsyncTestClient(app=app) as client:
@@ -200,7 +226,7 @@ def booking_server(
 ) -> Iterator[str]:
     """A real booking service in its own process, asking the real registry (the lecturer service
     holds and confirms rooms through it)."""
-    settings = make_settings(redis_url, identity=identity_server).with_service_url(
+    settings = make_settings(redis_url, identity_url=identity_server).with_service_url(
         "registry", registry_server
     )
     with serving("booking", settings, tmp_path_factory) as base:
@@ -227,7 +253,7 @@ def lecturers_settings(
 ) -> Settings:
     return (
         as_client(
-            make_settings(redis_url, identity=identity_server, lecturers=lecturers_db),
+            make_settings(redis_url, identity_url=identity_server, lecturers=lecturers_db),
             "lecturers",
         )
         .with_service_url("registry", registry_server)

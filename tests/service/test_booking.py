@@ -620,7 +620,7 @@ async def test_without_the_registry_and_nothing_cached_a_booking_is_503(
 ) -> None:
     dead = "http://127.0.0.1:9"  # the discard port: nothing answers there
     settings = as_client(
-        make_settings(redis_url, identity=identity_server, booking=booking_db), "booking"
+        make_settings(redis_url, identity_url=identity_server, booking=booking_db), "booking"
     ).with_service_url("registry", dead)
     async with AsyncTestClient(app=create_app(settings)) as client:
         response = await book(client, tokens, booking_body(new_id(), at(18), at(20)))
@@ -693,7 +693,7 @@ async def test_two_service_processes_on_postgresql_still_make_one_booking(
 
     room = await town.room(await town.venue())
     settings = make_settings(
-        redis_url, identity=identity_server, booking=booking_db
+        redis_url, identity_url=identity_server, booking=booking_db
     ).with_service_url("registry", registry_server)
     ports = [free_port(), free_port()]
     children = [spawn(settings, "serve", "booking", "--port", str(port)) for port in ports]
@@ -732,7 +732,7 @@ async def test_a_cached_registry_answer_serves_while_the_registry_is_down(
     assert warm.status_code == 201, warm.text
     dead = "http://127.0.0.1:9"
     settings = as_client(
-        make_settings(redis_url, identity=identity_server, booking=booking_db), "booking"
+        make_settings(redis_url, identity_url=identity_server, booking=booking_db), "booking"
     ).with_service_url("registry", dead)
     async with AsyncTestClient(app=create_app(settings)) as cut_off:
         same_day = await book(cut_off, tokens, booking_body(room, at(11, day=day), at(12, day=day)))

@@ -32,7 +32,7 @@ async def limited(
     await wipe(booking_db, booking_store.Base.metadata)
     settings = replace(
         as_client(
-            make_settings(redis_url, identity=identity_server, booking=booking_db), "booking"
+            make_settings(redis_url, identity_url=identity_server, booking=booking_db), "booking"
         ).with_service_url("registry", registry_server),
         booking_rate_per_minute=RATE,
         fair_use_hours_per_week=SHARE_HOURS,

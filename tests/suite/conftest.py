@@ -69,7 +69,7 @@ async def running_suite(
     }
     # Identity's URL is set below with every other service's, once its port is chosen.
     configured = replace(
-        make_settings(redis_url, identity="http://127.0.0.1:1", **urls), **settings
+        make_settings(redis_url, identity_url="http://127.0.0.1:1", **urls), **settings
     )
     children: list[subprocess.Popen[bytes]] = []
     try:

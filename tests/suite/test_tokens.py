@@ -50,7 +50,8 @@ async def test_a_forged_unsigned_expired_or_foreign_token_is_401_on_every_servic
     now = datetime.now(UTC)
     good = jwt.decode(tokens.token("office", "city"), options={"verify_signature": False})
     stranger = file_key(Ed25519PrivateKey.generate())
-    jwks = httpx.get(f"{suite.settings.service_url('identity')}/.well-known/jwks.json").json()
+    async with httpx.AsyncClient(base_url=suite.settings.service_url("identity")) as identity:
+        jwks = (await identity.get("/.well-known/jwks.json")).json()
     published = jwks["keys"][0]
     bad = {
         "alg none": _unsigned(good),
@@ -109,9 +110,7 @@ async def test_a_logout_ends_the_login_on_every_service_within_a_minute(suite: S
     for service in PROBES:
         assert (await _probe(suite, service, access)).status_code == 200, service
     async with httpx.AsyncClient(base_url=suite.settings.service_url("identity")) as identity:
-        out = await identity.post(
-            "/v1/logout", json={"refresh_token": signed_in["refresh_token"]}
-        )
+        out = await identity.post("/v1/logout", json={"refresh_token": signed_in["refresh_token"]})
         assert out.status_code == 204, out.text
         again = await identity.post(
             "/v1/token",

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from services.up import private_redis, spawn, stop_children
@@ -71,7 +71,7 @@ def _stat(pid: int) -> tuple[str, int] | None:
     return state, int(parent)
 
 
-def alive(pids: Iterator[int] | set[int]) -> set[int]:
+def alive(pids: Iterable[int]) -> set[int]:
     """Those of `pids` that still run (a zombie has stopped: only its exit status is left)."""
     return {pid for pid in pids if (stat := _stat(pid)) is not None and stat[0] != "Z"}
 
@@ -88,9 +88,9 @@ def command_line(pid: int) -> str:
         return ""
 
 
-def wait_for(check: object, what: str, timeout: float = 15.0) -> None:
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
-    while not (check() if callable(check) else check):
+    while not check():
         assert time.monotonic() < deadline, f"no {what} within {timeout:.0f}s"
         time.sleep(0.05)
 
@@ -142,9 +142,7 @@ def test_a_worker_mid_job_stops_by_itself_at_once(tmp_path: Path) -> None:
         log = tmp_path / "worker.log"
         worker = spawn([sys.executable, "-c", BUSY_WORKER, redis_url], os.environ, log)
         try:
-            wait_for(
-                lambda: b"job started" in log.read_bytes() or worker.poll() is not None, "job"
-            )
+            wait_for(lambda: b"job started" in log.read_bytes() or worker.poll() is not None, "job")
             assert worker.poll() is None, log.read_text()
             started = time.monotonic()
             stop_children([worker])

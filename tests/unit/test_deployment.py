@@ -2,7 +2,10 @@
 
 compose.yaml, deploy/k8s/ and deploy/Dockerfile are read, never run, here: every `commonroom`
 command line must be one the CLI accepts, every port the service's default port, every variable one
-`Settings.from_env` reads, every probe a health route, every image tag pinned.
+`Settings.from_env` reads, every probe a health route, every image tag pinned. And each secret
+reaches only whom it belongs to: identity's key and clients file identity alone, a service's client
+secret and database URL that service alone (and the migration its URL), the link secret the
+lecturers; browsers reach nothing of identity but its OpenID Connect paths.
 """
 
 from __future__ import annotations
@@ -22,8 +25,16 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from services import cli
+from services.identity.domain.keys import KeyFileError, private_key_from_pem
 from shared import config
-from shared.config import DEFAULT_PORTS, SERVICES, Settings
+from shared.config import (
+    ALL_SERVICE_NAMES,
+    DEFAULT_PORTS,
+    SERVICES,
+    ConfigurationError,
+    Settings,
+    checked_secret,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
@@ -35,11 +46,21 @@ POSTGRES_INIT = ROOT / "deploy" / "postgres-init"
 # Services whose URL is their public address, not the in-cluster one: links to them leave the
 # suite (lecturers' feeds and the one-click links inside them are opened by calendar apps).
 PUBLIC = ("lecturers",)
-# The variables a deployment must set for the suite to work as one: without COMMONROOM_SECRET each
-# process signs with a key of its own; without the URLs it falls back to SQLite or localhost.
-REQUIRED = ("COMMONROOM_SECRET", "REDIS_URL")
+# The variables every container needs for the suite to work as one: without IDENTITY_URL a service
+# cannot check a token or get its own; without REDIS_URL it falls back to localhost.
+REQUIRED = ("REDIS_URL", "IDENTITY_URL")
 HEALTH_READY = "/health/ready"
 HEALTH_LIVE = "/health/live"
+# The one service that signs tokens, and the files that let it: no other container may have them.
+IDENTITY = "identity"
+KEY_FILES = ("COMMONROOM_SIGNING_KEY_FILE", "COMMONROOM_CLIENTS_FILE")
+CLIENT_SECRET = "COMMONROOM_CLIENT_SECRET"
+LINK_SECRET = "COMMONROOM_LINK_SECRET"
+# The only paths of identity a browser opens (the OpenID Connect login and callback).
+OIDC_PREFIX = "/v1/oidc/"
+OIDC = ("COMMONROOM_OIDC_ISSUER", "COMMONROOM_OIDC_CLIENT_ID", "COMMONROOM_OIDC_CLIENT_SECRET")
+# A value each secret check accepts (long enough, not the placeholder).
+FIT_SECRET = "a-secret-" + "x" * 32
 
 
 # --- what the app really has -------------------------------------------------------------------
@@ -67,9 +88,7 @@ class _RecordingEnv(dict[str, str]):
 
 
 def _names_the_app_reads() -> frozenset[str]:
-    env = _RecordingEnv(
-        {"COMMONROOM_SECRET": "a-secret-" + "x" * 32}
-    )  # so no key file is made under var/
+    env = _RecordingEnv({LINK_SECRET: FIT_SECRET})  # so no link-secret file under var/ is read
     Settings.from_env(env)
     return frozenset(env.asked)
 
@@ -84,7 +103,7 @@ def url_var(service: str) -> str:
 
 READS = _names_the_app_reads()
 PER_SERVICE = frozenset(
-    name for service in SERVICES for name in (database_var(service), url_var(service))
+    {database_var(service) for service in SERVICES} | {url_var(s) for s in ALL_SERVICE_NAMES}
 )
 FIXED = READS - PER_SERVICE
 
@@ -118,6 +137,31 @@ def assert_pinned(image: str, where: str) -> None:
 
 def served(args: argparse.Namespace) -> str | None:
     return args.service if args.command == "serve" else None
+
+
+def service_of(args: argparse.Namespace) -> str | None:
+    """The service whose API or worker this is; None for the migration, which serves all."""
+    return args.service if args.command in {"serve", "worker"} else None
+
+
+def databases_needed(args: argparse.Namespace) -> set[str]:
+    """A container reads its own service's database; the migration reads every one."""
+    service = service_of(args)
+    return {database_var(s) for s in cli.AVAILABLE} if service is None else {database_var(service)}
+
+
+def clients_placeholder_lines(text: str) -> dict[str, str]:
+    """`client_id: secret` of a clients file, placeholders kept (read_clients_file refuses them)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return dict(line.split(":", 1) for line in lines if not line.startswith("#"))
+
+
+def ignored_by(path: Path) -> set[str]:
+    return {
+        line.strip().strip("/")
+        for line in path.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
 
 
 # --- compose.yaml ---------------------------------------------------------------------------------
@@ -163,6 +207,16 @@ def compose_environment(spec: Mapping[str, Any]) -> dict[str, str]:
     if isinstance(environment, list):
         environment = dict(item.split("=", 1) for item in environment)
     return {str(name): str(value) for name, value in environment.items()}
+
+
+def compose_secret_targets(spec: Mapping[str, Any]) -> dict[str, str]:
+    """The compose secrets a container gets: name -> the path it is mounted at."""
+    targets = {}
+    for entry in spec.get("secrets", []):
+        source = entry if isinstance(entry, str) else entry["source"]
+        target = source if isinstance(entry, str) else entry.get("target", source)
+        targets[source] = target if target.startswith("/") else f"/run/secrets/{target}"
+    return targets
 
 
 def compose_service_serving(service: str) -> str:
@@ -274,6 +328,65 @@ def k8s_environment(container: Mapping[str, Any], where: str) -> set[str]:
     return names
 
 
+def secret_key_refs(container: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """Each variable a container takes from a Secret by `secretKeyRef`: (Secret, key)."""
+    refs = {}
+    for item in container.get("env", []):
+        ref = item.get("valueFrom", {}).get("secretKeyRef")
+        if ref is not None:
+            refs[item["name"]] = (ref["name"], ref["key"])
+    return refs
+
+
+def mounted_secret_files(
+    workload: Mapping[str, Any], container: Mapping[str, Any]
+) -> dict[str, tuple[str, str]]:
+    """Each file a container sees of a mounted Secret: its path -> (Secret, key)."""
+    volumes = {volume["name"]: volume for volume in pod_spec(workload).get("volumes", [])}
+    files = {}
+    for mount in container.get("volumeMounts", []):
+        volume = volumes[mount["name"]]
+        assert "projected" not in volume, "a projected volume: teach this test to read it"
+        if "secret" not in volume:
+            continue
+        name = volume["secret"]["secretName"]
+        items = volume["secret"].get("items")
+        if items is None:
+            secret = the("Secret", name)
+            items = [
+                {"key": key, "path": key}
+                for key in [*secret.get("stringData", {}), *secret.get("data", {})]
+            ]
+        base = mount["mountPath"].rstrip("/")
+        if "subPath" in mount:
+            (item,) = [item for item in items if item["path"] == mount["subPath"]]
+            files[base] = (name, item["key"])
+        else:
+            for item in items:
+                files[f"{base}/{item['path']}"] = (name, item["key"])
+    return files
+
+
+def reachable_secret_keys(
+    workload: Mapping[str, Any], container: Mapping[str, Any]
+) -> set[tuple[str, str]]:
+    """Every (Secret, key) a container can read: whole Secrets by envFrom, single keys by
+    secretKeyRef, and mounted files."""
+    reached = set(secret_key_refs(container).values())
+    for source in container.get("envFrom", []):
+        if "secretRef" in source:
+            secret = the("Secret", source["secretRef"]["name"])
+            keys = [*secret.get("stringData", {}), *secret.get("data", {})]
+            reached |= {(source["secretRef"]["name"], key) for key in keys}
+    reached |= set(mounted_secret_files(workload, container).values())
+    return reached
+
+
+def secret_value(ref: tuple[str, str]) -> str:
+    value: str = the("Secret", ref[0])["stringData"][ref[1]]
+    return value
+
+
 def resolve_port(container: Mapping[str, Any], port: int | str) -> int:
     for declared in container.get("ports", []):
         if port in (declared.get("name"), declared["containerPort"]):
@@ -305,20 +418,29 @@ def service_url_target(url: str) -> tuple[str, int | None]:
 
 def test_the_suites_services_are_all_built() -> None:
     assert set(cli.AVAILABLE) == set(SERVICES)
-    assert set(DEFAULT_PORTS) == set(SERVICES)
+    assert IDENTITY in SERVICES
+    assert set(DEFAULT_PORTS) == set(ALL_SERVICE_NAMES)
+    assert set(SERVICES) <= set(ALL_SERVICE_NAMES)
 
 
 def test_the_names_the_app_reads_are_the_documented_ones_and_each_changes_the_settings() -> None:
     assert PER_SERVICE <= READS
-    assert {"COMMONROOM_SECRET", "REDIS_URL"} <= FIXED
+    assert {*REQUIRED, *KEY_FILES, CLIENT_SECRET, LINK_SECRET, *OIDC} <= READS
+    assert "COMMONROOM_SECRET" not in READS, "the shared HS256 secret is gone"
     source = inspect.getsource(config)
-    for name in FIXED:
+    for name in FIXED - set(OIDC):  # the OIDC names are spelled `COMMONROOM_OIDC_{part}`
         assert f'"{name}"' in source, f"{name} is not spelled out in shared/config.py"
-    base = {"COMMONROOM_SECRET": "a-secret-" + "x" * 32}
+    base = {LINK_SECRET: FIT_SECRET}
     for name in READS:
-        value = "7" * 40 if name == "COMMONROOM_SECRET" else "7"  # a secret must be long enough
-        changed = Settings.from_env({**base, name: value})
+        # OpenID Connect is all three variables or none; a secret must be long enough.
+        changes = dict.fromkeys(OIDC, "7") if name in OIDC else {name: "7" * 40}
+        changed = Settings.from_env({**base, **changes})
         assert changed != Settings.from_env(base), f"setting {name} changes nothing"
+
+
+def test_no_deployment_file_names_the_shared_secret_that_is_gone() -> None:
+    for path in [COMPOSE, DOCKERFILE, *K8S.glob("*.yaml")]:
+        assert "COMMONROOM_SECRET" not in path.read_text(), f"{path.name} names COMMONROOM_SECRET"
 
 
 # --- Dockerfile -----------------------------------------------------------------------------------
@@ -390,6 +512,12 @@ def dockerfile_uid() -> int:
     return int(users[-1].split(":")[0])
 
 
+def dockerfile_gid() -> int:
+    users = [rest for keyword, rest in dockerfile_instructions() if keyword == "USER"]
+    uid, _, gid = users[-1].partition(":")
+    return int(gid or uid)
+
+
 # --- compose.yaml ---------------------------------------------------------------------------------
 
 
@@ -448,10 +576,81 @@ def test_compose_sets_only_variables_the_app_reads_and_all_it_needs() -> None:
         environment = compose_environment(spec)
         unknown = set(environment) - READS
         assert not unknown, f"compose service {name} sets {unknown}, which the app never reads"
-        needed = {*REQUIRED, *(database_var(s) for s in cli.AVAILABLE), url_var("registry")}
+        args = compose_args()[name]
+        needed = {*REQUIRED, *databases_needed(args), url_var("registry")}
         assert needed <= set(environment), f"{name} lacks {needed - set(environment)}"
-        # Required, never empty: an empty secret would make each container sign with its own key.
-        assert re.fullmatch(r"\$\{COMMONROOM_SECRET:\?[^}]+\}", environment["COMMONROOM_SECRET"])
+        if served(args) == IDENTITY:
+            assert set(KEY_FILES) <= set(environment), f"{name} lacks identity's files"
+
+
+def test_compose_gives_each_container_its_own_database_alone() -> None:
+    for name, spec in COMPOSE_APP.items():
+        databases = {var for var in compose_environment(spec) if var.endswith("_DATABASE_URL")}
+        wanted = databases_needed(compose_args()[name])
+        assert databases == wanted, f"{name} gets {databases}, not {wanted}"
+
+
+def test_compose_mounts_identitys_key_and_clients_file_into_identity_alone() -> None:
+    declared: dict[str, dict[str, Any]] = COMPOSE_FILE.get("secrets", {})
+    ignored = ignored_by(ROOT / ".gitignore") & ignored_by(DOCKERIGNORE)
+    assert declared, "compose declares no secrets"
+    for secret in declared.values():  # files the operator makes, kept out of git and the image
+        assert Path(secret["file"]).parts[0] in ignored, f"{secret['file']} is not ignored"
+    identity_api = compose_service_serving(IDENTITY)
+    for name, spec in COMPOSE_APP.items():
+        environment = compose_environment(spec)
+        targets = compose_secret_targets(spec)
+        if name == identity_api:
+            paths = [environment[var] for var in KEY_FILES]
+            assert sorted(paths) == sorted(targets.values()), f"{name}: {paths} vs {targets}"
+            assert set(targets) <= set(declared)
+        else:
+            assert not targets, f"{name} gets the secrets {sorted(targets)}"
+            assert not set(KEY_FILES) & set(environment), f"{name} names identity's files"
+
+
+def test_compose_gives_each_service_its_own_client_secret_and_no_other() -> None:
+    required = re.compile(r"\$\{(?P<var>\w+):\?[^}]+\}")
+    services = "|".join(name.upper() for name in ALL_SERVICE_NAMES)
+    client_var = re.compile(rf"\$\{{?((?:{services})_CLIENT_SECRET)\b")
+    variables: dict[str, str] = {}
+    for name, spec in COMPOSE_APP.items():
+        environment = compose_environment(spec)
+        service = service_of(compose_args()[name])
+        mentioned = {var for value in environment.values() for var in client_var.findall(value)}
+        if service is None or service == IDENTITY:
+            assert CLIENT_SECRET not in environment, f"{name} has a client secret"
+            assert not mentioned, f"{name} is given {mentioned}"
+            continue
+        # Required, never empty: a missing secret must stop `compose up`, not a service later.
+        match = required.fullmatch(environment[CLIENT_SECRET])
+        assert match, f"{name}: {CLIENT_SECRET} must be ${{VAR:?message}}"
+        assert match["var"] == f"{service.upper()}_CLIENT_SECRET", name
+        assert mentioned == {match["var"]}, f"{name} is given {mentioned}"
+        variables.setdefault(service, match["var"])
+        assert variables[service] == match["var"], f"{service}'s containers differ"
+    assert set(variables) == set(cli.AVAILABLE) - {IDENTITY}
+
+
+def test_compose_gives_the_link_secret_to_the_lecturers_alone() -> None:
+    for name, spec in COMPOSE_APP.items():
+        environment = compose_environment(spec)
+        mentions = [value for value in environment.values() if LINK_SECRET in value]
+        if service_of(compose_args()[name]) == "lecturers":
+            assert re.fullmatch(r"\$\{COMMONROOM_LINK_SECRET:\?[^}]+\}", environment[LINK_SECRET])
+            assert len(mentions) == 1, name
+        else:
+            assert LINK_SECRET not in environment, f"{name} has the link secret"
+            assert not mentions, f"{name} is given the link secret"
+
+
+def test_compose_publishes_identity_on_this_machines_loopback_only() -> None:
+    """No proxy in compose routes by path, so identity's API stays off the network."""
+    spec = COMPOSE_APP[compose_service_serving(IDENTITY)]
+    port = DEFAULT_PORTS[IDENTITY]
+    assert [str(mapping) for mapping in spec["ports"]] == [f"127.0.0.1:{port}:{port}"]
+    public = urlsplit(resolve(compose_environment(spec).get("IDENTITY_PUBLIC_URL", "")))
+    assert (public.hostname, public.port) in {("localhost", port), ("127.0.0.1", port)}
 
 
 def test_compose_urls_point_at_the_containers_that_serve_them() -> None:
@@ -579,10 +778,121 @@ def test_k8s_sets_only_variables_the_app_reads_and_all_it_needs() -> None:
     for where, _, container in app_containers():
         names = k8s_environment(container, where)
         assert not names - READS, f"{where} sets {names - READS}, which the app never reads"
-        needed = {*REQUIRED, *(database_var(s) for s in cli.AVAILABLE)}
-        if k8s_args()[where].service == "booking":
+        args = k8s_args()[where]
+        needed = {*REQUIRED, *databases_needed(args)}
+        if args.service == "booking":
             needed.add(url_var("registry"))
+        if served(args) == IDENTITY:
+            needed |= set(KEY_FILES)
         assert needed <= names, f"{where} lacks {needed - names}"
+
+
+def test_k8s_database_urls_reach_their_own_service_and_the_migration_only() -> None:
+    (migration,) = [where for where, args in k8s_args().items() if service_of(args) is None]
+    job = next(container for where, _, container in app_containers() if where == migration)
+    urls = secret_key_refs(job)
+    for where, workload, container in app_containers():
+        wanted = databases_needed(k8s_args()[where])
+        names = {var for var in k8s_environment(container, where) if var.endswith("_DATABASE_URL")}
+        assert names == wanted, f"{where} gets {names}, not {wanted}"
+        reached = reachable_secret_keys(workload, container)
+        for service in cli.AVAILABLE:
+            if database_var(service) not in wanted:
+                assert urls[database_var(service)] not in reached, f"{where} reads {service}'s"
+
+
+def test_k8s_mounts_identitys_key_and_clients_file_into_identitys_api_alone() -> None:
+    api, container = k8s_api(IDENTITY)
+    values = {item["name"]: item.get("value") for item in container.get("env", [])}
+    files = mounted_secret_files(api, container)
+    key_refs = {files[values[var]] for var in KEY_FILES}  # a KeyError: not a mounted file
+    assert len(key_refs) == len(KEY_FILES)
+    mounts = {mount["name"]: mount for mount in container["volumeMounts"]}
+    # Kubernetes makes a Secret's files root's: the image's user reads them as their group
+    # (fsGroup) or as anyone.
+    fs_group = pod_spec(api)["securityContext"].get("fsGroup")
+    for volume in pod_spec(api)["volumes"]:
+        if volume.get("secret", {}).get("secretName") in {secret for secret, _ in key_refs}:
+            assert mounts[volume["name"]].get("readOnly") is True
+            mode = volume["secret"].get("defaultMode", 0o644)
+            readable = mode & 0o004 or (mode & 0o040 and fs_group == dockerfile_gid())
+            assert readable, f"uid {dockerfile_uid()} cannot read identity's key file"
+    for where, workload, other in app_containers():
+        if other is container:
+            continue
+        reached = reachable_secret_keys(workload, other) & key_refs
+        assert not reached, f"{where} can read {sorted(reached)}"
+        assert not set(KEY_FILES) & k8s_environment(other, where), f"{where} names the files"
+
+
+def test_k8s_gives_each_service_its_own_client_secret_and_no_other() -> None:
+    own: dict[str, tuple[str, str]] = {}
+    for where, _, container in app_containers():
+        service = service_of(k8s_args()[where])
+        refs = secret_key_refs(container)
+        if service is None or service == IDENTITY:
+            assert CLIENT_SECRET not in k8s_environment(container, where), where
+            continue
+        assert CLIENT_SECRET in refs, f"{where}: {CLIENT_SECRET} must come by secretKeyRef"
+        assert own.setdefault(service, refs[CLIENT_SECRET]) == refs[CLIENT_SECRET], where
+    assert set(own) == set(cli.AVAILABLE) - {IDENTITY}
+    assert len(set(own.values())) == len(own), "two services share a client secret"
+    for where, workload, container in app_containers():
+        service = service_of(k8s_args()[where])
+        reached = reachable_secret_keys(workload, container) & set(own.values())
+        expected = {own[service]} if service in own else set()
+        assert reached == expected, f"{where} can read the client secrets {sorted(reached)}"
+    # The clients file's placeholder has a line per service, matching that service's placeholder.
+    api, container = k8s_api(IDENTITY)
+    values = {item["name"]: item.get("value") for item in container.get("env", [])}
+    clients_file = mounted_secret_files(api, container)[values["COMMONROOM_CLIENTS_FILE"]]
+    lines = clients_placeholder_lines(secret_value(clients_file))
+    assert lines == {service: secret_value(ref) for service, ref in own.items()}
+
+
+def test_k8s_gives_the_link_secret_to_the_lecturers_alone() -> None:
+    refs = {
+        secret_key_refs(container).get(LINK_SECRET)
+        for where, _, container in app_containers()
+        if service_of(k8s_args()[where]) == "lecturers"
+    }
+    assert len(refs) == 1
+    (link,) = refs
+    assert link is not None, f"the lecturers take {LINK_SECRET} by secretKeyRef"
+    for where, workload, container in app_containers():
+        if service_of(k8s_args()[where]) != "lecturers":
+            assert link not in reachable_secret_keys(workload, container), where
+            assert LINK_SECRET not in k8s_environment(container, where), where
+
+
+def test_k8s_exposes_only_the_oidc_paths_of_identity_to_browsers() -> None:
+    api, _ = k8s_api(IDENTITY)
+    labels = api["spec"]["template"]["metadata"]["labels"]
+    fronts = {
+        front["metadata"]["name"]
+        for front in of_kind("Service")
+        if selects(front["spec"]["selector"], labels)
+    }
+    for ingress in of_kind("Ingress"):
+        default = ingress["spec"].get("defaultBackend", {}).get("service", {})
+        assert default.get("name") not in fronts, "identity as an Ingress's default backend"
+    routes = [
+        (rule.get("host"), path)
+        for ingress in of_kind("Ingress")
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+        if path["backend"]["service"]["name"] in fronts
+    ]
+    assert len(routes) == 1, f"identity is routed by {len(routes)} Ingress paths, not one"
+    ((host, path),) = routes
+    assert (path["path"], path["pathType"]) == (OIDC_PREFIX, "Prefix")
+    assert path["backend"]["service"]["port"] == {"name": "http"}
+    (config_map,) = of_kind("ConfigMap")
+    public = urlsplit(config_map["data"]["IDENTITY_PUBLIC_URL"])
+    assert public.scheme == "https"
+    assert public.path in {"", "/"}, "IDENTITY_PUBLIC_URL is an origin"
+    assert host is not None
+    assert public.hostname == host, "IDENTITY_PUBLIC_URL names the host the Ingress serves"
 
 
 def test_k8s_service_urls_name_the_services_that_serve_them() -> None:
@@ -603,16 +913,33 @@ def test_k8s_service_urls_name_the_services_that_serve_them() -> None:
         assert urlsplit(config_map["data"]["REDIS_URL"]).scheme == "redis"
 
 
-def test_k8s_secret_holds_only_marked_placeholders_and_async_database_urls() -> None:
-    (secret,) = of_kind("Secret")
-    values: dict[str, str] = secret["stringData"]
-    assert "data" not in secret, "no encoded values that a reader cannot see are placeholders"
-    for name, value in values.items():
-        assert "CHANGE-ME" in value, f"{name} is not marked as a placeholder"
+def test_k8s_secrets_hold_only_placeholders_the_services_refuse() -> None:
+    database_urls: dict[str, str] = {}
+    for secret in of_kind("Secret"):
+        assert "data" not in secret, "no encoded values that a reader cannot see are placeholders"
+        for key, value in secret["stringData"].items():
+            assert "CHANGE-ME" in value, f"{secret['metadata']['name']}/{key} is not marked"
+            if key.endswith("_DATABASE_URL"):
+                assert key not in database_urls, f"{key} is in two Secrets"
+                database_urls[key] = value
     for service in cli.AVAILABLE:
-        url = make_url(values[database_var(service)])
+        url = make_url(database_urls[database_var(service)])
         assert url.drivername == "postgresql+asyncpg"
         assert url.database == service
+    api, container = k8s_api(IDENTITY)
+    env = {item["name"]: item.get("value") for item in container.get("env", [])}
+    files = mounted_secret_files(api, container)
+    with pytest.raises(KeyFileError):
+        private_key_from_pem(secret_value(files[env["COMMONROOM_SIGNING_KEY_FILE"]]).encode())
+    secrets = clients_placeholder_lines(secret_value(files[env["COMMONROOM_CLIENTS_FILE"]]))
+    for where, _, other in app_containers():
+        for var in (CLIENT_SECRET, LINK_SECRET):
+            if var in secret_key_refs(other):
+                secrets[f"{where} {var}"] = secret_value(secret_key_refs(other)[var])
+    assert secrets
+    for name, placeholder in secrets.items():
+        with pytest.raises(ConfigurationError):
+            checked_secret(name, placeholder)
 
 
 def test_k8s_containers_are_pinned_bounded_and_non_root() -> None:

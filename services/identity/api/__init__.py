@@ -1,5 +1,5 @@
 """Identity's HTTP routes, one module per concern."""
 
-from services.identity.api import tokens
+from services.identity.api import accounts, invitations, oidc, tokens
 
-ROUTES = [*tokens.ROUTES]
+ROUTES = [*oidc.ROUTES, *tokens.ROUTES, *accounts.ROUTES, *invitations.ROUTES]

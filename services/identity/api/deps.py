@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from redis.asyncio import Redis
 
 from services.identity.domain.passwords import Passwords
@@ -57,3 +57,6 @@ def identity_of(request: Request[Any, Any, Any]) -> Identity:
 
 
 DEPENDENCIES = {"identity": Provide(identity_of, sync_to_thread=False)}
+# How a handler asks for it, by name (`identity: IdentityRuntime`), as for `Caller` and
+# `DbSession`: a bare `identity: Identity` is an inferred dependency, which Litestar 2.25 warns of.
+IdentityRuntime = NamedDependency[Identity]

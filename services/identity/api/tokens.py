@@ -10,7 +10,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 
-from services.identity.api.deps import Identity
+from services.identity.api.deps import Identity, IdentityRuntime
 from services.identity.domain.accounts import pick_membership
 from services.identity.domain.tokens import (
     REFRESH_TTL,
@@ -54,7 +54,7 @@ def _invalid_grant() -> Unauthenticated:
     tags=["tokens"],
     responses={200: ResponseSpec(Jwks, description="the keys tokens are signed with")},
 )
-async def jwks(identity: Identity) -> Response[bytes]:
+async def jwks(identity: IdentityRuntime) -> Response[bytes]:
     """The public keys every service checks tokens against (no token needed)."""
     return Response(await identity.keyring.jwks(datetime.now(UTC)), media_type="application/json")
 
@@ -84,7 +84,7 @@ async def _grant_of(request: Request[Any, Any, Any]) -> Grant:
     responses={200: ResponseSpec(TokenAnswer, description="the tokens")},
     status_code=200,
 )
-async def token(request: Request[Any, Any, Any], identity: Identity) -> TokenAnswer:
+async def token(request: Request[Any, Any, Any], identity: IdentityRuntime) -> TokenAnswer:
     """Trade a grant for an access token (and, for a person, a refresh token)."""
     grant = await _grant_of(request)
     if isinstance(grant, PasswordGrant):
@@ -170,7 +170,7 @@ async def _answer(
         access_token=signed,
         expires_in=int(ttl.total_seconds()),
         memberships=held,
-        refresh_token=refresh,
+        refresh_token=msgspec.UNSET if refresh is None else refresh,
     )
 
 
@@ -238,7 +238,7 @@ async def _authorization_code(identity: Identity, grant: AuthorizationCodeGrant)
 
 
 @post("/v1/logout", security=[{}], tags=["tokens"], status_code=204)
-async def logout(data: Logout, identity: Identity) -> None:
+async def logout(data: Logout, identity: IdentityRuntime) -> None:
     """End the login a refresh token belongs to: all its tokens stop working."""
     async with identity.database.write() as session:
         sid = await logins.login_of_refresh_token(session, data.refresh_token)

@@ -12,7 +12,7 @@ from msgspec import Meta
 
 from services.identity.domain.tokens import Membership
 from shared.auth import PERSON_ROLES, Principal, Role
-from shared.errors import FieldError, Forbidden, InvalidRequest
+from shared.errors import FieldError, Forbidden, InvalidRequest, NotFound
 
 MIN_PASSWORD_LENGTH = 10
 # Long enough for any passphrase, short enough that hashing it is no denial of service.
@@ -34,8 +34,21 @@ class Locale(StrEnum):
     EN = "en"
 
 
-OrgId = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-Name = Annotated[str, Meta(min_length=1, max_length=200)]
+# msgspec matches patterns with `re.search`, whose `$` also matches before a final newline:
+# `(?!\n)` keeps "org\n" out.
+OrgId = Annotated[
+    str, Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(?!\n)$")
+]
+# A name goes into mail headers and pages: no control characters anywhere (CR and LF above all,
+# and the Unicode line separators), and not blank.
+Name = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        pattern=r"^(?![\s\S]*[\x00-\x1f\x7f-\x9f\u2028\u2029])\s*\S",
+    ),
+]
 Email = Annotated[str, Meta(min_length=3, max_length=320)]
 Password = Annotated[str, Meta(max_length=MAX_PASSWORD_LENGTH)]
 
@@ -129,3 +142,89 @@ def ensure_person_role(role: Role) -> None:
 
 def is_disabled(disabled_at: datetime | None) -> bool:
     return disabled_at is not None
+
+
+MANAGERS = (Role.VENUE_MANAGER, Role.COMMUNITY_MANAGER)
+
+
+def ensure_office_person(principal: Principal) -> None:
+    """Organisations are made, and users disabled, by the office itself: not by a manager, and
+    not by a service (a compromised service must not grant itself anything)."""
+    if not principal.is_office_person:
+        raise Forbidden("only the office may do this")
+
+
+def visible_org(principal: Principal, asked: str | None) -> str | None:
+    """The organisation a list of members or invitations is limited to: office and services see
+    every one (or the one `asked`), a manager only its own; anyone else none."""
+    if principal.is_office:
+        return asked
+    if principal.role in MANAGERS:
+        if asked is not None and asked != principal.org:
+            raise Forbidden("you may only see your own organisation")
+        return principal.org
+    raise Forbidden(f"the {principal.role.value} role may not list members")
+
+
+def shown_to(principal: Principal, user: User) -> User | None:
+    """`user` as `principal` may see it, or None where it may not: oneself and office and
+    services see everything; a manager sees the members of its own org, and of their
+    memberships only those in its org (a teacher's lecturing elsewhere is not its business)."""
+    if principal.sub == user.id or principal.is_office:
+        return user
+    if principal.role not in MANAGERS:
+        return None
+    mine = [m for m in user.memberships if m.org == principal.org]
+    return msgspec.structs.replace(user, memberships=mine) if mine else None
+
+
+def check_membership(role: Role, lecturer_id: str | None) -> None:
+    """A lecturer's membership names its lecturer record (its tokens must carry it); no other
+    role has one."""
+    ensure_person_role(role)
+    if role is Role.LECTURER and not lecturer_id:
+        raise InvalidRequest(
+            "a lecturer's membership names its lecturer record",
+            errors=[FieldError("lecturer_id", "required for the lecturer role")],
+        )
+    if role is not Role.LECTURER and lecturer_id:
+        raise InvalidRequest(
+            "only a lecturer's membership names a lecturer record",
+            errors=[FieldError("lecturer_id", "only for the lecturer role")],
+        )
+
+
+def require_current_password(current: str | None) -> str:
+    """A new password is set only by one who knows the current one (a stolen access token must
+    not take the account over); one who forgot it asks for a reset."""
+    if not current:
+        raise InvalidRequest(
+            "changing the password needs the current one",
+            code="current_password_required",
+            errors=[FieldError("current_password", "required to change the password")],
+        )
+    return current
+
+
+def wrong_current_password() -> InvalidRequest:
+    return InvalidRequest(
+        "the current password is wrong",
+        code="wrong_password",
+        errors=[FieldError("current_password", "wrong password")],
+    )
+
+
+def memberships_to_end(
+    principal: Principal, held: list[Membership], org: str, role: Role | None
+) -> list[Membership]:
+    """What ending a user's membership in `org` ends: the one in `role`, else every one the
+    user holds there (a manager's own role's only). 403 outside the caller's rights, 404 where
+    the user holds none of them."""
+    if role is None and not principal.is_office_person:
+        role = principal.role
+    if role is not None:
+        ensure_can_manage_members(principal, org, role)
+    ending = [m for m in held if m.org == org and role in (None, m.role)]
+    if not ending:
+        raise NotFound("no such membership")
+    return ending

@@ -138,9 +138,7 @@ def _origin(url: str) -> tuple[str, str, int] | None:
 def check_return_to(return_to: str, web_url: str) -> str:
     """`return_to`, if it is a plain URL of the web service's exact origin (scheme, host, port);
     anything else is refused: identity hands sign-in codes only to the web service."""
-    refused = OidcRefused(
-        "return_to must be a page of the web service", code="invalid_return_to"
-    )
+    refused = OidcRefused("return_to must be a page of the web service", code="invalid_return_to")
     if len(return_to) > MAX_RETURN_TO or _AMBIGUOUS.search(return_to):
         raise refused
     origin = _origin(return_to)
@@ -217,16 +215,6 @@ def _signing_key(header: Mapping[str, Any], jwks: Mapping[str, Any], algorithm: 
         return jwt.PyJWK(usable[0], algorithm=algorithm)
     except jwt.PyJWTError as exc:
         raise InvalidIdToken(f"the provider's key does not fit {algorithm}") from exc
-
-
-def token_key_id(id_token: str) -> str | None:
-    """The `kid` a token names, if any (to know whether the provider's keys are worth
-    fetching again)."""
-    try:
-        kid = jwt.get_unverified_header(id_token).get("kid")
-    except jwt.PyJWTError:
-        return None
-    return kid if isinstance(kid, str) else None
 
 
 def verify_id_token(

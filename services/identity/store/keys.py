@@ -86,9 +86,7 @@ class Keyring:
     """The keys this identity process signs with and publishes: the file's, and the rotated ones
     in the database, re-read every few seconds so every replica follows a rotation."""
 
-    def __init__(
-        self, first: SigningKey, database: Database, *, reread_seconds: float = 5.0
-    ) -> None:
+    def __init__(self, first: SigningKey, database: Database) -> None:
         self._first = first
         self._database = database
         self._reread_seconds = IDENTITY_REREAD.total_seconds()

@@ -202,7 +202,8 @@ async def live_revocations(session: AsyncSession, now: datetime) -> dict[str, da
     rows = await session.execute(
         select(RevocationRow.member, RevocationRow.until).where(RevocationRow.until > now)
     )
-    return dict(rows.tuples().all())
+    # Rows are tuples (`Result.tuples()` is deprecated in SQLAlchemy 2.1).
+    return dict(rows.all())
 
 
 async def publish_revocations(redis: Redis, revocations: dict[str, datetime]) -> None:

@@ -141,6 +141,9 @@ class PasswordResetRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
+    # A user's recent links are counted (at most a few an hour) and voided together.
+    __table_args__ = (Index("ix_password_resets_user", "user_id", "created_at"),)
+
 
 class OidcStateRow(Base):
     """A login sent to the provider and not yet back: what the callback must check."""

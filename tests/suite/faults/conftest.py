@@ -386,7 +386,7 @@ async def fault_suite(
             urls[service] = await create_postgres_database(database_server_url, f"faults_{service}")
             await asyncio.to_thread(upgrade, service_package(service), urls[service])
         configured = replace(
-            make_settings(redis_url, identity="http://127.0.0.1:1", **urls), **settings
+            make_settings(redis_url, identity_url="http://127.0.0.1:1", **urls), **settings
         )
         for service in AVAILABLE:
             configured = configured.with_service_url(service, f"http://127.0.0.1:{free_port()}")

@@ -111,7 +111,10 @@ async def test_events_queued_while_postgres_is_down_are_handled_once_it_is_back(
     private_postgres: PrivatePostgres, private_redis: PrivateRedis, tokens: Tokens
 ) -> None:
     async with fault_suite(
-        private_postgres.url, private_redis.url, tokens, services=("identity", "registry", "booking")
+        private_postgres.url,
+        private_redis.url,
+        tokens,
+        services=("identity", "registry", "booking"),
     ) as suite:
         room = (await venue_with_rooms(suite, 1)).rooms[0]
         await events_settled(suite)

@@ -165,6 +165,9 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_password_resets_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_password_resets'))
     )
+    with op.batch_alter_table('password_resets', schema=None) as batch_op:
+        batch_op.create_index('ix_password_resets_user', ['user_id', 'created_at'], unique=False)
+
     op.create_table('refresh_tokens',
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('sid', sa.String(length=64), nullable=False),
@@ -189,6 +192,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_refresh_tokens_sid'))
 
     op.drop_table('refresh_tokens')
+    with op.batch_alter_table('password_resets', schema=None) as batch_op:
+        batch_op.drop_index('ix_password_resets_user')
+
     op.drop_table('password_resets')
     with op.batch_alter_table('memberships', schema=None) as batch_op:
         batch_op.drop_index('ix_memberships_org_role')
