@@ -19,7 +19,6 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from services.cli import service_package
 from services.identity.domain.accounts import Locale, OrgKind
 from services.identity.store import accounts, oidc
 from services.identity.store import tables as identity_tables
@@ -37,9 +36,8 @@ from shared.db import connect
 from shared.ids import new_id
 from shared.processes import spawn as spawn_process
 from shared.processes import stop_children
-from tests.conftest import TEST_CLIENT_SECRETS, free_port, make_settings, migrated_database, spawn
+from tests.conftest import TEST_CLIENT_SECRETS, free_port, make_settings, spawn
 
-IDENTITY = service_package("identity")
 WEB_URL = "https://web.commonroom.test"
 # The web service's own page, with its own state and a query of its own, which must come back
 # untouched.
@@ -83,16 +81,6 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield issuer
     finally:
         stop_children([child])
-
-
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-async def identity_db(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    async for url in migrated_database(
-        request.param, IDENTITY, request, tmp_path_factory.mktemp("identity-oidc")
-    ):
-        yield url
 
 
 def oidc_settings(redis_url: str, identity: str, database: str, issuer: str | None) -> Settings:

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody
 
 from services.identity.api.deps import Identity, IdentityRuntime
 from services.identity.domain.accounts import pick_membership
@@ -238,7 +239,7 @@ async def _authorization_code(identity: Identity, grant: AuthorizationCodeGrant)
 
 
 @post("/v1/logout", security=[{}], tags=["tokens"], status_code=204)
-async def logout(data: Logout, identity: IdentityRuntime) -> None:
+async def logout(data: JSONBody[Logout], identity: IdentityRuntime) -> None:
     """End the login a refresh token belongs to: all its tokens stop working."""
     async with identity.database.write() as session:
         sid = await logins.login_of_refresh_token(session, data.refresh_token)

@@ -27,6 +27,7 @@ from services.identity.domain.invitations import (
     reset_gone,
     reset_link,
 )
+from services.identity.domain.tokens import Membership
 from services.identity.store import accounts, logins
 from services.identity.store.logins import new_secret_token, token_hash
 from services.identity.store.rows import (
@@ -245,25 +246,12 @@ async def accept_invitation(
             password_hash=password_hash,
             now=now,
         )
-    await accounts.add_membership(
-        session, user_id=row.id, membership=invitation.membership, now=now
-    )
-    await publish(
+    await join(
         session,
-        tables,
-        source=SOURCE,
-        type="user.joined",
-        data=UserJoined(
-            user_id=row.id,
-            email=row.email,
-            name=row.name,
-            locale=row.locale,
-            org=invitation.org,
-            role=invitation.role.value,
-            lecturer_id=invitation.lecturer_id,
-            invitation_id=invitation.id,
-            new_account=existing_user is None,
-        ),
+        row,
+        invitation.membership,
+        invitation_id=invitation.id,
+        new_account=existing_user is None,
         now=now,
     )
     return await accounts.user_of(session, row)
@@ -353,3 +341,35 @@ async def use_reset(
     user.password_hash = password_hash
     await accounts.end_resets(session, user_id, now=now)
     return await logins.revoke_logins(session, await logins.logins_of(session, user_id), now=now)
+
+
+async def join(
+    session: AsyncSession,
+    user: UserRow,
+    membership: Membership,
+    *,
+    invitation_id: str,
+    new_account: bool,
+    now: datetime,
+) -> None:
+    """An invitation's membership granted, and `user.joined` said (notify greets the member),
+    whether it was accepted by its link or by a first city login."""
+    await accounts.add_membership(session, user_id=user.id, membership=membership, now=now)
+    await publish(
+        session,
+        tables,
+        source=SOURCE,
+        type="user.joined",
+        data=UserJoined(
+            user_id=user.id,
+            email=user.email,
+            name=user.name,
+            locale=user.locale,
+            org=membership.org,
+            role=membership.role.value,
+            lecturer_id=membership.lecturer_id,
+            invitation_id=invitation_id,
+            new_account=new_account,
+        ),
+        now=now,
+    )

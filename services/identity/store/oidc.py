@@ -12,20 +12,17 @@ from services.identity.domain.accounts import Locale
 from services.identity.domain.invitations import Closed
 from services.identity.domain.oidc import STATE_TTL, LoginStart, PendingLogin
 from services.identity.domain.tokens import Membership
-from services.identity.store.accounts import add_membership, create_user
+from services.identity.store.accounts import create_user
+from services.identity.store.invitations import join
 from services.identity.store.logins import new_secret_token, token_hash
 from services.identity.store.rows import (
-    SOURCE,
     AuthorizationCodeRow,
     ExternalAccountRow,
     InvitationRow,
     OidcStateRow,
     UserRow,
-    tables,
 )
 from shared.auth import Role
-from shared.contracts import UserJoined
-from shared.outbox import publish
 
 # A code is exchanged by the web service the moment the browser brings it back.
 CODE_TTL = timedelta(seconds=60)
@@ -158,29 +155,12 @@ async def join_by_invitations(
         now=now,
     )
     for row in accepted:
-        await add_membership(
+        await join(
             session,
-            user_id=user.id,
-            membership=Membership(org=row.org, role=Role(row.role), lecturer_id=row.lecturer_id),
-            now=now,
-        )
-        # As an invitation accepted through its link says it (notify greets the new member).
-        await publish(
-            session,
-            tables,
-            source=SOURCE,
-            type="user.joined",
-            data=UserJoined(
-                user_id=user.id,
-                email=user.email,
-                name=user.name,
-                locale=user.locale,
-                org=row.org,
-                role=row.role,
-                lecturer_id=row.lecturer_id,
-                invitation_id=row.id,
-                new_account=row is first,
-            ),
+            user,
+            Membership(org=row.org, role=Role(row.role), lecturer_id=row.lecturer_id),
+            invitation_id=row.id,
+            new_account=row is first,
             now=now,
         )
     session.add(ExternalAccountRow(issuer=issuer, subject=subject, user_id=user.id, created_at=now))
