@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import msgspec
 
 from shared.auth import PERSON_ROLES, Principal, Role
 from shared.config import DEFAULT_PORTS, ServiceName, Settings, new_secret_file, random_secret
@@ -223,7 +224,7 @@ def _load_demo(
                 name=account.name,
             )
         )
-        principals.append(replace(principal, sub=user_id))
+        principals.append(msgspec.structs.replace(principal, sub=user_id))
         lines.append(
             f"  {account.email:<28} {passwords[account.email]}  "
             f"({principal.role.value}, org {principal.org})"

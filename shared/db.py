@@ -154,8 +154,18 @@ class Database:
             yield session
 
     async def ping(self) -> None:
-        async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        """Whether the database answers now. A pooled connection that a restart broke fails
+        once and is thrown away (with every older one): that says nothing of the database, so
+        the probe asks again on a fresh connection before it says the database is away."""
+        for attempt in range(2):
+            try:
+                async with self.engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+            except DBAPIError as exc:
+                if attempt or not exc.connection_invalidated:
+                    raise
+            else:
+                return
 
     def driver(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
         """A bare asyncpg connection (PostgreSQL only), in autocommit, for a hot path's single

@@ -78,6 +78,26 @@ async def test_booking_documents_its_problems_and_what_it_creates(booking: Clien
     assert success_schema(doc, "POST /v1/bookings", "201").get("type") != "string"
 
 
+async def test_identity_documents_the_grants_its_token_endpoint_takes_and_its_lockouts(
+    identity: Client,
+) -> None:
+    """The token endpoint reads its grant itself (JSON or form-encoded): its document still says
+    which grants it takes, and that a locked account is 429 there and at `PATCH /v1/me`."""
+    doc = await document(identity)
+    assert undocumented_problems(doc) == {}
+    taken = operations(doc)["POST /v1/token"]["requestBody"]["content"]
+    grants = {
+        media: {grant["properties"]["grant_type"]["enum"][0] for grant in body["schema"]["anyOf"]}
+        for media, body in taken.items()
+    }
+    every = {"password", "refresh_token", "client_credentials", "authorization_code"}
+    assert grants == {"application/json": every, "application/x-www-form-urlencoded": every}
+    # A form cannot send null: an optional field of a form-encoded grant is one left out.
+    assert "'null'" not in str(taken["application/x-www-form-urlencoded"])
+    for label in ("POST /v1/token", "PATCH /v1/me"):
+        assert PROBLEM in operations(doc)[label]["responses"]["429"]["content"], label
+
+
 async def test_health_is_documented_as_needing_no_token(registry: Client) -> None:
     doc = await document(registry)
     for path in ("/health/live", "/health/ready"):

@@ -40,6 +40,7 @@ class Suite:
         self.registry = self.client("registry", office)
         self.booking = self.client("booking", office)
         self.lecturers = self.client("lecturers", office)
+        self.identity = self.client("identity", office)
 
     def client(self, service: ServiceName, headers: dict[str, str]) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -50,7 +51,7 @@ class Suite:
         return self.settings.database_url(service)
 
     async def aclose(self) -> None:
-        for client in (self.registry, self.booking, self.lecturers):
+        for client in (self.registry, self.booking, self.lecturers, self.identity):
             await client.aclose()
 
 

@@ -9,6 +9,12 @@ must be refused with a 4xx.
 
 A share of the path ids name real entities made beforehand, so the handlers past the 404 run too.
 Operations that delete run last, so they do not take those entities away from the others.
+
+Identity is fuzzed as a real office person (an account signed in with the password grant just
+before its turn), so `/v1/me` and the account writes run past "no such user". It is never signed
+in again while the fuzzer runs: the password grant counts failures per username (10 in 15
+minutes: 429), and the fuzzer's own wrong guesses (`PATCH /v1/me` with a `current_password`)
+count against that account.
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.core.failures import FailureGroup
 
+from services.identity.cli import add_user
+from services.identity.domain.tokens import Membership
+from shared.auth import Role
 from shared.config import ServiceName
 from shared.time import next_month
 from tests.conftest import Tokens
@@ -50,6 +59,11 @@ ALWAYS = [
 # A request that breaks the document must be refused. Only for generated negative cases: a
 # positive case may still be refused by a rule the document cannot state (unknown ids, hours).
 NEGATIVE = [*ALWAYS, schemathesis.checks.negative_data_rejection]
+
+
+# The office person identity is fuzzed as, and the org and member its seeded ids name.
+FUZZER_EMAIL, FUZZER_PASSWORD = "fuzzer@office.example.org", "fuzzer-password-0123"
+MEMBERS_ORG = "centre-a"
 
 
 @dataclass
@@ -126,6 +140,31 @@ async def seed(suite: Suite) -> Seeded:
         )
     )
     run = made(await suite.lecturers.post("/v1/matching/runs", json={"month": month}))
+    await add_user(
+        suite.settings,
+        email=FUZZER_EMAIL,
+        password=FUZZER_PASSWORD,
+        membership=Membership(org="office", role=Role.OFFICE),
+    )
+    # A member whose membership `DELETE /v1/orgs/{org_id}/members/{user_id}` can end (and whom
+    # `POST /v1/users/{user_id}/disable` disables): never the fuzzer itself.
+    member = await add_user(
+        suite.settings,
+        email="member@centre-a.example.org",
+        password=None,
+        membership=Membership(org=MEMBERS_ORG, role=Role.COMMUNITY_MANAGER),
+    )
+    async with suite.client("identity", suite.tokens("office")) as identity:
+        invitation = made(
+            await identity.post(
+                "/v1/invitations",
+                json={
+                    "email": "invitee@centre-a.example.org",
+                    "org": MEMBERS_ORG,
+                    "role": "community_manager",
+                },
+            )
+        )
     seeded.ids.update(
         area_id=area,
         venue_id=venue,
@@ -134,6 +173,9 @@ async def seed(suite: Suite) -> Seeded:
         lecturer_id=lecturer,
         request_id=request,
         run_id=run,
+        org_id=MEMBERS_ORG,
+        user_id=member,
+        invitation_id=invitation,
     )
     return seeded
 
@@ -191,6 +233,8 @@ def _sends_a_number_in_the_query(case: Any, _: Any) -> bool:
     )
 
 
+FUZZED: tuple[ServiceName, ...] = ("registry", "booking", "lecturers", "identity")
+
 # Not defects: what the fuzzer calls a schema-violating request that the services rightly accept.
 LENIENT = [
     *(
@@ -201,7 +245,7 @@ LENIENT = [
             "a query parameter given twice: Litestar reads the last, as most servers do, and "
             "the document cannot say so",
         )
-        for service in ("registry", "booking", "lecturers")
+        for service in FUZZED
     ),
     *(
         Known(
@@ -210,7 +254,7 @@ LENIENT = [
             _adds_a_query_parameter,
             "a query parameter the operation does not have is ignored, as on most servers",
         )
-        for service in ("registry", "booking", "lecturers")
+        for service in FUZZED
     ),
     *(
         Known(
@@ -220,7 +264,7 @@ LENIENT = [
             "a number where the document says text: a query string is text, and a number's "
             "text is text (an id filter finds nothing by it)",
         )
-        for service in ("registry", "booking", "lecturers")
+        for service in FUZZED
     ),
 ]
 
@@ -350,13 +394,29 @@ def report(findings: Findings) -> str:
 Fuzz = Callable[[ServiceName], Findings]
 
 
+def signed_in_fuzzer(suite: Suite) -> dict[str, str]:
+    """The bearer header of the office person identity is fuzzed as, signed in now."""
+    answer = httpx.post(
+        f"{suite.settings.service_url('identity')}/v1/token",
+        json={"grant_type": "password", "username": FUZZER_EMAIL, "password": FUZZER_PASSWORD},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
 @pytest.fixture(scope="module")
 def fuzz(fuzzed_suite: tuple[Suite, Seeded], tokens: Tokens) -> Fuzz:
     suite, seeded = fuzzed_suite
-    return lambda service: fuzz_service(suite, seeded, service, tokens("office"))
+
+    def run(service: ServiceName) -> Findings:
+        headers = signed_in_fuzzer(suite) if service == "identity" else tokens("office")
+        return fuzz_service(suite, seeded, service, headers)
+
+    return run
 
 
-@pytest.mark.parametrize("service", ["registry", "booking", "lecturers"])
+@pytest.mark.parametrize("service", FUZZED)
 def test_every_operation_answers_as_its_document_says(fuzz: Fuzz, service: ServiceName) -> None:
     findings = fuzz(service)
     assert findings.calls > 0

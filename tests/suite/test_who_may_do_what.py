@@ -3,25 +3,37 @@
 The office may do everything; a venue manager manages its own organisation's venues (another's
 are 403; a booking there it cannot see is 404); a community manager books, sees and cancels its
 own organisation's bookings (another's do not exist for it: 404); a lecturer reads and answers its
-own offers and record (another lecturer's are 404). (Bad tokens: tests/suite/test_tokens.py.)
+own offers and record (another lecturer's are 404). A service's own token (the client-credentials
+grant) has the office's rights outside identity, for the calls between services; in identity it
+reads users and organisations and changes no account (403). At identity a manager invites, lists,
+withdraws and ends memberships in its own org and its own role only; anyone reads and changes
+oneself. (Bad tokens: tests/suite/test_tokens.py.)
+
+The people act with tokens of real accounts, signed in with the password grant, and the service
+with the token identity grants booking, so `/v1/me` answers for each as it would in production.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
+from services.identity.cli import add_user
+from services.identity.domain.tokens import Membership
+from shared.auth import Role
 from shared.time import next_month
-from tests.conftest import Tokens
+from tests.conftest import TEST_CLIENT_SECRETS, Tokens, bearer
 from tests.suite.conftest import EVENINGS, Suite, eventually
 
 OWN_VENUE_ORG, OTHER_VENUE_ORG = "school-own", "school-other"
 OWN_ORG, OTHER_ORG = "centre-own", "centre-other"
+OFFICE_ORG, CORPS = "office", "corps"
+PASSWORD = "who-may-do-what passphrase"
 ROLES = (
     "office",
     "venue_manager_own",
@@ -30,7 +42,18 @@ ROLES = (
     "community_manager_other",
     "lecturer_own",
     "lecturer_other",
+    "service",
 )
+# The membership each person of the table holds: (org, role); lecturers name their record too.
+PEOPLE = {
+    "office": (OFFICE_ORG, Role.OFFICE),
+    "venue_manager_own": (OWN_VENUE_ORG, Role.VENUE_MANAGER),
+    "venue_manager_other": (OTHER_VENUE_ORG, Role.VENUE_MANAGER),
+    "community_manager_own": (OWN_ORG, Role.COMMUNITY_MANAGER),
+    "community_manager_other": (OTHER_ORG, Role.COMMUNITY_MANAGER),
+    "lecturer_own": (CORPS, Role.LECTURER),
+    "lecturer_other": (CORPS, Role.LECTURER),
+}
 EVERYONE = dict.fromkeys(ROLES, 200)
 OPEN = {
     "periods": [
@@ -63,7 +86,10 @@ class World:
     request: str = ""
     offer: str = ""
     month: str = ""
+    # At identity: a member of OWN_ORG (a community manager) whom the table reads.
+    member: str = ""
     slots: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    serials: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
 
 @dataclass(frozen=True)
@@ -91,27 +117,53 @@ class Table:
         self.suite = suite
         self.world = world
         self.tokens = tokens
+        # The operator's office token (`commonroom token`), which builds the world.
         self.office = tokens("office")
+        self.identity = suite.client("identity", {})
         self.headers: dict[str, dict[str, str]] = {}
+        # Accounts that the calls refused so far left as they were, by what they are for: made
+        # anew only once a call has changed one (a new account costs a password hasher).
+        self.spares: dict[str, str] = {}
 
-    def act_as_everyone(self) -> None:
-        """Each role's bearer header; the lecturers' once the world has them."""
-        tokens, world = self.tokens, self.world
-        self.headers = {
-            "office": tokens("office"),
-            "venue_manager_own": tokens("venue_manager", OWN_VENUE_ORG),
-            "venue_manager_other": tokens("venue_manager", OTHER_VENUE_ORG),
-            "community_manager_own": tokens("community_manager", OWN_ORG),
-            "community_manager_other": tokens("community_manager", OTHER_ORG),
-            "lecturer_own": tokens("lecturer", "corps", lecturer_id=world.lecturer),
-            "lecturer_other": tokens("lecturer", "corps", lecturer_id=world.other_lecturer),
-        }
+    async def act_as_everyone(self) -> None:
+        """Each person's account at identity (the lecturers' once the world has their records),
+        signed in with its password; and booking's own service token."""
+        world = self.world
+        lecturer_ids = {"lecturer_own": world.lecturer, "lecturer_other": world.other_lecturer}
+        for person, (org, role) in PEOPLE.items():
+            await add_user(
+                self.suite.settings,
+                email=f"{person}@example.org",
+                password=PASSWORD,
+                membership=Membership(org=org, role=role, lecturer_id=lecturer_ids.get(person)),
+            )
+            self.headers[person] = await self.signed_in(
+                {
+                    "grant_type": "password",
+                    "username": f"{person}@example.org",
+                    "password": PASSWORD,
+                }
+            )
+        self.headers["service"] = await self.signed_in(
+            {
+                "grant_type": "client_credentials",
+                "client_id": "booking",
+                "client_secret": TEST_CLIENT_SECRETS["booking"],
+            }
+        )
+        world.member = await self.fresh_member(OWN_ORG, Role.COMMUNITY_MANAGER)
+
+    async def signed_in(self, grant: dict[str, str]) -> dict[str, str]:
+        answer = await self.identity.post("/v1/token", json=grant)
+        assert answer.status_code == 200, answer.text
+        return bearer(answer.json()["access_token"])
 
     def client(self, service: str) -> httpx.AsyncClient:
         return {
             "registry": self.suite.registry,
             "booking": self.suite.booking,
             "lecturers": self.suite.lecturers,
+            "identity": self.identity,
         }[service]
 
     async def call(
@@ -148,6 +200,41 @@ class Table:
 
     async def fresh_pending(self, world: World) -> str:
         return await self.fresh_booking(world, world.approval_room)
+
+    async def fresh_member(self, org: str, role: Role) -> str:
+        """A new account holding one membership (no password: it never signs in here)."""
+        return await add_user(
+            self.suite.settings,
+            email=f"member-{next(self.world.serials)}@example.org",
+            password=None,
+            membership=Membership(org=org, role=role),
+        )
+
+    async def spare_member(self, org: str, role: Role) -> str:
+        """A member of `org` in `role` that no call of the table has changed yet."""
+        key = f"{org}:{role}"
+        if key not in self.spares:
+            self.spares[key] = await self.fresh_member(org, role)
+        return self.spares[key]
+
+    def changed(self, path: str) -> None:
+        """A call on `path` succeeded: the spare account it names is spent."""
+        self.spares = {key: user for key, user in self.spares.items() if user not in path}
+
+    async def spare_membership(self, org: str, role: Role) -> str:
+        return f"/v1/orgs/{org}/members/{await self.spare_member(org, role)}"
+
+    async def spare_user(self, _: World) -> str:
+        return f"/v1/users/{await self.spare_member(OWN_ORG, Role.COMMUNITY_MANAGER)}"
+
+    async def fresh_invitation(self, world: World) -> str:
+        made = await self.made("identity", "/v1/invitations", invitation(world, OWN_ORG))
+        return f"/v1/invitations/{made}"
+
+
+def invitation(world: World, org: str, role: Role = Role.COMMUNITY_MANAGER) -> dict[str, Any]:
+    """An invitation of a new address (each its own) into `org` in `role`."""
+    return {"email": f"invitee-{next(world.serials)}@example.org", "org": org, "role": role}
 
 
 async def build(table: Table) -> None:
@@ -201,6 +288,14 @@ async def build(table: Table) -> None:
 
 
 def cases(table: Table) -> list[Case]:
+    # Outside identity a service's own token has the office's rights: its column is the office's.
+    return [
+        replace(case, expect={**case.expect, "service": case.expect["office"]})
+        for case in catalogue_booking_and_lectures(table)
+    ] + accounts(table)
+
+
+def catalogue_booking_and_lectures(table: Table) -> list[Case]:
     venue_admin = only({"office": 200, "venue_manager_own": 200})
     w = table.world
     return [
@@ -384,6 +479,94 @@ def cases(table: Table) -> list[Case]:
     ]
 
 
+def accounts(table: Table) -> list[Case]:
+    """Identity: a service reads and changes nothing; a manager its own org in its own role."""
+    w = table.world
+    no_lecturers = {"lecturer_own": 403, "lecturer_other": 403}
+    own_centre = only({"office": 200, "community_manager_own": 200, "service": 200})
+    return [
+        Case("identity", "GET", "/v1/orgs", EVERYONE),
+        Case("identity", "GET", f"/v1/orgs/{OWN_ORG}", EVERYONE),
+        Case(
+            "identity",
+            "POST",
+            "/v1/orgs",
+            only({"office": 201}),
+            lambda w: {"id": f"centre-{next(w.serials)}", "name": "新中心", "kind": "centre"},
+        ),
+        # Oneself: a service's token has no account to read (404) and may change none (403).
+        Case("identity", "GET", "/v1/me", {**EVERYONE, "service": 404}),
+        Case(
+            "identity", "PATCH", "/v1/me", {**EVERYONE, "service": 403}, lambda _: {"locale": "en"}
+        ),
+        Case("identity", "GET", "/v1/users", {**EVERYONE, **no_lecturers}),
+        Case("identity", "GET", f"/v1/users?org={OWN_ORG}", own_centre),
+        # Another org's member does not exist for a manager, nor anyone for a lecturer.
+        Case(
+            "identity",
+            "GET",
+            f"/v1/users/{w.member}",
+            only({"office": 200, "community_manager_own": 200, "service": 200}, otherwise=404),
+        ),
+        Case(
+            "identity",
+            "POST",
+            lambda w: _suffix(table.spare_user(w), "/disable"),
+            only({"office": 200}),
+        ),
+        Case(
+            "identity",
+            "DELETE",
+            lambda _: table.spare_membership(OWN_ORG, Role.COMMUNITY_MANAGER),
+            only({"office": 204, "community_manager_own": 204}),
+        ),
+        Case(
+            "identity",
+            "DELETE",
+            lambda _: table.spare_membership(OWN_VENUE_ORG, Role.VENUE_MANAGER),
+            only({"office": 204, "venue_manager_own": 204}),
+        ),
+        # Its own org, another role: the office's to end, not the community manager's.
+        Case(
+            "identity",
+            "DELETE",
+            lambda _: _suffix(
+                table.spare_membership(OWN_ORG, Role.VENUE_MANAGER), "?role=venue_manager"
+            ),
+            only({"office": 204}),
+        ),
+        Case(
+            "identity",
+            "POST",
+            "/v1/invitations",
+            only({"office": 201, "community_manager_own": 201}),
+            lambda w: invitation(w, OWN_ORG),
+        ),
+        Case(
+            "identity",
+            "POST",
+            "/v1/invitations",
+            only({"office": 201, "venue_manager_own": 201}),
+            lambda w: invitation(w, OWN_VENUE_ORG, Role.VENUE_MANAGER),
+        ),
+        Case(
+            "identity",
+            "POST",
+            "/v1/invitations",
+            only({"office": 201}),
+            lambda w: invitation(w, OWN_ORG, Role.VENUE_MANAGER),
+        ),
+        Case("identity", "GET", "/v1/invitations", {**EVERYONE, **no_lecturers}),
+        Case("identity", "GET", f"/v1/invitations?org={OWN_ORG}", own_centre),
+        Case(
+            "identity",
+            "DELETE",
+            table.fresh_invitation,
+            only({"office": 204, "community_manager_own": 204}),
+        ),
+    ]
+
+
 async def _suffix(path: Awaitable[str], suffix: str) -> str:
     return f"{await path}{suffix}"
 
@@ -396,8 +579,16 @@ async def test_every_endpoint_answers_each_role_as_the_contract_says(
     suite: Suite, tokens: Tokens
 ) -> None:
     table = Table(suite, tokens, World())
-    await build(table)
-    table.act_as_everyone()
+    try:
+        await build(table)
+        await table.act_as_everyone()
+        await check_every_case(table)
+        await check_what_lists_show(table)
+    finally:
+        await table.identity.aclose()
+
+
+async def check_every_case(table: Table) -> None:
     wrong: list[str] = []
     for case in cases(table):
         for role, expected in case.expect.items():
@@ -406,6 +597,8 @@ async def test_every_endpoint_answers_each_role_as_the_contract_says(
             path = case.path if isinstance(case.path, str) else await case.path(table.world)
             body = case.body(table.world) if case.body else None
             answer = await table.call(case.service, case.method, path, table.headers[role], body)
+            if answer.is_success:
+                table.changed(path)
             if answer.status_code != expected:
                 wrong.append(
                     f"{case.service} {case.method} {path} as {role}: "
@@ -417,6 +610,9 @@ async def test_every_endpoint_answers_each_role_as_the_contract_says(
                     wrong.append(f"{case.method} {path} as {role}: code {code}")
     assert not wrong, "\n".join(wrong)
 
+
+async def check_what_lists_show(table: Table) -> None:
+    suite = table.suite
     # What a list shows is scoped too: another organisation's booking is not in it.
     listed = await suite.booking.get(
         "/v1/bookings", headers=table.headers["community_manager_other"]
@@ -431,6 +627,20 @@ async def test_every_endpoint_answers_each_role_as_the_contract_says(
             params={"token": table.world.other_feed_token},
         )
     assert theirs.status_code == 404
+    # A manager's lists of members and invitations are its own org's; a service reads users in
+    # bulk, as notify does.
+    members = await table.identity.get(
+        "/v1/users", headers=table.headers["community_manager_other"]
+    )
+    assert table.world.member not in {user["id"] for user in members.json()["items"]}
+    invitations = await table.identity.get(
+        "/v1/invitations", headers=table.headers["venue_manager_own"]
+    )
+    assert {item["org"] for item in invitations.json()["items"]} == {OWN_VENUE_ORG}
+    bulk = await table.identity.get(
+        "/v1/users", params={"id": [table.world.member]}, headers=table.headers["service"]
+    )
+    assert [user["id"] for user in bulk.json()["items"]] == [table.world.member]
     # The offered lecturer answers last, once.
     mine = await suite.lecturers.post(
         f"/v1/offers/{table.world.offer}/accept", headers=table.headers["lecturer_own"]

@@ -26,6 +26,7 @@ from services.identity.domain.accounts import (
     User,
     check_password,
     ensure_office_person,
+    ensure_person,
     memberships_to_end,
     require_current_password,
     shown_to,
@@ -36,6 +37,7 @@ from services.identity.schemas import MeUpdate
 from services.identity.store import accounts, logins
 from shared.auth import Principal, Role
 from shared.errors import FieldError, InvalidRequest, NotFound, TooManyRequests
+from shared.problems import problem_spec
 from shared.web import (
     Caller,
     Cursor,
@@ -50,6 +52,10 @@ from shared.web import (
 )
 
 _ORG_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_TOO_MANY_ATTEMPTS = problem_spec(
+    "Too many wrong passwords for the account, here and at sign-in: 10 in 15 minutes "
+    "(`too_many_attempts`), with `Retry-After`"
+)
 
 
 def decode_org_cursor(cursor: str | None) -> str | None:
@@ -183,12 +189,13 @@ class MeController(Controller):
         """The caller's own account (a service's token has none: 404)."""
         return await accounts.get_user(session, principal.sub)
 
-    @patch("/")
+    @patch("/", responses={429: _TOO_MANY_ATTEMPTS})
     async def update(
         self, data: JSONBody[MeUpdate], principal: Caller, identity: IdentityRuntime
     ) -> User:
         """Change one's name, language or password. A new password needs the current one and
-        ends every other login of the user."""
+        ends every other login of the user. A service's token changes no account: 403."""
+        ensure_person(principal)
         password_hash = None
         if isinstance(data.password, str):
             current = data.current_password

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.enums import MediaType
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import JSONBody
 
 from services.identity.api.deps import Identity, IdentityRuntime
@@ -34,9 +37,72 @@ from services.identity.schemas import (
 from services.identity.store import accounts, logins, oidc
 from services.identity.store.rows import UserRow
 from shared.errors import FieldError, InvalidRequest, TooManyRequests, Unauthenticated
+from shared.problems import problem_spec
 
 _FORM = "application/x-www-form-urlencoded"
 _MAX_LIFETIME_OF_LOGIN = REFRESH_TTL
+
+
+# What a grant's JSON Schema says, by the name Litestar's `Schema` gives it.
+_SCHEMA_KEYS = {
+    "title": "title",
+    "enum": "enum",
+    "required": "required",
+    "maxLength": "max_length",
+    "minLength": "min_length",
+    "pattern": "pattern",
+}
+_NULL = {"type": "null"}
+
+
+def _openapi_schema(schema: dict[str, Any], defs: dict[str, Any], *, form: bool) -> Schema:
+    """Litestar's form of a msgspec JSON Schema, its references inlined (they point into the
+    schema's own `$defs`, which a document does not have). A form has no null: an optional field
+    is one left out. A keyword it does not know is an error, never a constraint dropped."""
+    if "$ref" in schema:
+        return _openapi_schema(defs[schema["$ref"].rsplit("/", 1)[1]], defs, form=form)
+    fields: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("$defs", "discriminator", "default"):
+            continue  # the mapping names `$defs`; the tags are in each grant's `enum` anyway
+        if key == "anyOf":
+            options = [option for option in value if not (form and option == _NULL)]
+            fields["any_of"] = [_openapi_schema(option, defs, form=form) for option in options]
+        elif key == "properties":
+            fields["properties"] = {
+                name: _openapi_schema(item, defs, form=form) for name, item in value.items()
+            }
+        elif key == "type":
+            fields["type"] = OpenAPIType(value)
+        else:
+            fields[_SCHEMA_KEYS[key]] = value
+    return Schema(**fields)
+
+
+_GRANT = msgspec.json.schema(Grant)
+_JSON_GRANT = _openapi_schema(_GRANT, _GRANT["$defs"], form=False)
+_FORM_GRANT = _openapi_schema(_GRANT, _GRANT["$defs"], form=True)
+
+
+@dataclass
+class _TokenOperation(Operation):
+    """The token endpoint reads its grant itself, JSON or form-encoded, so Litestar sees no
+    `data` to document: the document is told here what it takes."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            content={
+                MediaType.JSON: OpenAPIMediaType(schema=_JSON_GRANT),
+                _FORM: OpenAPIMediaType(schema=_FORM_GRANT),
+            },
+        )
+
+
+_TOO_MANY_ATTEMPTS = problem_spec(
+    "Too many wrong passwords for the account: 10 in 15 minutes (`too_many_attempts`), with "
+    "`Retry-After`"
+)
 
 
 def _invalid_credentials() -> Unauthenticated:
@@ -82,7 +148,15 @@ async def _grant_of(request: Request[Any, Any, Any]) -> Grant:
     "/v1/token",
     security=[{}],
     tags=["tokens"],
-    responses={200: ResponseSpec(TokenAnswer, description="the tokens")},
+    operation_class=_TokenOperation,
+    responses={
+        200: ResponseSpec(TokenAnswer, description="the tokens"),
+        401: problem_spec(
+            "The grant is refused: a wrong e-mail address or password (`invalid_credentials`), "
+            "client (`invalid_client`), refresh token or code (`invalid_grant`)"
+        ),
+        429: _TOO_MANY_ATTEMPTS,
+    },
     status_code=200,
 )
 async def token(request: Request[Any, Any, Any], identity: IdentityRuntime) -> TokenAnswer:

@@ -154,6 +154,13 @@ def ensure_office_person(principal: Principal) -> None:
         raise Forbidden("only the office may do this")
 
 
+def ensure_person(principal: Principal) -> None:
+    """Only a person changes its own account. A service's token has none, and changes no
+    account (403, as every account write of a service is); reading is another matter."""
+    if principal.is_service:
+        raise Forbidden("a service's token may not change an account")
+
+
 def visible_org(principal: Principal, asked: str | None) -> str | None:
     """The organisation a list of members or invitations is limited to: office and services see
     every one (or the one `asked`), a manager only its own; anyone else none."""
