@@ -20,6 +20,17 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 TIME_COST, MEMORY_COST_KIB, PARALLELISM = 3, 65_536, 2
 
 
+# Each hash holds 64 MiB while it runs: a bound on threads is a bound on memory, whatever size of
+# node a container lands on.
+MAX_HASHING_THREADS = 4
+
+
+def hashing_threads() -> int:
+    """As many threads as the cores this process may run on (its CPU set, not the node's), at
+    most `MAX_HASHING_THREADS`."""
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_HASHING_THREADS))
+
+
 class Passwords:
     def __init__(self, workers: int | None = None) -> None:
         self._hasher = PasswordHash(
@@ -30,7 +41,7 @@ class Passwords:
             )
         )
         self._pool = ThreadPoolExecutor(
-            max_workers=workers or os.cpu_count() or 2, thread_name_prefix="argon2"
+            max_workers=workers or hashing_threads(), thread_name_prefix="argon2"
         )
         self._dummy = self._hasher.hash("no account has this password")
 
