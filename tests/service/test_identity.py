@@ -640,6 +640,18 @@ async def test_me_reads_and_changes_name_and_language(identity: Client, tokens: 
     assert_problem(await identity.get("/v1/me", headers=tokens("service")), 404, "not_found")
 
 
+async def test_a_service_token_may_not_change_an_account_through_me(
+    identity: Client, tokens: Tokens
+) -> None:
+    """Was 404 (no such user): a service changes no account, so it is 403, as for every account
+    write of a service; even where its `sub` is some user's id."""
+    user = await add(identity, "svc@example.org")
+    for sub in (None, user):
+        headers = tokens("service", "commonroom", sub=sub)
+        refused = await identity.patch("/v1/me", json={"locale": "en"}, headers=headers)
+        assert_problem(refused, 403, "forbidden")
+
+
 async def test_a_new_password_needs_the_current_one_and_ends_every_other_login(
     identity: Client,
 ) -> None:

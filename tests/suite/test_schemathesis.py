@@ -154,17 +154,16 @@ async def seed(suite: Suite) -> Seeded:
         password=None,
         membership=Membership(org=MEMBERS_ORG, role=Role.COMMUNITY_MANAGER),
     )
-    async with suite.client("identity", suite.tokens("office")) as identity:
-        invitation = made(
-            await identity.post(
-                "/v1/invitations",
-                json={
-                    "email": "invitee@centre-a.example.org",
-                    "org": MEMBERS_ORG,
-                    "role": "community_manager",
-                },
-            )
+    invitation = made(
+        await suite.identity.post(
+            "/v1/invitations",
+            json={
+                "email": "invitee@centre-a.example.org",
+                "org": MEMBERS_ORG,
+                "role": "community_manager",
+            },
         )
+    )
     seeded.ids.update(
         area_id=area,
         venue_id=venue,
