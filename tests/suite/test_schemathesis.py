@@ -225,10 +225,23 @@ def _adds_a_query_parameter(case: Any, _: Any) -> bool:
     return bool(set(case.query or {}) - declared)
 
 
-def _sends_a_number_in_the_query(case: Any, _: Any) -> bool:
+def _admits_text(schema: Any) -> bool:
+    """Whether a parameter's schema takes a string (alone, among alternatives, or as items)."""
+    if not isinstance(schema, dict):
+        return False
+    alternatives = [*schema.get("oneOf", []), *schema.get("anyOf", []), schema.get("items")]
+    return schema.get("type") == "string" or any(map(_admits_text, alternatives))
+
+
+def _sends_a_number_or_boolean_as_text(case: Any, _: Any) -> bool:
+    text = {
+        parameter.name
+        for parameter in case.operation.query
+        if _admits_text(parameter.definition.get("schema"))
+    }
     return any(
-        isinstance(value, int | float) and not isinstance(value, bool)
-        for value in (case.query or {}).values()
+        isinstance(value, int | float) and name in text
+        for name, value in (case.query or {}).items()
     )
 
 
@@ -259,9 +272,9 @@ LENIENT = [
         Known(
             service,
             frozenset({"ST201"}),
-            _sends_a_number_in_the_query,
-            "a number where the document says text: a query string is text, and a number's "
-            "text is text (an id filter finds nothing by it)",
+            _sends_a_number_or_boolean_as_text,
+            "a number or a boolean where the document says text: a query string is text, and "
+            "`7` or `true` is text (an id filter finds nothing by it)",
         )
         for service in FUZZED
     ),
