@@ -63,25 +63,31 @@ class Principal(msgspec.Struct, frozen=True):
 
     @property
     def is_office(self) -> bool:
-        """Whether the caller has the office's rights over the catalogue, bookings and lectures.
-
-        A service's own token has them there, for the calls between services (holds, approvals,
-        reads of everything); identity grants it nothing over accounts (`is_office_person`)."""
-        return self.role in (Role.OFFICE, Role.SERVICE)
-
-    @property
-    def is_office_person(self) -> bool:
-        """The office itself: a person, not a service acting with office rights."""
+        """The office, which may do everything."""
         return self.role is Role.OFFICE
 
     @property
     def is_service(self) -> bool:
         return self.role is Role.SERVICE
 
+    @property
+    def is_office_or_service(self) -> bool:
+        """The office, or a service's own token: both read everything. A service writes only
+        what the contract names for the calls between services (the lecturer service's holds,
+        approvals and cancels), each allowed where it is made: a compromised service can do
+        no more than its part."""
+        return self.role in (Role.OFFICE, Role.SERVICE)
+
     def require(self, *roles: Role) -> None:
-        """Refuse (403) unless the principal holds one of `roles`; office may always act."""
+        """Refuse (403) unless the principal holds one of `roles`; office may always act, a
+        service only where `Role.SERVICE` is named."""
         if not self.is_office and self.role not in roles:
             raise Forbidden(f"the {self.role.value} role may not do this")
+
+    def require_person(self) -> None:
+        """Refuse (403) a service's own token: for what the contract lets no service do."""
+        if self.is_service:
+            raise Forbidden("a service's token may not do this")
 
 
 def bearer_token(authorization: str | None) -> str:

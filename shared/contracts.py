@@ -53,7 +53,14 @@ class Rules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class BookingChanged(msgspec.Struct, frozen=True):
-    """The data of every `booking.*` event."""
+    """The data of every `booking.*` event: the booking as the change left it.
+
+    `start` and `end` carry the venue's UTC offset, and `timezone` names the venue's zone;
+    `owner_org` is the venue's organisation, `org` the booking's, `booked_by` the `sub` of the
+    token that made it; `version` is 1 when made and rises by one with every change (notify's
+    iTIP SEQUENCE). The fields after `org` came later: their defaults read an event written
+    before them (its instants were in UTC).
+    """
 
     id: str
     venue_id: str
@@ -62,6 +69,12 @@ class BookingChanged(msgspec.Struct, frozen=True):
     end: datetime
     status: str
     org: str
+    owner_org: str = ""
+    booked_by: str = ""
+    hold: bool = False
+    purpose: str = ""
+    version: int = 1
+    timezone: str = "UTC"
 
 
 # Identity's events, for notify. `role` is one of the person roles of `shared.auth.Role`, `locale`

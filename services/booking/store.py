@@ -90,9 +90,12 @@ class BookingRow(Base):
     override_hours: Mapped[bool] = mapped_column(Boolean, default=False)
     outside_opening_hours: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str | None] = mapped_column(Text)
-    created_by: Mapped[str] = mapped_column(String(200))
+    # The `sub` of the token that made the booking (a person, or a service such as lecturers).
+    booked_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # 1 when made, raised by one with every change (`touch`): its events' order, notify's SEQUENCE.
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
 
     __table_args__ = (
         Index("ix_bookings_venue_start", "venue_id", "start_at"),
@@ -126,12 +129,13 @@ class NewBooking(msgspec.Struct, frozen=True):
     series_id: str | None
     hold: bool
     override_hours: bool
-    created_by: str
+    booked_by: str
     created_at: datetime
     updated_at: datetime
     attended: int | None = None
     outside_opening_hours: bool = False
     reason: str | None = None
+    version: int = 1
 
     def values(self) -> dict[str, Any]:
         return msgspec.structs.asdict(self)
@@ -145,6 +149,7 @@ def booking_of(row: BookingRow | NewBooking) -> Booking:
         resource_ids=list(row.resource_ids),
         venue_id=row.venue_id,
         org=row.org,
+        booked_by=row.booked_by,
         start=row.start_at.astimezone(tz),
         end=row.end_at.astimezone(tz),
         status=Status(row.status),
@@ -158,20 +163,37 @@ def booking_of(row: BookingRow | NewBooking) -> Booking:
         reason=row.reason,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        version=row.version,
     )
 
 
 def changed_of(row: BookingRow | NewBooking) -> BookingChanged:
-    """The data of the booking's events."""
+    """The data of the booking's events: the booking as it is after the change, its instants in
+    the venue's zone. Everything comes from the row (the venue's owner and zone were kept when it
+    was booked), so no event needs the registry."""
+    tz = ZoneInfo(row.timezone)
     return BookingChanged(
         id=row.id,
         venue_id=row.venue_id,
         resource_ids=list(row.resource_ids),
-        start=row.start_at,
-        end=row.end_at,
+        start=row.start_at.astimezone(tz),
+        end=row.end_at.astimezone(tz),
         status=row.status,
         org=row.org,
+        owner_org=row.venue_org,
+        booked_by=row.booked_by,
+        hold=row.hold,
+        purpose=row.purpose,
+        version=row.version,
+        timezone=row.timezone,
     )
+
+
+def touch(row: BookingRow, now: datetime) -> None:
+    """Every change of a stored booking goes through here: it raises the version. The caller holds
+    the row (`get_booking_row(lock=True)`, or SQLite's one writer), so no two changes share one."""
+    row.version += 1
+    row.updated_at = now
 
 
 class SlotRow(Base):
@@ -567,7 +589,7 @@ async def set_status(
 ) -> Booking:
     """Move a booking on; an ending frees its slots at once."""
     row.status = status.value
-    row.updated_at = now
+    touch(row, now)
     if reason is not None:
         row.reason = reason
     if status not in LIVE:
@@ -587,7 +609,7 @@ async def record_attendance(
     session: AsyncSession, row: BookingRow, attended: int, *, now: datetime
 ) -> Booking:
     row.attended = attended
-    row.updated_at = now
+    touch(row, now)
     data = {**msgspec.to_builtins(row.changed()), "attended": attended}
     await publish(session, tables, source=SOURCE, type="booking.attended", data=data, now=now)
     return row.to_domain()
@@ -604,6 +626,7 @@ async def list_bookings(
     status: Status | None,
     after: str | None,
     limit: int,
+    hold: bool | None = None,
 ) -> list[Booking]:
     query = select(BookingRow).order_by(BookingRow.id).limit(limit + 1)
     if org is not None:
@@ -620,6 +643,8 @@ async def list_bookings(
         query = query.where(BookingRow.start_at < window.end, BookingRow.end_at > window.start)
     if status is not None:
         query = query.where(BookingRow.status == status.value)
+    if hold is not None:
+        query = query.where(BookingRow.hold.is_(hold))
     if after is not None:
         query = query.where(BookingRow.id > after)
     return [row.to_domain() for row in (await session.scalars(query)).all()]
@@ -665,6 +690,8 @@ async def resource_bookings(
 async def future_series_rows(
     session: AsyncSession, series_id: str, now: datetime
 ) -> list[BookingRow]:
+    """The series' live occurrences still to come, held (PostgreSQL) until the transaction ends,
+    like any booking about to change."""
     query = (
         select(BookingRow)
         .where(
@@ -672,8 +699,10 @@ async def future_series_rows(
             BookingRow.start_at > now,
             BookingRow.status.in_(LIVE_VALUES),
         )
-        .order_by(BookingRow.start_at)
+        .order_by(BookingRow.start_at, BookingRow.id)
     )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
     return list((await session.scalars(query)).all())
 
 
@@ -700,25 +729,52 @@ async def future_bookings_of(
 async def flag_outside_hours(
     session: AsyncSession, flags: dict[str, bool], *, now: datetime
 ) -> list[str]:
-    """Set each booking's `outside_opening_hours`; tell the venue of each one newly outside."""
+    """Set each booking's `outside_opening_hours`; tell the venue of each live one newly outside.
+
+    The bookings whose flag changes are read again and held (PostgreSQL) first: a cancel or an
+    approval may have moved one since it was listed, and each change must raise the version the
+    other left, never reuse it.
+    """
+    changing = sorted(
+        [
+            booking_id
+            for booking_id, outside in flags.items()
+            # Listed earlier in this session: found in it, without a query.
+            if (listed := await session.get(BookingRow, booking_id)) is not None
+            and listed.outside_opening_hours != outside
+        ]
+    )
     newly: list[str] = []
-    for booking_id, outside in flags.items():
-        row = await session.get(BookingRow, booking_id)
-        if row is None or row.outside_opening_hours == outside:
-            continue
-        row.outside_opening_hours = outside
-        row.updated_at = now
-        if outside:
-            newly.append(booking_id)
-            await publish(
-                session,
-                tables,
-                source=SOURCE,
-                type="booking.outside_opening_hours",
-                data=row.changed(),
-                now=now,
-            )
+    for first in range(0, len(changing), _HELD_AT_ONCE):
+        query = (
+            select(BookingRow)
+            .where(BookingRow.id.in_(changing[first : first + _HELD_AT_ONCE]))
+            .order_by(BookingRow.id)
+            .execution_options(populate_existing=True)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        for row in (await session.scalars(query)).all():
+            outside = flags[row.id]
+            if row.outside_opening_hours == outside or row.status not in LIVE_VALUES:
+                continue
+            row.outside_opening_hours = outside
+            touch(row, now)
+            if outside:
+                newly.append(row.id)
+                await publish(
+                    session,
+                    tables,
+                    source=SOURCE,
+                    type="booking.outside_opening_hours",
+                    data=row.changed(),
+                    now=now,
+                )
     return newly
+
+
+# Bookings read again and held per query: well inside both databases' limit on parameters.
+_HELD_AT_ONCE = 1000
 
 
 async def resources_with_future_slots(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +12,12 @@ import httpx
 import pytest
 from arq import create_pool
 from litestar.testing import AsyncTestClient
+from sqlalchemy import update
 
 from services.booking import store as booking_store
 from services.booking.app import create_app as create_booking
+from services.booking.clients import registry_http
+from services.booking.worker import hours_changed
 from services.cli import service_package
 from services.identity.app import create_app as create_identity
 from services.identity.store import rows as identity_rows
@@ -313,3 +316,31 @@ async def registry_event_handled(
     )
     async with database_of(booking, "booking") as database:
         assert await handle_once(database, booking_store.tables, event, {event_type: handler})
+
+
+async def hours_change_handled(booking: AsyncTestClient, venue_id: str) -> None:  # type: ignore[type-arg]
+    """The registry's `opening_hours.changed` for `venue_id`, handled as booking's worker does
+    (reading the new hours from the registry)."""
+    registry = registry_http(booking.app.state["service"].settings)
+    try:
+        await registry_event_handled(
+            booking,
+            "opening_hours.changed",
+            {"venue_id": venue_id, "resource_id": None},
+            hours_changed(registry),
+        )
+    finally:
+        await registry.aclose()
+
+
+async def moved_into_the_past(booking: AsyncTestClient, booking_id: str) -> None:  # type: ignore[type-arg]
+    """Move a booking to end an hour ago, as time would (attendance is recorded after the end)."""
+    async with database_of(booking, "booking") as database, database.write() as session:
+        await session.execute(
+            update(booking_store.BookingRow)
+            .where(booking_store.BookingRow.id == booking_id)
+            .values(
+                start_at=datetime.now(UTC) - timedelta(hours=3),
+                end_at=datetime.now(UTC) - timedelta(hours=1),
+            )
+        )

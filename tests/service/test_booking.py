@@ -11,18 +11,24 @@ import httpx
 import icalendar
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from services.booking import store
 from services.booking.app import create_app
-from services.booking.clients import Readings, registry_http
-from services.booking.worker import drop_cached, hours_changed
+from services.booking.clients import Readings
+from services.booking.worker import drop_cached
 from shared.events import Event, decode
 from shared.ids import new_id
 from shared.outbox import handle_once
 from shared.web import service_state
 from tests.conftest import Tokens, as_client, database_of, make_settings
-from tests.service.conftest import Town, open_every_day, registry_event_handled
+from tests.service.conftest import (
+    Town,
+    hours_change_handled,
+    moved_into_the_past,
+    open_every_day,
+    registry_event_handled,
+)
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -264,16 +270,7 @@ async def test_attendance_is_recorded_after_the_end_only(
         409,
         "invalid_transition",
     )
-    # Move the booking into the past, as time would.
-    async with database_of(booking, "booking") as database, database.write() as session:
-        await session.execute(
-            update(store.BookingRow)
-            .where(store.BookingRow.id == made["id"])
-            .values(
-                start_at=datetime.now(UTC) - timedelta(hours=3),
-                end_at=datetime.now(UTC) - timedelta(hours=1),
-            )
-        )
+    await moved_into_the_past(booking, made["id"])
     recorded = await booking.post(
         f"/v1/bookings/{made['id']}/attendance",
         json={"attended": 12},
@@ -634,16 +631,7 @@ async def test_hours_that_shrink_under_a_booking_flag_it_and_tell_the_venue(
     room = await town.room(venue)
     made = (await book(booking, tokens, booking_body(room, at(18), at(21)))).json()
     await town.http.put(f"/v1/venues/{venue}/opening-hours", json=open_every_day("08:00", "20:00"))
-    registry = registry_http(booking.app.state["service"].settings)
-    try:
-        await registry_event_handled(
-            booking,
-            "opening_hours.changed",
-            {"venue_id": venue, "resource_id": None},
-            hours_changed(registry),
-        )
-    finally:
-        await registry.aclose()
+    await hours_change_handled(booking, venue)
     flagged = await booking.get(f"/v1/bookings/{made['id']}", headers=tokens("office"))
     assert flagged.json()["outside_opening_hours"] is True
     assert flagged.json()["status"] == "confirmed"

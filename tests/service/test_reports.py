@@ -16,11 +16,9 @@ import httpx
 from litestar.testing import AsyncTestClient
 
 from services.booking import store
-from services.booking.clients import registry_http
-from services.booking.worker import hours_changed
 from shared.ids import new_id
 from tests.conftest import Tokens, database_of
-from tests.service.conftest import ALL_WEEK, Town, registry_event_handled
+from tests.service.conftest import ALL_WEEK, Town, hours_change_handled
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -269,16 +267,7 @@ async def test_hours_that_shrink_under_a_booking_leave_only_its_part_inside_them
     assert figures(before[venue]) == (8, 2, 0.25, 1, 0, 0)
     put = await town.http.put(f"/v1/venues/{venue}/opening-hours", json=hours("09:00", "15:00"))
     assert put.status_code == 200, put.text
-    registry = registry_http(booking.app.state["service"].settings)
-    try:
-        await registry_event_handled(
-            booking,
-            "opening_hours.changed",
-            {"venue_id": venue, "resource_id": None},
-            hours_changed(registry),
-        )
-    finally:
-        await registry.aclose()
+    await hours_change_handled(booking, venue)
     async with database_of(booking, "booking") as database, database.read() as session:
         projected = await session.get(store.ReportResourceRow, room)
     # The worker read the new hours into the projection itself, at the new generation.

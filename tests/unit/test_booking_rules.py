@@ -27,7 +27,9 @@ from services.booking.domain.bookings import (
     blocked,
     booking_org,
     ensure_attendance_allowed,
+    ensure_may_approve,
     ensure_may_book,
+    ensure_may_change,
     ensure_may_decide,
     ensure_visible,
     initial_status,
@@ -521,6 +523,28 @@ def test_override_hours_is_for_the_office_and_the_venues_own_manager(
     else:
         with pytest.raises(Forbidden):
             ensure_may_book(principal, request(override_hours=True), "org-v")
+
+
+LECTURER_SERVICE = Principal("lecturers", Role.SERVICE, "commonroom")
+
+
+def test_a_service_makes_the_lecturer_services_calls_and_no_other_write() -> None:
+    """API.md: a service's own token reads everything and makes the calls between services the
+    contract names (holds, approvals, cancels), nothing else."""
+    service = LECTURER_SERVICE
+    assert booking_org(service, request(hold=True, org="org-v")) == "org-v"
+    assert visible_scope(service) == (None, None)
+    ensure_visible(service, "org-a", "org-v")  # so it may cancel
+    ensure_may_approve(service, "org-a", "org-v")
+    for refused in (ensure_may_decide, ensure_may_change):  # reject; attendance, a series
+        with pytest.raises(Forbidden):
+            refused(service, "org-a", "org-v")
+    with pytest.raises(Forbidden):
+        ensure_may_book(service, request(override_hours=True), "org-v")
+    # Approving stays the venue's: the service's exception changes no one else's rights.
+    with pytest.raises(Forbidden):
+        ensure_may_approve(CM_A, "org-a", "org-v")
+    ensure_may_change(CM_A, "org-a", "org-v")
 
 
 def test_an_unset_org_is_the_callers() -> None:

@@ -99,11 +99,20 @@ def test_subtract_leaves_nothing_of_the_holes(base: list[Interval], holes: list[
 
 
 def test_office_may_act_in_any_role_others_only_in_theirs() -> None:
-    Principal(sub="s", role=Role.OFFICE, org="o").require(Role.VENUE_MANAGER)
-    Principal(sub="s", role=Role.SERVICE, org="o").require(Role.VENUE_MANAGER)
+    office = Principal(sub="s", role=Role.OFFICE, org="o")
+    service = Principal(sub="booking", role=Role.SERVICE, org="commonroom")
+    office.require(Role.VENUE_MANAGER)
+    office.require_person()
     with pytest.raises(Forbidden):
         Principal(sub="s", role=Role.COMMUNITY_MANAGER, org="o").require(Role.VENUE_MANAGER)
-    assert not Principal(sub="s", role=Role.SERVICE, org="o").is_office_person
+    # A service's token is no office: it acts only where its role is named.
+    with pytest.raises(Forbidden):
+        service.require(Role.VENUE_MANAGER)
+    service.require(Role.VENUE_MANAGER, Role.SERVICE)
+    with pytest.raises(Forbidden):
+        service.require_person()
+    assert service.is_office_or_service
+    assert not service.is_office
 
 
 def test_events_route_to_their_subscribers() -> None:

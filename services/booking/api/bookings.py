@@ -29,7 +29,9 @@ from services.booking.domain.bookings import (
     booking_org,
     check_venue,
     ensure_attendance_allowed,
+    ensure_may_approve,
     ensure_may_book,
+    ensure_may_change,
     ensure_may_decide,
     ensure_visible,
     initial_status,
@@ -90,7 +92,7 @@ def _new_row(
         series_id=series_id,
         hold=data.hold,
         override_hours=data.override_hours,
-        created_by=principal.sub,
+        booked_by=principal.sub,
         created_at=now,
         updated_at=now,
     )
@@ -278,7 +280,7 @@ async def _share(session: AsyncSession, org: str, loaded: _Loaded, hours_per_wee
     return _Share(hours_per_week=hours_per_week, held=held, tz=tz)
 
 
-_GUARDS = {"cancel": ensure_visible, "approve": ensure_may_decide, "reject": ensure_may_decide}
+_GUARDS = {"cancel": ensure_visible, "approve": ensure_may_approve, "reject": ensure_may_decide}
 
 
 async def _move(
@@ -374,9 +376,12 @@ class BookingController(Controller):
         from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
         to: Annotated[datetime | None, QueryParameter(name="to")] = None,
         status: FromQuery[Status | None] = None,
+        hold: FromQuery[bool | None] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> Page[Booking]:
+        """The bookings the caller may see; `hold=false` leaves out the rooms held for offered
+        lectures (a venue manager's approval queue), `hold=true` lists only those."""
         org, venue_org = visible_scope(principal)
         span = None
         if from_ is not None or to is not None:
@@ -395,6 +400,7 @@ class BookingController(Controller):
             venue_id=venue_id,
             window=span,
             status=status,
+            hold=hold,
             after=decode_cursor(cursor),
             limit=limit,
         )
@@ -445,7 +451,7 @@ class BookingController(Controller):
         session: DbSession,
     ) -> Booking:
         row = await store.get_booking_row(session, booking_id, lock=True)
-        ensure_visible(principal, row.org, row.venue_org)
+        ensure_may_change(principal, row.org, row.venue_org)
         now = datetime.now(UTC)
         ensure_attendance_allowed(Status(row.status), row.end_at, now)
         return await store.record_attendance(session, row, data.attended, now=now)
@@ -463,7 +469,7 @@ class SeriesController(Controller):
         any_row = await store.series_exists(session, series_id)
         if any_row is None:
             raise NotFound("no such series")
-        ensure_visible(principal, any_row.org, any_row.venue_org)
+        ensure_may_change(principal, any_row.org, any_row.venue_org)
         now = datetime.now(UTC)
         cancelled = [
             await store.set_status(

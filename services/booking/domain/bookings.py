@@ -81,10 +81,15 @@ class Bookable(msgspec.Struct, frozen=True):
 
 
 class Booking(msgspec.Struct, frozen=True):
+    """A booking as clients read it. `booked_by` is the `sub` of the token that made it; a `hold`
+    is a pending booking the office (the lecturer service) keeps for an offered lecture, not a
+    request for the venue to approve; `version` rises by one with every change."""
+
     id: str
     resource_ids: list[str]
     venue_id: str
     org: str
+    booked_by: str
     start: datetime
     end: datetime
     status: Status
@@ -98,6 +103,7 @@ class Booking(msgspec.Struct, frozen=True):
     reason: str | None
     created_at: datetime
     updated_at: datetime
+    version: int
 
 
 class Occurrence(msgspec.Struct, frozen=True):
@@ -127,10 +133,11 @@ class Refusal(msgspec.Struct, frozen=True):
 
 def booking_org(principal: Principal, request: BookingCreate) -> str:
     """The organisation a new booking belongs to: the caller's, or the one the office names."""
-    principal.require(Role.COMMUNITY_MANAGER, Role.VENUE_MANAGER)
-    if request.org is not UNSET and request.org != principal.org and not principal.is_office:
+    principal.require(Role.COMMUNITY_MANAGER, Role.VENUE_MANAGER, Role.SERVICE)
+    on_behalf = request.org is not UNSET and request.org != principal.org
+    if on_behalf and not principal.is_office_or_service:
         raise Forbidden("only the office books on behalf of another organisation")
-    if request.hold and not principal.is_office:
+    if request.hold and not principal.is_office_or_service:
         raise Forbidden("only the office (or a service acting for it) holds rooms")
     return principal.org if request.org is UNSET else request.org
 
@@ -145,8 +152,8 @@ def ensure_may_book(principal: Principal, request: BookingCreate, owner_org: str
 
 def can_see(principal: Principal, org: str, venue_org: str) -> bool:
     """The office sees every booking, a community manager its own organisation's, and a venue
-    manager its own organisation's and those at its venues."""
-    if principal.is_office:
+    manager its own organisation's and those at its venues; a service, every one."""
+    if principal.is_office_or_service:
         return True
     if principal.role is Role.COMMUNITY_MANAGER:
         return principal.org == org
@@ -163,7 +170,7 @@ def ensure_visible(principal: Principal, org: str, venue_org: str) -> None:
 
 def visible_scope(principal: Principal) -> tuple[str | None, str | None]:
     """The (booking org, venue org) whose bookings a list shows; (None, None) for all of them."""
-    if principal.is_office:
+    if principal.is_office_or_service:
         return None, None
     principal.require(Role.COMMUNITY_MANAGER, Role.VENUE_MANAGER)
     venue_org = principal.org if principal.role is Role.VENUE_MANAGER else None
@@ -177,6 +184,19 @@ def ensure_may_decide(principal: Principal, org: str, venue_org: str) -> None:
         principal.is_office or (principal.role is Role.VENUE_MANAGER and principal.org == venue_org)
     ):
         raise Forbidden("only the venue's manager or the office approves and rejects")
+
+
+def ensure_may_approve(principal: Principal, org: str, venue_org: str) -> None:
+    """And approving also to the lecturer service, which confirms an accepted offer's hold (it
+    cancels too: whoever sees a booking may cancel it)."""
+    if not principal.is_service:
+        ensure_may_decide(principal, org, venue_org)
+
+
+def ensure_may_change(principal: Principal, org: str, venue_org: str) -> None:
+    """The other changes (attendance, a series' rest) are a person's, never a service's."""
+    principal.require_person()
+    ensure_visible(principal, org, venue_org)
 
 
 # Moving a booking along

@@ -278,10 +278,10 @@ def area_paths(parents: Mapping[str, str | None], known: Mapping[str, str]) -> d
 
 
 def reporting_org(principal: Principal) -> str | None:
-    """Whose venues the caller's reports cover: the office's all (None), a venue manager's
-    its organisation's; anyone else may not ask."""
-    principal.require(Role.VENUE_MANAGER)
-    return None if principal.is_office else principal.org
+    """Whose venues the caller's reports cover: the office's and a service's all (None), a
+    venue manager's its organisation's; anyone else may not ask."""
+    principal.require(Role.VENUE_MANAGER, Role.SERVICE)
+    return None if principal.is_office_or_service else principal.org
 
 
 def ensure_may_report_on(principal: Principal, owner_org: str) -> None:

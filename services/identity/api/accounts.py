@@ -26,7 +26,6 @@ from services.identity.domain.accounts import (
     User,
     check_password,
     ensure_office_person,
-    ensure_person,
     memberships_to_end,
     require_current_password,
     shown_to,
@@ -195,7 +194,9 @@ class MeController(Controller):
     ) -> User:
         """Change one's name, language or password. A new password needs the current one and
         ends every other login of the user. A service's token changes no account: 403."""
-        ensure_person(principal)
+        # A service's token has no account, and changes none (403, as every account write
+        # of a service is); reading is another matter.
+        principal.require_person()
         password_hash = None
         if isinstance(data.password, str):
             current = data.current_password

@@ -124,7 +124,7 @@ def pick_membership(
 def ensure_can_manage_members(principal: Principal, org: str, role: Role) -> None:
     """Office manages anyone; a venue or community manager its own org and its own role; a
     service token, nobody (a compromised service must not make itself accounts)."""
-    if principal.is_office_person:
+    if principal.is_office:
         return
     managers = (Role.VENUE_MANAGER, Role.COMMUNITY_MANAGER)
     if principal.role in managers and principal.org == org and principal.role == role:
@@ -150,21 +150,14 @@ MANAGERS = (Role.VENUE_MANAGER, Role.COMMUNITY_MANAGER)
 def ensure_office_person(principal: Principal) -> None:
     """Organisations are made, and users disabled, by the office itself: not by a manager, and
     not by a service (a compromised service must not grant itself anything)."""
-    if not principal.is_office_person:
+    if not principal.is_office:
         raise Forbidden("only the office may do this")
-
-
-def ensure_person(principal: Principal) -> None:
-    """Only a person changes its own account. A service's token has none, and changes no
-    account (403, as every account write of a service is); reading is another matter."""
-    if principal.is_service:
-        raise Forbidden("a service's token may not change an account")
 
 
 def visible_org(principal: Principal, asked: str | None) -> str | None:
     """The organisation a list of members or invitations is limited to: office and services see
     every one (or the one `asked`), a manager only its own; anyone else none."""
-    if principal.is_office:
+    if principal.is_office_or_service:
         return asked
     if principal.role in MANAGERS:
         if asked is not None and asked != principal.org:
@@ -177,7 +170,7 @@ def shown_to(principal: Principal, user: User) -> User | None:
     """`user` as `principal` may see it, or None where it may not: oneself and office and
     services see everything; a manager sees the members of its own org, and of their
     memberships only those in its org (a teacher's lecturing elsewhere is not its business)."""
-    if principal.sub == user.id or principal.is_office:
+    if principal.sub == user.id or principal.is_office_or_service:
         return user
     if principal.role not in MANAGERS:
         return None
@@ -227,7 +220,7 @@ def memberships_to_end(
     """What ending a user's membership in `org` ends: the one in `role`, else every one the
     user holds there (a manager's own role's only). 403 outside the caller's rights, 404 where
     the user holds none of them."""
-    if role is None and not principal.is_office_person:
+    if role is None and not principal.is_office:
         role = principal.role
     if role is not None:
         ensure_can_manage_members(principal, org, role)

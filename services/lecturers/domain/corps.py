@@ -230,7 +230,7 @@ def ensure_may_request(principal: Principal, venue_org: str) -> None:
 
 
 def ensure_may_read_request(principal: Principal, venue_org: str) -> None:
-    if principal.is_office:
+    if principal.is_office_or_service:
         return
     if principal.role is Role.LECTURER:
         raise Forbidden("lecturers see their offers, not the schools' requests")
@@ -242,7 +242,7 @@ def request_scope(principal: Principal) -> str | None:
     """Whose requests a listing shows: every org's (None) for the office, else the caller's."""
     if principal.role is Role.LECTURER:
         raise Forbidden("lecturers see their offers, not the schools' requests")
-    return None if principal.is_office else principal.org
+    return None if principal.is_office_or_service else principal.org
 
 
 # ---------------------------------------------------------------------------------------------
@@ -311,7 +311,7 @@ def ensure_may_answer(principal: Principal, lecturer_id: str) -> None:
 
 
 def ensure_may_read_offer(principal: Principal, lecturer_id: str, venue_org: str) -> None:
-    if principal.is_office or principal.lecturer_id == lecturer_id:
+    if principal.is_office_or_service or principal.lecturer_id == lecturer_id:
         return
     if principal.role is Role.VENUE_MANAGER and principal.org == venue_org:
         return
@@ -326,7 +326,7 @@ class OfferScope(msgspec.Struct, frozen=True):
 
 
 def offer_scope(principal: Principal, lecturer_id: str | None) -> OfferScope:
-    if principal.is_office:
+    if principal.is_office_or_service:
         return OfferScope(lecturer_id=lecturer_id, venue_org=None)
     if principal.role is Role.LECTURER:
         if lecturer_id is not None and lecturer_id != principal.lecturer_id:
