@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +45,7 @@ from shared.web import (
     Page,
     PathId,
     To,
+    answer_spec,
     create_once,
     decode_cursor,
     page_of,
@@ -98,7 +98,7 @@ class AreaController(Controller):
     path = "/v1/areas"
     tags = ("areas",)
 
-    @post("/", responses={201: ResponseSpec(Area, description="The area made")})
+    @post("/", responses={201: answer_spec(Area, description="The area made")})
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -138,7 +138,7 @@ class VenueController(Controller):
     path = "/v1/venues"
     tags = ("venues",)
 
-    @post("/", responses={201: ResponseSpec(Venue, description="The venue made")})
+    @post("/", responses={201: answer_spec(Venue, description="The venue made")})
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -207,7 +207,7 @@ class VenueController(Controller):
 
     @post(
         "/{venue_id:str}/resources",
-        responses={201: ResponseSpec(Resource, description="The resource made")},
+        responses={201: answer_spec(Resource, description="The resource made")},
     )
     async def create_resource(
         self,

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,6 +53,7 @@ from shared.web import (
     Limit,
     Page,
     PathId,
+    answer_spec,
     create_once,
     decode_cursor,
     page_of,
@@ -305,7 +305,7 @@ class BookingController(Controller):
     @post(
         "/",
         responses={
-            201: ResponseSpec(
+            201: answer_spec(
                 Booking | SeriesResult,
                 description="The booking, or with `series` the series: its bookings and skips",
             )

@@ -26,7 +26,7 @@ from services.booking.domain.reports import (
 )
 from shared.errors import FieldError, InvalidRequest
 from shared.time import Interval, check_range, window
-from shared.web import Caller, From, To, service_state
+from shared.web import Caller, From, To, also_answered_as, answer_spec, service_state
 
 PNG_MEDIA_TYPE = "image/png"
 
@@ -63,7 +63,11 @@ class ReportController(Controller):
     path = "/v1/reports"
     tags = ("reports",)
 
-    @get("/utilisation")
+    @get(
+        "/utilisation",
+        responses={200: answer_spec(Utilisation, "Hours per group (`format=csv`: for Excel)")},
+        operation_class=also_answered_as(CSV_MEDIA_TYPE),
+    )
     async def utilisation(
         self,
         request: Request[Any, Any, Any],
@@ -90,7 +94,11 @@ class ReportController(Controller):
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
 
-    @get("/heatmap")
+    @get(
+        "/heatmap",
+        responses={200: answer_spec(Heatmap, "The matrix (`format=png`: the picture)")},
+        operation_class=also_answered_as(PNG_MEDIA_TYPE),
+    )
     async def heatmap(
         self,
         request: Request[Any, Any, Any],

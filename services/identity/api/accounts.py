@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, JSONBody
 from litestar.types import ControllerRouterHandler
 
@@ -45,6 +44,7 @@ from shared.web import (
     Limit,
     Page,
     PathId,
+    answer_spec,
     create_once,
     decode_cursor,
     page_of,
@@ -78,7 +78,7 @@ class OrgController(Controller):
     path = "/v1/orgs"
     tags = ("accounts",)
 
-    @post("/", responses={201: ResponseSpec(Org, description="The organisation made")})
+    @post("/", responses={201: answer_spec(Org, description="The organisation made")})
     async def create(
         self,
         request: Request[Any, Any, Any],

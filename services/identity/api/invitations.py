@@ -15,7 +15,6 @@ from uuid import UUID
 
 from litestar import Request, Response, delete, get, post
 from litestar.background_tasks import BackgroundTask
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from services.identity.api.deps import Identity, IdentityRuntime
@@ -53,6 +52,7 @@ from shared.web import (
     Page,
     PathId,
     PublicDbSession,
+    answer_spec,
     create_once,
     decode_cursor,
     page_of,
@@ -69,7 +69,7 @@ _RESET_GONE = problem_spec("The reset link was used or has expired (`reset_expir
 @post(
     "/v1/invitations",
     tags=["invitations"],
-    responses={201: ResponseSpec(Invitation, description="The invitation made")},
+    responses={201: answer_spec(Invitation, description="The invitation made")},
 )
 async def invite(
     request: Request[Any, Any, Any],
@@ -167,7 +167,7 @@ async def _caller(request: Request[Any, Any, Any]) -> Principal | None:
     "/v1/invitations/{token:str}/accept",
     security=[{}],
     tags=["invitations"],
-    responses={201: ResponseSpec(User, description="The account"), 410: _INVITATION_GONE},
+    responses={201: answer_spec(User, description="The account"), 410: _INVITATION_GONE},
 )
 async def accept(
     request: Request[Any, Any, Any],

@@ -10,7 +10,6 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.enums import MediaType
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import JSONBody
 
@@ -38,6 +37,7 @@ from services.identity.store import accounts, logins, oidc
 from services.identity.store.rows import UserRow
 from shared.errors import FieldError, InvalidRequest, TooManyRequests, Unauthenticated
 from shared.problems import problem_spec
+from shared.web import answer_spec
 
 _FORM = "application/x-www-form-urlencoded"
 _MAX_LIFETIME_OF_LOGIN = REFRESH_TTL
@@ -119,7 +119,7 @@ def _invalid_grant() -> Unauthenticated:
     "/.well-known/jwks.json",
     security=[{}],
     tags=["tokens"],
-    responses={200: ResponseSpec(Jwks, description="the keys tokens are signed with")},
+    responses={200: answer_spec(Jwks, description="the keys tokens are signed with")},
 )
 async def jwks(identity: IdentityRuntime) -> Response[bytes]:
     """The public keys every service checks tokens against (no token needed)."""
@@ -150,7 +150,7 @@ async def _grant_of(request: Request[Any, Any, Any]) -> Grant:
     tags=["tokens"],
     operation_class=_TokenOperation,
     responses={
-        200: ResponseSpec(TokenAnswer, description="the tokens"),
+        200: answer_spec(TokenAnswer, description="the tokens"),
         401: problem_spec(
             "The grant is refused: a wrong e-mail address or password (`invalid_credentials`), "
             "client (`invalid_client`), refresh token or code (`invalid_grant`)"

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, JSONBody
 
 from services.lecturers import store
@@ -40,6 +39,7 @@ from shared.web import (
     Limit,
     Page,
     PathId,
+    answer_spec,
     create_once,
     decode_cursor,
     page_of,
@@ -63,7 +63,7 @@ class LecturerController(Controller):
     path = "/v1/lecturers"
     tags = ("lecturers",)
 
-    @post("/", responses={201: ResponseSpec(Lecturer, description="The lecturer made")})
+    @post("/", responses={201: answer_spec(Lecturer, description="The lecturer made")})
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -158,7 +158,7 @@ class RequestController(Controller):
     path = "/v1/requests"
     tags = ("requests",)
 
-    @post("/", responses={201: ResponseSpec(LectureRequest, description="The request made")})
+    @post("/", responses={201: answer_spec(LectureRequest, description="The request made")})
     async def create(
         self,
         request: Request[Any, Any, Any],

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Controller, MediaType, Request, Response, get, post
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,6 +42,7 @@ from shared.web import (
     Page,
     PathId,
     PublicDbSession,
+    answer_spec,
     decode_cursor,
     page_of,
     service_state,
@@ -219,12 +219,7 @@ async def _linked_offer(
 
 # What the OpenAPI document says a link answers with: the page, or `OfferLink` when asked.
 _LINK_RESPONSES = {
-    200: ResponseSpec(
-        data_container=OfferLink,
-        media_type=MediaType.JSON,
-        description="What the link does (as JSON when asked for it; else an HTML page)",
-        generate_examples=False,
-    )
+    200: answer_spec(OfferLink, "What the link does (as JSON when asked for it; else an HTML page)")
 }
 
 

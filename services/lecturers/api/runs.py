@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
 from services.lecturers import store
@@ -14,7 +13,7 @@ from services.lecturers.domain.corps import check_month_ahead
 from services.lecturers.domain.runs import Run, RunAccepted, RunCreate
 from shared.auth import Role
 from shared.ids import new_id
-from shared.web import Caller, DbSession, PathId, create_once
+from shared.web import Caller, DbSession, PathId, answer_spec, create_once
 
 
 class RunController(Controller):
@@ -24,7 +23,7 @@ class RunController(Controller):
     @post(
         "/",
         status_code=202,
-        responses={202: ResponseSpec(RunAccepted, description="The run, queued")},
+        responses={202: answer_spec(RunAccepted, description="The run, queued")},
     )
     async def create(
         self,
