@@ -587,6 +587,7 @@ async def test_the_calendar_feed_parses_and_lists_live_bookings(
     events = list(calendar.walk("VEVENT"))
     assert [str(event["uid"]) for event in events] == [f"{made['id']}@booking.commonroom"]
     assert events[0]["status"] == "CONFIRMED"
+    assert events[0]["sequence"] == made["version"] == 1
     assert events[0].start == datetime.fromisoformat(at(18))
     assert str(events[0]["summary"]) == purpose
     assert all(len(line) <= 75 for line in feed.content.split(b"\r\n"))

@@ -198,6 +198,8 @@ def _feed(bookable: Bookable, rows: list[store.BookingRow]) -> bytes:
         "BEGIN:VEVENT\r\n"
         f"{ical.fold(f'UID:{row.id}@booking.commonroom')}\r\n"
         f"DTSTAMP:{ical.utc_stamp(row.updated_at)}\r\n"
+        # The booking's version, as in notify's invitations: a calendar keeps the newest copy.
+        f"SEQUENCE:{row.version}\r\n"
         f"{ical.fold(f'DTSTART{ical.wall_clock(row.start_at, tz, bookable.timezone)}')}\r\n"
         f"{ical.fold(f'DTEND{ical.wall_clock(row.end_at, tz, bookable.timezone)}')}\r\n"
         f"STATUS:{_ICAL_STATUS.get(row.status, 'CANCELLED')}\r\n"
