@@ -1,0 +1,143 @@
+"""The web service's clients of the other services' APIs.
+
+Every call for a signed-in person carries that person's own access token, so each service checks
+the rights it always checks; the web service has no rights of its own beyond trading an OpenID
+Connect code with its client credentials. Refusals come back as `RemoteError` with the API's
+status, code and field errors, which the pages put in words.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from services.web.domain.sessions import Membership
+from shared.config import ConfigurationError, Settings
+from shared.errors import ServiceUnavailable
+from shared.http import RemoteError, ServiceClient
+
+
+class Tokens(msgspec.Struct, frozen=True):
+    access_token: str
+    expires_in: float
+    refresh_token: str
+    memberships: list[Membership]
+
+
+class Account(msgspec.Struct, frozen=True):
+    id: str
+    email: str
+    name: str
+    locale: str
+    memberships: list[Membership]
+
+
+class InvitationPreview(msgspec.Struct, frozen=True):
+    email: str
+    org: str
+    org_name: str
+    role: str
+    expires_at: str
+    existing_user: bool
+    name: str | None = None
+    locale: str | None = None
+
+
+class ResetPreview(msgspec.Struct, frozen=True):
+    email: str
+    expires_at: str
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class IdentityClient:
+    """Identity's token endpoint, accounts, invitations and password resets."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._http = ServiceClient(caller=None, target="identity", settings=settings)
+        self._client_secret = settings.client_secret
+        self._oidc_enabled: bool | None = None
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _tokens(self, grant: dict[str, Any]) -> Tokens:
+        response = await self._http.request("POST", "/v1/token", body=grant)
+        return msgspec.json.decode(response.content, type=Tokens)
+
+    async def password_grant(self, email: str, password: str) -> Tokens:
+        return await self._tokens(
+            {"grant_type": "password", "username": email, "password": password}
+        )
+
+    async def refresh(self, refresh_token: str, membership: Membership | None = None) -> Tokens:
+        grant: dict[str, Any] = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        if membership is not None:
+            grant |= {"org": membership.org, "role": membership.role}
+        return await self._tokens(grant)
+
+    async def code_grant(self, code: str) -> Tokens:
+        """The tokens for an OpenID Connect login's one-time code, asked with the web service's
+        own client credentials (identity takes codes from no other client)."""
+        if not self._client_secret:
+            raise ConfigurationError("the web service has no COMMONROOM_CLIENT_SECRET")
+        return await self._tokens(
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "client_id": "web",
+                "client_secret": self._client_secret,
+            }
+        )
+
+    async def logout(self, refresh_token: str) -> None:
+        await self._http.request("POST", "/v1/logout", body={"refresh_token": refresh_token})
+
+    async def me(self, token: str) -> Account:
+        response = await self._http.request("GET", "/v1/me", headers=_bearer(token))
+        return msgspec.json.decode(response.content, type=Account)
+
+    async def update_me(self, token: str, **changes: str) -> Account:
+        response = await self._http.request("PATCH", "/v1/me", body=changes, headers=_bearer(token))
+        return msgspec.json.decode(response.content, type=Account)
+
+    async def invitation(self, token: str) -> InvitationPreview:
+        return await self._http.get(f"/v1/invitations/{token}", InvitationPreview)
+
+    async def accept_invitation(
+        self, token: str, *, password: str | None, name: str | None, bearer: str | None
+    ) -> None:
+        body = {"password": password, "name": name}
+        await self._http.request(
+            "POST",
+            f"/v1/invitations/{token}/accept",
+            body={k: v for k, v in body.items() if v is not None},
+            headers=_bearer(bearer) if bearer else None,
+        )
+
+    async def request_reset(self, email: str) -> None:
+        await self._http.request("POST", "/v1/password-reset", body={"email": email})
+
+    async def reset_preview(self, token: str) -> ResetPreview:
+        return await self._http.get(f"/v1/password-reset/{token}", ResetPreview)
+
+    async def reset_password(self, token: str, password: str) -> None:
+        await self._http.request("POST", f"/v1/password-reset/{token}", body={"password": password})
+
+    async def oidc_enabled(self) -> bool:
+        """Whether identity has a city provider configured. Identity's login path says so: 404
+        `oidc_not_configured` where none is, and a refusal of the made-up `return_to` where one
+        is. Asked once per process: the setting changes only with a restart of identity."""
+        if self._oidc_enabled is None:
+            try:
+                await self._http.request("GET", "/v1/oidc/login", params={"return_to": "-"})
+                enabled = True  # pragma: no cover - identity refuses "-" as a return_to
+            except RemoteError as refused:
+                enabled = refused.code != "oidc_not_configured"
+            except ServiceUnavailable:
+                return False  # not remembered: asked again once identity answers
+            self._oidc_enabled = enabled
+        return self._oidc_enabled
