@@ -17,7 +17,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from redis.asyncio import Redis
 
-from services.web.clients import IdentityClient
+from services.web.clients import CatalogueClient, IdentityClient
 from services.web.i18n import Translator
 from services.web.pages import ROUTES
 from services.web.pages.errors import EXCEPTION_HANDLERS
@@ -74,11 +74,13 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         redis: Redis = Redis.from_url(settings.redis_url)
         identity = IdentityClient(settings)
+        catalogue = CatalogueClient(settings)
         app.state["web"] = WebRuntime(
             settings=settings,
             sessions=Sessions(redis, secret),
             throttle=LoginThrottle(redis),
             identity=identity,
+            catalogue=catalogue,
             translator=translator,
             secure_cookies=secure,
         )
@@ -86,6 +88,7 @@ def create_app(settings: Settings) -> Litestar:
             yield
         finally:
             await identity.aclose()
+            await catalogue.aclose()
             await redis.aclose()
 
     app = Litestar(

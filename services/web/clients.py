@@ -8,7 +8,8 @@ status, code and field errors, which the pages put in words.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -16,6 +17,8 @@ from services.web.domain.sessions import Membership
 from shared.config import ConfigurationError, Settings
 from shared.errors import ServiceUnavailable
 from shared.http import RemoteError, ServiceClient
+
+T = TypeVar("T")
 
 
 class Tokens(msgspec.Struct, frozen=True):
@@ -141,3 +144,110 @@ class IdentityClient:
                 return False  # not remembered: asked again once identity answers
             self._oidc_enabled = enabled
         return self._oidc_enabled
+
+
+class Area(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    parent_id: str | None = None
+
+
+class Venue(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    kind: str
+    area_id: str
+    owner_org: str
+    address: str | None = None
+    timezone: str = "Asia/Shanghai"
+
+
+class Resource(msgspec.Struct, frozen=True):
+    id: str
+    venue_id: str
+    name: str
+    type: str
+    capacity: int | None = None
+    features: list[str] = msgspec.field(default_factory=list)
+    requires_approval: bool = False
+
+
+class Interval(msgspec.Struct, frozen=True):
+    start: datetime
+    end: datetime
+
+
+class Availability(msgspec.Struct, frozen=True):
+    resource_id: str
+    name: str
+    venue_id: str
+    type: str
+    capacity: int | None
+    free: list[Interval]
+
+
+class _Page(msgspec.Struct, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class CatalogueClient:
+    """The registry's catalogue and booking's free time, read with the visitor's token. Each
+    page asks in batches: one call for many venues, never one per row."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._registry = ServiceClient(caller=None, target="registry", settings=settings)
+        self._booking = ServiceClient(caller=None, target="booking", settings=settings)
+
+    async def aclose(self) -> None:
+        await self._registry.aclose()
+        await self._booking.aclose()
+
+    @staticmethod
+    async def _page(
+        http: ServiceClient, path: str, item: type[T], token: str, params: dict[str, Any]
+    ) -> list[T]:
+        response = await http.request("GET", path, params=params, headers=_bearer(token))
+        return msgspec.json.decode(response.content, type=_Page[item]).items  # type: ignore[valid-type]
+
+    async def areas(self, token: str) -> list[Area]:
+        return await self._page(self._registry, "/v1/areas", Area, token, {"limit": 500})
+
+    async def venues(
+        self, token: str, *, ids: list[str] | None = None, q: str | None = None
+    ) -> list[Venue]:
+        params: dict[str, Any] = {"limit": 100}
+        if ids:
+            params["id"] = ids[:100]
+        if q:
+            params["q"] = q
+        return await self._page(self._registry, "/v1/venues", Venue, token, params)
+
+    async def resources(
+        self, token: str, *, venue_ids: list[str] | None = None, **filters: object
+    ) -> list[Resource]:
+        params: dict[str, Any] = {"limit": 50, **filters}
+        if venue_ids:
+            params["venue_id"] = venue_ids[:100]
+        return await self._page(self._registry, "/v1/resources", Resource, token, params)
+
+    async def free_resources(
+        self,
+        token: str,
+        *,
+        start: datetime,
+        end: datetime,
+        minutes: int,
+        venue_ids: list[str] | None = None,
+        **filters: object,
+    ) -> list[Availability]:
+        params: dict[str, Any] = {
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "minutes": minutes,
+            "limit": 50,
+            **filters,
+        }
+        if venue_ids:
+            params["venue_id"] = venue_ids[:100]
+        return await self._page(self._booking, "/v1/availability", Availability, token, params)

@@ -13,7 +13,9 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -131,6 +133,12 @@ def sign_in(page: Page, account: Account, *, at: str = "/login") -> None:
     page.get_by_label(re.compile("^(密码|Password)$")).fill(account.password)
     page.locator("main form button[type=submit]").first.click()
     page.wait_for_load_state()
+
+
+def next_monday() -> date:
+    """Monday of next week in the city's zone: inside every demo venue's term, never today."""
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    return today + timedelta(days=7 - today.weekday())
 
 
 def screenshot(page: Page, name: str) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.browser.conftest import RunningSuite, axe_violations, screenshot, sign_in
+from tests.browser.conftest import RunningSuite, axe_violations, next_monday, screenshot, sign_in
 
 SIGNED_OUT = {
     "login": "/login",
@@ -19,7 +19,16 @@ SIGNED_OUT = {
     "invite-link": "/invite/not-a-real-token",
     "not-found": "/no-such-page",
 }
-SIGNED_IN = {"start": "/", "me": "/me", "not-found-signed-in": "/no-such-page"}
+_MONDAY = next_monday()
+SIGNED_IN = {
+    "start": "/",
+    "me": "/me",
+    "rooms": "/rooms",
+    "rooms-found": "/rooms?type=room&min_capacity=20",
+    "rooms-free": f"/rooms?date={_MONDAY.isoformat()}&from=18:00&to=21:00&minutes=90",
+    "rooms-wrong": "/rooms?date=tomorrow&min_capacity=many",
+    "not-found-signed-in": "/no-such-page",
+}
 ENGLISH_NAMES = re.compile(
     r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|"
     r"Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|January|February|March|April|June|July|"

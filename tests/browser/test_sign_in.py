@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.conftest import TOKEN_SECONDS, RunningSuite, screenshot, sign_in
+from tests.browser.conftest import TOKEN_SECONDS, RunningSuite, next_monday, screenshot, sign_in
 
 
 def test_a_signed_out_visitor_is_sent_to_the_login_and_back_afterwards(
@@ -121,3 +121,24 @@ def test_signing_in_works_with_javascript_off(browser: Browser, running: Running
         expect(page).to_have_url(re.compile(r"/login$"))
     finally:
         context.close()
+
+
+def test_a_community_manager_finds_rooms_free_on_an_evening(
+    page: Page, running: RunningSuite
+) -> None:
+    sign_in(page, running.accounts["community_manager"])
+    page.get_by_role("link", name="找场地").first.click()
+    page.get_by_label("类型").select_option("room")
+    page.get_by_label("可容纳人数不少于").fill("20")
+    monday = next_monday()
+    page.get_by_label("日期").fill(monday.isoformat())
+    page.get_by_label("从").fill("18:00")
+    page.get_by_label("到", exact=True).fill("21:00")
+    page.get_by_role("button", name="搜索").click()
+    caption = page.locator("table caption")
+    expect(caption).to_contain_text("共找到")
+    first_free = page.locator("tbody tr td").nth(3).inner_text()
+    assert re.fullmatch(r"(\d\d:\d\d–\d\d:\d\d(, )?)+", first_free), first_free  # noqa: RUF001
+    screenshot(page, "rooms-free-zh-CN-1280")
+    page.goto("/rooms?min_capacity=many")  # what a browser's number field cannot send
+    expect(page.locator("#min_capacity-error")).to_have_text("请输入整数，例如 30。")  # noqa: RUF001

@@ -14,6 +14,7 @@ from babel.messages.pofile import read_po
 from services.web.domain import formatting
 from services.web.domain.locales import chosen_locale
 from services.web.domain.paths import local_path, with_lang
+from services.web.domain.rooms import CITY_ZONE, room_query
 from services.web.domain.sessions import (
     ABSOLUTE,
     IDLE,
@@ -120,3 +121,29 @@ def test_every_message_of_the_pages_is_translated_in_both_languages() -> None:
         assert not missing, f"{locale} lacks {missing}"
     assert load_catalogues()["zh-CN"].gettext("Sign in") == "登录"
     assert (TRANSLATIONS / "messages.pot").exists()
+
+
+def test_a_room_search_reads_a_date_and_times_in_the_city_zone() -> None:
+    query, errors = room_query(
+        {"date": "2026-11-23", "from": "18:00", "to": "20:00", "min_capacity": "30"}
+    )
+    assert errors == {}
+    assert query.start == datetime(2026, 11, 23, 18, 0, tzinfo=CITY_ZONE)
+    assert query.end == datetime(2026, 11, 23, 20, 0, tzinfo=CITY_ZONE)
+    assert query.resource_params() == {"min_capacity": 30}
+
+
+def test_a_wrong_room_search_names_each_wrong_field() -> None:
+    _, errors = room_query(
+        {"date": "23.11.2026", "min_capacity": "many", "minutes": "5", "type": "boat"}
+    )
+    assert errors == {
+        "date": "not_a_date",
+        "min_capacity": "not_a_count",
+        "minutes": "not_minutes",
+        "type": "invalid_request",
+    }
+    _, errors = room_query({"date": "2026-11-23", "from": "20:00", "to": "18:00"})
+    assert errors == {"to": "end_before_start"}
+    _, errors = room_query({"from": "18:00"})
+    assert errors == {"date": "date_for_times"}

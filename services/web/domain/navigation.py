@@ -17,11 +17,12 @@ class NavItem(msgspec.Struct, frozen=True):
 
 _START = NavItem("/", N_("Start"))
 _ME = NavItem("/me", N_("My account"))
+_ROOMS = NavItem("/rooms", N_("Find rooms"))
 _ROLE_PAGES: Final[dict[str, tuple[NavItem, ...]]] = {
-    "office": (),
-    "venue_manager": (),
-    "community_manager": (),
-    "lecturer": (),
+    "office": (_ROOMS,),
+    "venue_manager": (_ROOMS,),
+    "community_manager": (_ROOMS,),
+    "lecturer": (_ROOMS,),
 }
 
 

@@ -47,6 +47,12 @@ _CODES: Final = {
     "required": N_("This field is required."),
     "invalid_request": N_("Please check what you entered."),
     "unavailable": N_("A service of the suite does not answer just now. Please try again."),
+    "not_a_count": N_("Enter a whole number, such as 30."),
+    "not_minutes": N_("Enter minutes between 15 and 1440."),
+    "not_a_date": N_("Enter a date such as 2026-11-23."),
+    "not_a_time": N_("Enter a time such as 18:00."),
+    "date_for_times": N_("Choose a date for these times."),
+    "end_before_start": N_("The end must come after the start."),
     "state_mismatch": N_("This sign-in was not started here, or took too long. Start again."),
 }
 

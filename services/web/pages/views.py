@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.response import Redirect, Template
 
+from services.web.clients import CatalogueClient
 from services.web.domain.locales import LOCALES
 from services.web.domain.navigation import current
 from services.web.domain.paths import with_lang
@@ -31,6 +32,10 @@ def provide_runtime(state: State) -> WebRuntime:
     return runtime_of(state)
 
 
+def provide_catalogue(state: State) -> CatalogueClient:
+    return runtime_of(state).catalogue
+
+
 def provide_page(request: Request[Any, Any, Any]) -> PageContext:
     return page_of(request.scope)
 
@@ -46,10 +51,12 @@ async def provide_bearer(request: Request[Any, Any, Any], web: WebRuntime) -> st
 Web = NamedDependency[WebRuntime]
 Page = NamedDependency[PageContext]
 Bearer = NamedDependency[str]
+Catalogue = NamedDependency[CatalogueClient]
 DEPENDENCIES = {
     "web": Provide(provide_runtime, sync_to_thread=False),
     "page": Provide(provide_page, sync_to_thread=False),
     "bearer": Provide(provide_bearer),
+    "catalogue": Provide(provide_catalogue, sync_to_thread=False),
 }
 
 
