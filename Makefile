@@ -15,6 +15,10 @@ $(UV):
 	.tools/bin/pip install --quiet uv
 
 $(STAMP): requirements/app.txt requirements/dev.txt pyproject.toml | $(UV)
+	# The browser tests drive Debian's Chromium, with a CJK font so Chinese pages render
+	# (never `playwright install`, which downloads a browser of its own).
+	command -v chromium >/dev/null && test -d /usr/share/fonts/opentype/noto \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 	test -d $(VENV) || $(UV) venv --quiet --python $(PYTHON) $(VENV)
 	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet --compile-bytecode requirements/app.txt requirements/dev.txt
 	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps --no-build-isolation -e .

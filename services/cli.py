@@ -16,6 +16,8 @@ from shared.config import DEFAULT_PORTS, SERVICES, ConfigurationError, ServiceNa
 
 # The services this build has; `up` and `migrate` without a name act on all of them.
 AVAILABLE: tuple[ServiceName, ...] = SERVICES
+# The services `serve` runs: those, and the web pages, which have no database and no worker.
+SERVABLE: tuple[ServiceName, ...] = (*AVAILABLE, "web")
 
 
 def _service_module(service: ServiceName, part: str) -> ModuleType:
@@ -71,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve_cmd = commands.add_parser("serve", help="run one service's HTTP API")
-    serve_cmd.add_argument("service", choices=AVAILABLE)
+    serve_cmd.add_argument("service", choices=SERVABLE)
     serve_cmd.add_argument("--host", default="127.0.0.1")
     serve_cmd.add_argument("--port", type=int)
 

@@ -62,6 +62,10 @@ def installation_secrets(settings: Settings) -> tuple[Settings, dict[str, str]]:
     if settings.link_secret is None:
         new_secret_file(link_file, random_secret())
         settings = replace(settings, link_secret=link_file.read_text().strip())
+    # The web's session key: read from its file by the web process alone, never handed to
+    # the others in their environment.
+    if settings.web_secret is None:
+        new_secret_file(settings.var_dir / "web-secret", random_secret())
     return settings, read_clients_file(settings.clients_file)
 
 
@@ -92,6 +96,7 @@ def child_env(settings: Settings) -> dict[str, str]:
     env["COMMONROOM_DB_POOL_SIZE"] = str(settings.db_pool_size)
     env["COMMONROOM_BOOKING_RATE_PER_MINUTE"] = str(settings.booking_rate_per_minute)
     env["COMMONROOM_FAIR_USE_HOURS_PER_WEEK"] = str(settings.fair_use_hours_per_week)
+    env["COMMONROOM_WEB_TOKEN_SECONDS"] = str(settings.web_token_seconds)
     for service, url in settings.database_urls.items():
         env[f"{service.upper()}_DATABASE_URL"] = url
     for service, url in settings.service_urls.items():
@@ -157,8 +162,13 @@ def run_suite(
                     for role, arguments in (("api", serve), ("worker", ["worker", service])):
                         log = logs / f"{service}-{role}.log"
                         children[log] = spawn([*command, *arguments], env, log)
+                # The pages: no database, no worker, their own client secret (for the city
+                # login's code exchange).
+                web = ["serve", "web", "--host", host, "--port", str(service_port(settings, "web"))]
+                env = child_env(replace(settings, client_secret=client_secrets["web"]))
+                children[logs / "web-api.log"] = spawn([*command, *web], env, logs / "web-api.log")
                 try:
-                    urls = [settings.service_url(service) for service in services]
+                    urls = [settings.service_url(s) for s in (*services, "web")]
                     wait_ready(urls, list(children.values()))
                 except RuntimeError as failed:  # a child stopped, or never got ready
                     print(failed, file=sys.stderr)
@@ -255,6 +265,7 @@ def _announce(
     from services.identity.domain.tokens import Membership
 
     print("\nCommonroom is up.\n")
+    print(f"  {'web':<10} {settings.service_url('web')}  (the pages: sign in here)")
     for service in services:
         print(f"  {service:<10} {settings.service_url(service)}  (docs: /schema)")
     hours = int(ANNOUNCED_TOKEN_TTL.total_seconds() // 3600)
@@ -272,7 +283,7 @@ def _announce(
     for principal, made in zip(principals, tokens, strict=True):
         print(f"  {principal.role.value:<18} {made.token}  (org {principal.org})")
     if accounts:
-        print("\nAccounts to sign in with (password grant at identity's /v1/token):")
+        print(f"\nAccounts to sign in with at {settings.service_url('web')}/login:")
         print("\n".join(accounts))
     print(f"\nLogs: {logs}/<service>-api.log and <service>-worker.log, one JSON object a line.")
     print("Ctrl-C stops everything.", flush=True)

@@ -140,6 +140,11 @@ class Settings:
     # Where browsers reach identity's OpenID Connect paths (identity's URL unless set).
     identity_public_url: str = ""
     oidc: OidcSettings | None = None
+    # The web service's own key for its session records in Redis (no other process has it).
+    web_secret: str | None = None
+    # How long the web service uses a user's access token before it refreshes it; 0: until a
+    # minute before the token expires. Tests set a few seconds to make refreshes happen.
+    web_token_seconds: float = 0.0
     # Verifiers keep identity's key set this long before asking again; identity publishes a new
     # key for longer than this before it signs with it.
     jwks_max_age_seconds: float = 300.0
@@ -194,6 +199,8 @@ class Settings:
             clients_file=Path(env.get("COMMONROOM_CLIENTS_FILE") or var_dir / "clients"),
             client_secret=env.get("COMMONROOM_CLIENT_SECRET") or None,
             link_secret=_secret(env, "COMMONROOM_LINK_SECRET", var_dir / "link-secret"),
+            web_secret=_secret(env, "COMMONROOM_WEB_SECRET", var_dir / "web-secret"),
+            web_token_seconds=_number(env, "COMMONROOM_WEB_TOKEN_SECONDS", 0.0, positive=False),
             issuer=env.get("COMMONROOM_ISSUER") or identity_url,
             identity_public_url=(env.get("IDENTITY_PUBLIC_URL") or identity_url).rstrip("/"),
             oidc=(

@@ -56,6 +56,9 @@ IDENTITY = "identity"
 KEY_FILES = ("COMMONROOM_SIGNING_KEY_FILE", "COMMONROOM_CLIENTS_FILE")
 CLIENT_SECRET = "COMMONROOM_CLIENT_SECRET"
 LINK_SECRET = "COMMONROOM_LINK_SECRET"
+# The pages: no database, no worker; the key of its session records is its alone.
+WEB = "web"
+WEB_SECRET = "COMMONROOM_WEB_SECRET"
 # The only paths of identity a browser opens (the OpenID Connect login and callback).
 OIDC_PREFIX = "/v1/oidc/"
 OIDC = ("COMMONROOM_OIDC_ISSUER", "COMMONROOM_OIDC_CLIENT_ID", "COMMONROOM_OIDC_CLIENT_SECRET")
@@ -145,9 +148,12 @@ def service_of(args: argparse.Namespace) -> str | None:
 
 
 def databases_needed(args: argparse.Namespace) -> set[str]:
-    """A container reads its own service's database; the migration reads every one."""
+    """A container reads its own service's database; the migration reads every one; the web
+    service has none."""
     service = service_of(args)
-    return {database_var(s) for s in cli.AVAILABLE} if service is None else {database_var(service)}
+    if service is None:
+        return {database_var(s) for s in cli.AVAILABLE}
+    return {database_var(service)} if service in cli.AVAILABLE else set()
 
 
 def clients_placeholder_lines(text: str) -> dict[str, str]:
@@ -530,16 +536,19 @@ def test_compose_runs_an_api_and_a_worker_for_each_built_service_and_one_migrati
             n for n, a in compose_args().items() if a.command == "worker" and a.service == service
         ]
         assert len(workers) == 1, f"compose: {service} has {len(workers)} workers"
+    compose_service_serving(WEB)
     for args in compose_args().values():
         assert args.command in {"serve", "worker", "migrate"}
-        if args.command in {"serve", "worker"}:
+        if args.command == "serve":
+            assert args.service in cli.SERVABLE
+        if args.command == "worker":
             assert args.service in cli.AVAILABLE
     migrate = next(a for a in compose_args().values() if a.command == "migrate")
     assert migrate.service is None, "one migration for every service, not one"
 
 
 def test_compose_apis_listen_on_their_ports_and_report_ready() -> None:
-    for service in cli.AVAILABLE:
+    for service in cli.SERVABLE:
         name = compose_service_serving(service)
         args, spec = compose_args()[name], COMPOSE_APP[name]
         port = DEFAULT_PORTS[service]
@@ -629,7 +638,7 @@ def test_compose_gives_each_service_its_own_client_secret_and_no_other() -> None
         assert mentioned == {match["var"]}, f"{name} is given {mentioned}"
         variables.setdefault(service, match["var"])
         assert variables[service] == match["var"], f"{service}'s containers differ"
-    assert set(variables) == set(cli.AVAILABLE) - {IDENTITY}
+    assert set(variables) == set(cli.SERVABLE) - {IDENTITY}
 
 
 def test_compose_gives_the_link_secret_to_the_lecturers_alone() -> None:
@@ -725,15 +734,16 @@ def test_k8s_runs_an_api_and_a_worker_for_each_built_service_and_a_migration_job
         ]
         assert len(workers) == 1, f"k8s: {service} has {workers}"
         assert workers[0].startswith("Deployment ")
+    k8s_api(WEB)
     for where, args in k8s_args().items():
         assert args.command in {"serve", "worker", "migrate"}, where
         if args.command != "migrate":
-            assert args.service in cli.AVAILABLE, where
+            assert args.service in (cli.SERVABLE if args.command == "serve" else cli.AVAILABLE)
             assert where.startswith("Deployment "), where
 
 
 def test_k8s_apis_listen_on_their_ports_and_are_probed_on_the_health_routes() -> None:
-    for service in cli.AVAILABLE:
+    for service in cli.SERVABLE:
         _, container = k8s_api(service)
         args = parse_command(container_argv(container, service), service)
         port = DEFAULT_PORTS[service]
@@ -747,7 +757,7 @@ def test_k8s_apis_listen_on_their_ports_and_are_probed_on_the_health_routes() ->
 
 
 def test_k8s_services_route_to_the_api_pods_only_on_the_service_port() -> None:
-    for service in cli.AVAILABLE:
+    for service in cli.SERVABLE:
         api, container = k8s_api(service)
         fronts = [
             front
@@ -835,7 +845,7 @@ def test_k8s_gives_each_service_its_own_client_secret_and_no_other() -> None:
             continue
         assert CLIENT_SECRET in refs, f"{where}: {CLIENT_SECRET} must come by secretKeyRef"
         assert own.setdefault(service, refs[CLIENT_SECRET]) == refs[CLIENT_SECRET], where
-    assert set(own) == set(cli.AVAILABLE) - {IDENTITY}
+    assert set(own) == set(cli.SERVABLE) - {IDENTITY}
     assert len(set(own.values())) == len(own), "two services share a client secret"
     for where, workload, container in app_containers():
         service = service_of(k8s_args()[where])
@@ -969,3 +979,31 @@ def test_k8s_scales_the_booking_api_on_cpu() -> None:
     (metric,) = autoscaler["spec"]["metrics"]
     assert metric["resource"]["name"] == "cpu"
     assert "cpu" in container["resources"]["requests"], "CPU utilisation needs a CPU request"
+
+
+def test_compose_gives_the_web_its_session_key_alone_and_publishes_its_pages() -> None:
+    web = compose_service_serving(WEB)
+    for name, spec in COMPOSE_APP.items():
+        environment = compose_environment(spec)
+        mentions = [value for value in environment.values() if WEB_SECRET in value]
+        if name == web:
+            assert re.fullmatch(r"\$\{COMMONROOM_WEB_SECRET:\?[^}]+\}", environment[WEB_SECRET])
+            assert len(mentions) == 1
+            assert urlsplit(resolve(environment["WEB_URL"])).port == DEFAULT_PORTS[WEB]
+        else:
+            assert WEB_SECRET not in environment, f"{name} has the web's session key"
+            assert not mentions, f"{name} is given the web's session key"
+
+
+def test_k8s_gives_the_web_its_session_key_alone_and_routes_browsers_to_it() -> None:
+    api, container = k8s_api(WEB)
+    key = secret_key_refs(container).get(WEB_SECRET)
+    assert key is not None, f"the web takes {WEB_SECRET} by secretKeyRef"
+    for where, workload, other in app_containers():
+        if other is not container:
+            assert key not in reachable_secret_keys(workload, other), where
+            assert WEB_SECRET not in k8s_environment(other, where), where
+    (config_map,) = of_kind("ConfigMap")
+    host = urlsplit(config_map["data"]["WEB_URL"]).hostname or ""
+    front = the("Service", public_route(host))
+    assert selects(front["spec"]["selector"], api["spec"]["template"]["metadata"]["labels"])

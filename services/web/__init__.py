@@ -1,0 +1,1 @@
+"""The web service: the pages people use, rendered from the other services' APIs."""

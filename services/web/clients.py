@@ -1,0 +1,253 @@
+"""The web service's clients of the other services' APIs.
+
+Every call for a signed-in person carries that person's own access token, so each service checks
+the rights it always checks; the web service has no rights of its own beyond trading an OpenID
+Connect code with its client credentials. Refusals come back as `RemoteError` with the API's
+status, code and field errors, which the pages put in words.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from services.web.domain.sessions import Membership
+from shared.config import ConfigurationError, Settings
+from shared.errors import ServiceUnavailable
+from shared.http import RemoteError, ServiceClient
+
+T = TypeVar("T")
+
+
+class Tokens(msgspec.Struct, frozen=True):
+    access_token: str
+    expires_in: float
+    refresh_token: str
+    memberships: list[Membership]
+
+
+class Account(msgspec.Struct, frozen=True):
+    id: str
+    email: str
+    name: str
+    locale: str
+    memberships: list[Membership]
+
+
+class InvitationPreview(msgspec.Struct, frozen=True):
+    email: str
+    org: str
+    org_name: str
+    role: str
+    expires_at: str
+    existing_user: bool
+    name: str | None = None
+    locale: str | None = None
+
+
+class ResetPreview(msgspec.Struct, frozen=True):
+    email: str
+    expires_at: str
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class IdentityClient:
+    """Identity's token endpoint, accounts, invitations and password resets."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._http = ServiceClient(caller=None, target="identity", settings=settings)
+        self._client_secret = settings.client_secret
+        self._oidc_enabled: bool | None = None
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _tokens(self, grant: dict[str, Any]) -> Tokens:
+        response = await self._http.request("POST", "/v1/token", body=grant)
+        return msgspec.json.decode(response.content, type=Tokens)
+
+    async def password_grant(self, email: str, password: str) -> Tokens:
+        return await self._tokens(
+            {"grant_type": "password", "username": email, "password": password}
+        )
+
+    async def refresh(self, refresh_token: str, membership: Membership | None = None) -> Tokens:
+        grant: dict[str, Any] = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        if membership is not None:
+            grant |= {"org": membership.org, "role": membership.role}
+        return await self._tokens(grant)
+
+    async def code_grant(self, code: str) -> Tokens:
+        """The tokens for an OpenID Connect login's one-time code, asked with the web service's
+        own client credentials (identity takes codes from no other client)."""
+        if not self._client_secret:
+            raise ConfigurationError("the web service has no COMMONROOM_CLIENT_SECRET")
+        return await self._tokens(
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "client_id": "web",
+                "client_secret": self._client_secret,
+            }
+        )
+
+    async def logout(self, refresh_token: str) -> None:
+        await self._http.request("POST", "/v1/logout", body={"refresh_token": refresh_token})
+
+    async def me(self, token: str) -> Account:
+        response = await self._http.request("GET", "/v1/me", headers=_bearer(token))
+        return msgspec.json.decode(response.content, type=Account)
+
+    async def update_me(self, token: str, **changes: str) -> Account:
+        response = await self._http.request("PATCH", "/v1/me", body=changes, headers=_bearer(token))
+        return msgspec.json.decode(response.content, type=Account)
+
+    async def invitation(self, token: str) -> InvitationPreview:
+        return await self._http.get(f"/v1/invitations/{token}", InvitationPreview)
+
+    async def accept_invitation(
+        self, token: str, *, password: str | None, name: str | None, bearer: str | None
+    ) -> None:
+        body = {"password": password, "name": name}
+        await self._http.request(
+            "POST",
+            f"/v1/invitations/{token}/accept",
+            body={k: v for k, v in body.items() if v is not None},
+            headers=_bearer(bearer) if bearer else None,
+        )
+
+    async def request_reset(self, email: str) -> None:
+        await self._http.request("POST", "/v1/password-reset", body={"email": email})
+
+    async def reset_preview(self, token: str) -> ResetPreview:
+        return await self._http.get(f"/v1/password-reset/{token}", ResetPreview)
+
+    async def reset_password(self, token: str, password: str) -> None:
+        await self._http.request("POST", f"/v1/password-reset/{token}", body={"password": password})
+
+    async def oidc_enabled(self) -> bool:
+        """Whether identity has a city provider configured. Identity's login path says so: 404
+        `oidc_not_configured` where none is, and a refusal of the made-up `return_to` where one
+        is. Asked once per process: the setting changes only with a restart of identity."""
+        if self._oidc_enabled is None:
+            try:
+                await self._http.request("GET", "/v1/oidc/login", params={"return_to": "-"})
+                enabled = True  # pragma: no cover - identity refuses "-" as a return_to
+            except RemoteError as refused:
+                enabled = refused.code != "oidc_not_configured"
+            except ServiceUnavailable:
+                return False  # not remembered: asked again once identity answers
+            self._oidc_enabled = enabled
+        return self._oidc_enabled
+
+
+class Area(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    parent_id: str | None = None
+
+
+class Venue(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    kind: str
+    area_id: str
+    owner_org: str
+    address: str | None = None
+    timezone: str = "Asia/Shanghai"
+
+
+class Resource(msgspec.Struct, frozen=True):
+    id: str
+    venue_id: str
+    name: str
+    type: str
+    capacity: int | None = None
+    features: list[str] = msgspec.field(default_factory=list)
+    requires_approval: bool = False
+
+
+class Interval(msgspec.Struct, frozen=True):
+    start: datetime
+    end: datetime
+
+
+class Availability(msgspec.Struct, frozen=True):
+    resource_id: str
+    name: str
+    venue_id: str
+    type: str
+    capacity: int | None
+    free: list[Interval]
+
+
+class _Page(msgspec.Struct, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class CatalogueClient:
+    """The registry's catalogue and booking's free time, read with the visitor's token. Each
+    page asks in batches: one call for many venues, never one per row."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._registry = ServiceClient(caller=None, target="registry", settings=settings)
+        self._booking = ServiceClient(caller=None, target="booking", settings=settings)
+
+    async def aclose(self) -> None:
+        await self._registry.aclose()
+        await self._booking.aclose()
+
+    @staticmethod
+    async def _page(
+        http: ServiceClient, path: str, item: type[T], token: str, params: dict[str, Any]
+    ) -> list[T]:
+        response = await http.request("GET", path, params=params, headers=_bearer(token))
+        return msgspec.json.decode(response.content, type=_Page[item]).items  # type: ignore[valid-type]
+
+    async def areas(self, token: str) -> list[Area]:
+        return await self._page(self._registry, "/v1/areas", Area, token, {"limit": 500})
+
+    async def venues(
+        self, token: str, *, ids: list[str] | None = None, q: str | None = None
+    ) -> list[Venue]:
+        params: dict[str, Any] = {"limit": 100}
+        if ids:
+            params["id"] = ids[:100]
+        if q:
+            params["q"] = q
+        return await self._page(self._registry, "/v1/venues", Venue, token, params)
+
+    async def resources(
+        self, token: str, *, venue_ids: list[str] | None = None, **filters: object
+    ) -> list[Resource]:
+        params: dict[str, Any] = {"limit": 50, **filters}
+        if venue_ids:
+            params["venue_id"] = venue_ids[:100]
+        return await self._page(self._registry, "/v1/resources", Resource, token, params)
+
+    async def free_resources(
+        self,
+        token: str,
+        *,
+        start: datetime,
+        end: datetime,
+        minutes: int,
+        venue_ids: list[str] | None = None,
+        **filters: object,
+    ) -> list[Availability]:
+        params: dict[str, Any] = {
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "minutes": minutes,
+            "limit": 50,
+            **filters,
+        }
+        if venue_ids:
+            params["venue_id"] = venue_ids[:100]
+        return await self._page(self._booking, "/v1/availability", Availability, token, params)

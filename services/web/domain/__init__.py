@@ -1,0 +1,1 @@
+"""The web service's pure rules: sessions, languages, paths, navigation, words for codes."""

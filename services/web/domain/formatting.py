@@ -1,0 +1,38 @@
+"""Dates, times and numbers in the reader's language, through Babel's CLDR data only.
+
+Never `strftime`: it prints English weekday and month names on a Chinese page. Each function
+takes the page's locale (`zh-CN` or `en`) and plain values.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from babel.dates import format_date, format_datetime, format_skeleton, format_time
+from babel.numbers import format_decimal
+
+from services.web.domain.locales import babel_locale
+
+
+def long_date(day: date, locale: str) -> str:
+    """2026年11月23日星期一 / Monday, November 23, 2026."""
+    return format_date(day, "full", locale=babel_locale(locale))
+
+
+def short_day(day: date, locale: str) -> str:
+    """11月23日周一 / Mon, Nov 23: a day of a week grid."""
+    return format_skeleton("MMMEd", day, locale=babel_locale(locale))
+
+
+def clock(moment: datetime, locale: str) -> str:
+    """18:00 in both languages' 24-hour form where the locale uses it."""
+    return format_time(moment, "HH:mm", locale=babel_locale(locale))
+
+
+def date_time(moment: datetime, locale: str) -> str:
+    """A date and a time, medium length, in the moment's own zone."""
+    return format_datetime(moment, "medium", tzinfo=moment.tzinfo, locale=babel_locale(locale))
+
+
+def number(value: float, locale: str) -> str:
+    return format_decimal(value, locale=babel_locale(locale))

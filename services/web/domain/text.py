@@ -1,0 +1,62 @@
+"""Words the pages show for what the APIs answer, as message ids of the one catalogue.
+
+`N_` marks a message id for `pybabel extract` without translating it: the page translates it
+when it is shown, in the reader's language.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+
+def N_(message: str) -> str:  # noqa: N802 (gettext's conventional name, which extraction knows)
+    return message
+
+
+ROLE_NAMES: Final = {
+    "office": N_("Community education office"),
+    "venue_manager": N_("Venue manager"),
+    "community_manager": N_("Community manager"),
+    "lecturer": N_("Lecturer"),
+}
+
+# The API's error codes in words, for a message next to the field or at the top of a form.
+_CODES: Final = {
+    "invalid_credentials": N_("The e-mail address or the password is wrong."),
+    "too_many_attempts": N_("Too many failed sign-ins. Wait a few minutes and try again."),
+    "invalid_grant": N_("Your sign-in has ended. Please sign in again."),
+    "not_invited": N_("There is no invitation for this account. Ask your office to invite you."),
+    "account_exists": N_(
+        "This address already has an account: sign in with its password to accept the invitation."
+    ),
+    "account_disabled": N_("This account has been disabled."),
+    "access_denied": N_("The city sign-in was cancelled."),
+    "provider_error": N_("The city sign-in did not work. Please try again."),
+    "invalid_id_token": N_("The city sign-in did not work. Please try again."),
+    "oidc_unavailable": N_("The city sign-in cannot be reached just now. Please try later."),
+    "invitation_expired": N_("This invitation has been used, withdrawn or has expired."),
+    "reset_expired": N_("This link has been used or has expired. Ask for a new one."),
+    "not_found": N_("This link is not known. Check that you copied all of it."),
+    "forbidden": N_("You may not do this in your current role."),
+    "weak_password": N_(
+        "The password must have at least 10 characters and must not be your e-mail address."
+    ),
+    "current_password_required": N_("Enter your current password to set a new one."),
+    "wrong_password": N_("The current password is wrong."),
+    "invalid_email": N_("Enter an e-mail address such as name@example.org."),
+    "required": N_("This field is required."),
+    "invalid_request": N_("Please check what you entered."),
+    "unavailable": N_("A service of the suite does not answer just now. Please try again."),
+    "not_a_count": N_("Enter a whole number, such as 30."),
+    "not_minutes": N_("Enter minutes between 15 and 1440."),
+    "not_a_date": N_("Enter a date such as 2026-11-23."),
+    "not_a_time": N_("Enter a time such as 18:00."),
+    "date_for_times": N_("Choose a date for these times."),
+    "end_before_start": N_("The end must come after the start."),
+    "state_mismatch": N_("This sign-in was not started here, or took too long. Start again."),
+}
+
+
+def message_for(code: str) -> str:
+    """The message id for an API code; a code with no words of its own gets the general one."""
+    return _CODES.get(code, _CODES["invalid_request"])

@@ -1,0 +1,5 @@
+"""The web service's pages, one module per concern."""
+
+from services.web.pages import account, auth, rooms
+
+ROUTES = [*auth.ROUTES, *account.ROUTES, *rooms.ROUTES]
