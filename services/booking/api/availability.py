@@ -196,7 +196,7 @@ def _feed(bookable: Bookable, rows: list[store.BookingRow]) -> bytes:
     location = ical.text(bookable.name)
     events = [
         "BEGIN:VEVENT\r\n"
-        f"{ical.fold(f'UID:{row.id}@booking.commonroom')}\r\n"
+        f"{ical.fold(f'UID:{ical.booking_uid(row.id)}')}\r\n"
         f"DTSTAMP:{ical.utc_stamp(row.updated_at)}\r\n"
         f"{ical.fold(f'DTSTART{ical.wall_clock(row.start_at, tz, bookable.timezone)}')}\r\n"
         f"{ical.fold(f'DTEND{ical.wall_clock(row.end_at, tz, bookable.timezone)}')}\r\n"
