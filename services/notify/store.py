@@ -66,6 +66,8 @@ class DeliveryRow(Base):
     moot_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     calendar_uid: Mapped[str | None] = mapped_column(String(200), nullable=True)
     calendar_sequence: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The message holds a single-use link: emptied once sent or given up.
+    secret: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         UniqueConstraint("event_id", "recipient"),
@@ -116,6 +118,7 @@ class NewDelivery(msgspec.Struct, frozen=True):
     moot_at: datetime | None
     calendar_uid: str | None
     calendar_sequence: int | None
+    secret: bool = False
 
 
 class Due(msgspec.Struct, frozen=True):
@@ -237,12 +240,17 @@ async def _last_sent(
     return {(row.uid, row.recipient): row.sequence for row in rows}
 
 
+# What is left of a message that held a single-use link, once it is settled.
+EMPTIED = b""
+
+
 async def mark_sent(session: AsyncSession, due: Due, now: datetime) -> None:
     await session.execute(
         update(DeliveryRow)
         .where(DeliveryRow.id == due.id)
         .values(status=SENT, sent_at=now, last_error=None)
     )
+    await _empty_secret(session, due.id)
     if due.calendar_uid is not None and due.calendar_sequence is not None:
         values = {"sequence": due.calendar_sequence}
         await session.execute(
@@ -261,6 +269,15 @@ async def mark_failed(session: AsyncSession, delivery_id: str, error: str) -> No
         update(DeliveryRow)
         .where(DeliveryRow.id == delivery_id)
         .values(status=FAILED, last_error=error[:500])
+    )
+    await _empty_secret(session, delivery_id)
+
+
+async def _empty_secret(session: AsyncSession, delivery_id: str) -> None:
+    await session.execute(
+        update(DeliveryRow)
+        .where(DeliveryRow.id == delivery_id, DeliveryRow.secret.is_(True))
+        .values(message=EMPTIED)
     )
 
 

@@ -26,10 +26,16 @@ from services.notify.domain.delivery import next_try, why_not_send
 from services.notify.domain.itip import calendar
 from services.notify.domain.letters import render
 from services.notify.domain.mime import sender, written
-from services.notify.domain.plans import Letter, booking_audience, booking_letters
+from services.notify.domain.plans import (
+    Letter,
+    booking_audience,
+    booking_letters,
+    invitation_letter,
+    reset_letter,
+)
 from services.notify.mailer import Mailer, mailer_for
 from shared.config import Settings
-from shared.contracts import BookingChanged, Person
+from shared.contracts import BookingChanged, PasswordResetRequested, Person, UserInvited
 from shared.db import Database
 from shared.events import Event
 from shared.ids import new_id
@@ -60,7 +66,20 @@ class Notifier:
         self.web_url = settings.service_url("web")
 
     def handlers(self) -> dict[str, EventHandler]:
-        return dict.fromkeys(BOOKING_EVENTS, self.on_booking)
+        return {
+            **dict.fromkeys(BOOKING_EVENTS, self.on_booking),
+            "user.invited": self.on_invited,
+            "password.reset_requested": self.on_reset_requested,
+        }
+
+    async def on_invited(self, session: AsyncSession, event: Event) -> None:
+        """The invitee is named by the invitation itself: no one to ask identity about."""
+        invited = msgspec.convert(event.data, UserInvited, strict=False)
+        await self.record(session, event, [invitation_letter(invited, event.occurred_at)])
+
+    async def on_reset_requested(self, session: AsyncSession, event: Event) -> None:
+        reset = msgspec.convert(event.data, PasswordResetRequested, strict=False)
+        await self.record(session, event, [reset_letter(reset, event.occurred_at)])
 
     async def on_booking(self, session: AsyncSession, event: Event) -> None:
         booking = msgspec.convert(event.data, BookingChanged, strict=False)
@@ -112,6 +131,7 @@ class Notifier:
             moot_at=letter.moot_at,
             calendar_uid=part.uid if part else None,
             calendar_sequence=part.sequence if part else None,
+            secret=letter.secret,
         )
 
 

@@ -5,6 +5,7 @@ every calendar part with icalendar."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import stat
 import uuid
@@ -17,16 +18,19 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import icalendar
 import msgspec
 import pytest
 from aiosmtpd.controller import Controller
 from litestar.testing import AsyncTestClient
+from sqlalchemy import select
 
 from services.cli import service_package
 from services.identity.cli import add_user
 from services.identity.domain.accounts import Locale
 from services.identity.domain.tokens import Membership
+from services.identity.store import tables as identity_tables
 from services.notify import store
 from services.notify.app import create_app
 from services.notify.clients import Directory
@@ -36,7 +40,7 @@ from shared.auth import Role
 from shared.config import Settings
 from shared.contracts import BookingChanged
 from shared.db import Database, connect
-from shared.events import Event
+from shared.events import Event, decode
 from shared.ids import new_id
 from shared.outbox import handle_once
 from tests.conftest import Tokens, as_client, free_port, make_settings, migrated_database, wipe
@@ -590,3 +594,79 @@ async def test_many_messages_go_over_one_connection(
     assert await notify.send() == 12
     assert len(smtp.received) == 12
     assert len(set(smtp.peers)) == 1
+
+
+# --- identity's events -------------------------------------------------------------------------
+
+
+async def identity_event(people: People, event_type: str, email_address: str) -> Event:
+    """The event the real identity wrote to its outbox for `email_address`, as its relay would
+    hand it to notify's queue (before the relay scrubs its link from the stored row). A reset's
+    is written after the answer (a background task): wait a little for it."""
+    database = connect(people.settings.database_url("identity"))
+    outbox = identity_tables.outbox
+    try:
+        for _ in range(50):
+            async with database.read() as session:
+                payloads = (
+                    await session.execute(
+                        select(outbox.c.payload).where(outbox.c.type == event_type)
+                    )
+                ).scalars()
+                found = [
+                    event for event in map(decode, payloads) if event.data["email"] == email_address
+                ]
+            if found:
+                (event,) = found
+                return event
+            await asyncio.sleep(0.1)
+    finally:
+        await database.dispose()
+    pytest.fail(f"identity wrote no {event_type} for {email_address}")
+
+
+async def test_an_invitation_mails_the_invitee_its_link_in_its_language(
+    notify: Notify, smtp: MailServer, people: People, tokens: Tokens
+) -> None:
+    org = unique_org()
+    await people.add(org, Role.VENUE_MANAGER)  # the organisation exists
+    invitee = f"new-{uuid.uuid4().hex[:8]}@example.org"
+    async with httpx.AsyncClient(base_url=people.url) as identity:
+        response = await identity.post(
+            "/v1/invitations",
+            json={"email": invitee, "org": org, "role": "venue_manager", "locale": "en"},
+            headers=tokens("office", "city-office"),
+        )
+    assert response.status_code == 201, response.text
+    event = await identity_event(people, "user.invited", invitee)
+
+    assert await notify.deliver(event)
+    assert await notify.send() == 1
+    (message,) = smtp.messages_to(invitee)
+    assert message["Subject"] == "You are invited to Commonroom"
+    first_line = text_of(message).splitlines()[0]
+    assert event.data["link"] in first_line
+    assert org in first_line
+    assert "7 days" in text_of(message)
+    # Sent: notify's copy of the single-use link is gone.
+    (delivery,) = await notify.deliveries()
+    assert delivery.status == store.SENT
+    assert delivery.message == b""
+
+
+async def test_a_password_reset_mails_the_user_its_link_in_its_language(
+    notify: Notify, smtp: MailServer, people: People
+) -> None:
+    _, address = await people.add("org-c", Role.COMMUNITY_MANAGER, Locale.ZH_CN)
+    async with httpx.AsyncClient(base_url=people.url) as identity:
+        response = await identity.post("/v1/password-reset", json={"email": address})
+    assert response.status_code == 202, response.text
+    event = await identity_event(people, "password.reset_requested", address)
+
+    assert await notify.deliver(event)
+    assert await notify.send() == 1
+    (message,) = smtp.messages_to(address)
+    assert message["Subject"] == "重置您的 Commonroom 密码"
+    body = text_of(message)
+    assert event.data["link"] in body.splitlines()[0]
+    assert "30分钟" in body

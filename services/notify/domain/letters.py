@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import functools
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 import msgspec
-from babel.dates import format_skeleton, format_time, get_timezone_name
+from babel.dates import format_skeleton, format_time, format_timedelta, get_timezone_name
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -66,11 +66,9 @@ def when(start: datetime, end: datetime, zone_name: str, babel_locale: str) -> s
     return f"{day} {begins}{EN_DASH}{ends} ({name})"
 
 
-def moment(at: datetime, zone_name: str, babel_locale: str) -> str:
-    """One instant on the venue's (or the reader's) wall clock."""
-    local = at.astimezone(zone_of(zone_name))
-    day = format_skeleton("yMMMEd", local, locale=babel_locale)
-    return f"{day} {format_time(local, 'HH:mm', locale=babel_locale)}"
+def duration(period: timedelta, babel_locale: str) -> str:
+    """`30分钟`, `7 days`: a span in the reader's words, to the unit that says it best."""
+    return format_timedelta(period, threshold=1.5, locale=babel_locale)
 
 
 @functools.cache
@@ -86,7 +84,7 @@ def _environment(locale: str) -> Environment:
     environment.install_gettext_translations(_translations(babel_locale), newstyle=True)  # type: ignore[attr-defined]
     environment.globals["lang"] = locale
     environment.globals["when"] = functools.partial(when, babel_locale=babel_locale)
-    environment.globals["moment"] = functools.partial(moment, babel_locale=babel_locale)
+    environment.globals["duration"] = functools.partial(duration, babel_locale=babel_locale)
     return environment
 
 

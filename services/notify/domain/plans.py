@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from shared.contracts import BookingChanged, Person
+from shared.contracts import BookingChanged, PasswordResetRequested, Person, UserInvited
 from shared.ical import booking_uid
 
 Method = Literal["REQUEST", "CANCEL"]
@@ -38,6 +38,9 @@ class Letter(msgspec.Struct, frozen=True):
     calendar: CalendarPart | None = None
     # From when it is pointless to send it (the booking began, the offer expired).
     moot_at: datetime | None = None
+    # It carries a single-use link: once sent (or given up), the stored copy is emptied, so the
+    # link in clear lives on in the reader's mailbox alone.
+    secret: bool = False
 
 
 class Audience(msgspec.Struct, frozen=True):
@@ -144,3 +147,38 @@ def _distinct_active(people: Sequence[Person]) -> list[Person]:
         seen.add(person.email)
         kept.append(person)
     return kept
+
+
+def invitation_letter(invited: UserInvited, occurred_at: datetime) -> Letter:
+    """The invitee's letter: its link first, whom it joins, until when the link works."""
+    invitee = Person(
+        id=invited.invitation_id,
+        email=invited.email,
+        name=invited.name or "",
+        locale=invited.locale,
+    )
+    return Letter(
+        kind="invitation",
+        to=invitee,
+        values={
+            "link": invited.link,
+            "org_name": invited.org_name,
+            "role": invited.role,
+            # How long the link works, not until when: the reader's zone is not known.
+            "valid_for": invited.expires_at - occurred_at,
+        },
+        moot_at=invited.expires_at,
+        secret=True,
+    )
+
+
+def reset_letter(reset: PasswordResetRequested, occurred_at: datetime) -> Letter:
+    """The user's password-reset letter: its link first, until when it works."""
+    user = Person(id=reset.user_id, email=reset.email, name=reset.name, locale=reset.locale)
+    return Letter(
+        kind="password_reset",
+        to=user,
+        values={"link": reset.link, "valid_for": reset.expires_at - occurred_at},
+        moot_at=reset.expires_at,
+        secret=True,
+    )

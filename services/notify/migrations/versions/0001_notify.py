@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-06 17:33:12.387346
+Create Date: 2026-12-06 17:41:56.119239
 """
 
 from collections.abc import Sequence
@@ -62,6 +62,7 @@ def upgrade() -> None:
     sa.Column('moot_at', shared.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('calendar_uid', sa.String(length=200), nullable=True),
     sa.Column('calendar_sequence', sa.Integer(), nullable=True),
+    sa.Column('secret', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_deliveries')),
     sa.UniqueConstraint('event_id', 'recipient', name=op.f('uq_deliveries_event_id'))
     )
