@@ -97,6 +97,9 @@ def child_env(settings: Settings) -> dict[str, str]:
     env["COMMONROOM_BOOKING_RATE_PER_MINUTE"] = str(settings.booking_rate_per_minute)
     env["COMMONROOM_FAIR_USE_HOURS_PER_WEEK"] = str(settings.fair_use_hours_per_week)
     env["COMMONROOM_WEB_TOKEN_SECONDS"] = str(settings.web_token_seconds)
+    env["COMMONROOM_MAIL_FROM"] = settings.mail_from
+    if settings.smtp_url is not None:
+        env["COMMONROOM_SMTP_URL"] = settings.smtp_url
     for service, url in settings.database_urls.items():
         env[f"{service.upper()}_DATABASE_URL"] = url
     for service, url in settings.service_urls.items():
@@ -254,6 +257,16 @@ def _demo_passwords(path: Path, emails: Sequence[str]) -> dict[str, str]:
     return kept
 
 
+def mail_destination(settings: Settings) -> str:
+    """Where notify's mail goes, as the operator should know it: no server, no mail leaves."""
+    if settings.smtp_url:
+        from services.notify.mailer import SmtpMailer
+
+        return SmtpMailer(settings.smtp_url).describe()
+    folder = settings.var_dir / "mail"
+    return f"no SMTP server set (COMMONROOM_SMTP_URL): each message is an .eml file in {folder}/"
+
+
 def _announce(
     settings: Settings,
     services: Sequence[ServiceName],
@@ -269,7 +282,10 @@ def _announce(
     for service in services:
         print(f"  {service:<10} {settings.service_url(service)}  (docs: /schema)")
     hours = int(ANNOUNCED_TOKEN_TTL.total_seconds() // 3600)
-    print(f"  redis      {settings.redis_url}\n\nTokens (valid {hours} hours):")
+    print(f"  redis      {settings.redis_url}")
+    if "notify" in services:
+        print(f"  mail       {mail_destination(settings)}")
+    print(f"\nTokens (valid {hours} hours):")
     tokens = asyncio.run(
         issue_operator_tokens(
             settings,

@@ -16,7 +16,7 @@ from typing import Literal
 ServiceName = Literal["registry", "booking", "lecturers", "identity", "notify", "web"]
 # The services this build has, in the order `commonroom up` starts them: identity first, since
 # every other service verifies tokens against its keys.
-SERVICES: tuple[ServiceName, ...] = ("identity", "registry", "booking", "lecturers")
+SERVICES: tuple[ServiceName, ...] = ("identity", "registry", "booking", "lecturers", "notify")
 # Every name the suite gives a service (its client id at identity), built or still to come.
 ALL_SERVICE_NAMES: tuple[ServiceName, ...] = (
     "registry",
@@ -150,6 +150,10 @@ class Settings:
     jwks_max_age_seconds: float = 300.0
     # How often a verifier re-reads the revoked logins and users that identity publishes.
     revocation_poll_seconds: float = 5.0
+    # Notify: where mail goes (`smtp://`, `smtp+starttls://`, `smtps://`, with `user:pass@` where
+    # the server asks a login); None writes each message as an .eml file under `var/mail/`.
+    smtp_url: str | None = None
+    mail_from: str = "Commonroom <no-reply@commonroom.example.org>"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -212,6 +216,8 @@ class Settings:
             revocation_poll_seconds=_number(
                 env, "COMMONROOM_REVOCATION_POLL_SECONDS", 5.0, positive=True
             ),
+            smtp_url=env.get("COMMONROOM_SMTP_URL") or None,
+            mail_from=env.get("COMMONROOM_MAIL_FROM") or cls.mail_from,
         )
 
     def database_url(self, service: ServiceName) -> str:

@@ -131,3 +131,14 @@ class PasswordResetRequested(msgspec.Struct, frozen=True):
     expires_at: datetime
     token: str
     link: str
+
+
+class Person(msgspec.Struct, frozen=True):
+    """A user as notify reads one from identity (`GET /v1/users`): whom to write, in what
+    language. The rest of identity's user shape is not read, so it may grow freely."""
+
+    id: str
+    email: str
+    name: str = ""
+    locale: str = "zh-CN"
+    disabled: bool = False

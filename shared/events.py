@@ -54,6 +54,13 @@ SUBSCRIPTIONS: dict[ServiceName, tuple[str, ...]] = {
         "offer.cancelled",
     ),
     "identity": (),
+    # Notify tells people what happened: bookings, offers, invitations, password resets.
+    "notify": (
+        "booking.",
+        "offer.",
+        "user.invited",
+        "password.reset_requested",
+    ),
 }
 
 

@@ -46,6 +46,34 @@ def header(*, prodid: str, name: str, refresh: timedelta) -> str:
 
 
 FOOTER: Final = "END:VCALENDAR\r\n"
+_NOT_IN_PARAM = re.compile(r'["\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]')
+
+
+def booking_uid(booking_id: str) -> str:
+    """A booking's UID, the same in its resource's feed and in the mail that tells its booker."""
+    return f"{booking_id}@booking.commonroom"
+
+
+def offer_uid(offer_id: str) -> str:
+    """An offer's UID, the same in its lecturer's feed and in the mail that tells the lecturer."""
+    return f"offer-{offer_id}@commonroom"
+
+
+def itip_header(*, prodid: str, method: str) -> str:
+    """The VCALENDAR's opening lines for a scheduling message (RFC 5546): `REQUEST`, `CANCEL`."""
+    return (
+        "BEGIN:VCALENDAR\r\n"
+        "VERSION:2.0\r\n"
+        f"{fold(f'PRODID:{prodid}')}\r\n"
+        "CALSCALE:GREGORIAN\r\n"
+        f"METHOD:{method}\r\n"
+    )
+
+
+def param(value: str) -> str:
+    """A parameter value (RFC 5545 3.2), quoted: a name may hold `:;,`, never a DQUOTE or a
+    control, which become spaces."""
+    return '"' + _NOT_IN_PARAM.sub(" ", value) + '"'
 
 
 def vtimezones(spans: Iterable[tuple[str, datetime, datetime]], now: datetime) -> list[str]:

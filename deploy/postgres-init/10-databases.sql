@@ -5,3 +5,4 @@ CREATE DATABASE identity;
 CREATE DATABASE registry;
 CREATE DATABASE booking;
 CREATE DATABASE lecturers;
+CREATE DATABASE notify;

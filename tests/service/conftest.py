@@ -94,11 +94,15 @@ def registry_server(
 
 @contextmanager
 def serving(
-    service: ServiceName, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    service: ServiceName,
+    settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+    url: str | None = None,
 ) -> Iterator[str]:
-    """`service` in a process of its own on a fresh SQLite database; its base URL."""
-    folder = tmp_path_factory.mktemp(f"{service}-server")
-    url = f"sqlite+aiosqlite:///{folder / f'{service}.db'}"
+    """`service` in a process of its own on a fresh SQLite database (or on `url`); its base URL."""
+    if url is None:
+        folder = tmp_path_factory.mktemp(f"{service}-server")
+        url = f"sqlite+aiosqlite:///{folder / f'{service}.db'}"
     upgrade(service_package(service), url)
     port = free_port()
     base = f"http://127.0.0.1:{port}"

@@ -118,7 +118,10 @@ def test_office_may_act_in_any_role_others_only_in_theirs() -> None:
 def test_events_route_to_their_subscribers() -> None:
     assert consumers_of("resource.created") == ["booking"]
     assert consumers_of("opening_hours.changed") == ["booking"]
-    assert set(consumers_of("booking.cancelled")) == {"registry", "lecturers"}
+    assert set(consumers_of("booking.cancelled")) == {"registry", "lecturers", "notify"}
+    assert consumers_of("booking.outside_opening_hours") == ["notify"]
+    assert consumers_of("user.invited") == ["notify"]
+    assert consumers_of("user.disabled") == []
     assert consumers_of("area.created") == []
 
 

@@ -196,7 +196,7 @@ def _feed(bookable: Bookable, rows: list[store.BookingRow]) -> bytes:
     location = ical.text(bookable.name)
     events = [
         "BEGIN:VEVENT\r\n"
-        f"{ical.fold(f'UID:{row.id}@booking.commonroom')}\r\n"
+        f"{ical.fold(f'UID:{ical.booking_uid(row.id)}')}\r\n"
         f"DTSTAMP:{ical.utc_stamp(row.updated_at)}\r\n"
         # The booking's version, as in notify's invitations: a calendar keeps the newest copy.
         f"SEQUENCE:{row.version}\r\n"

@@ -32,7 +32,17 @@ from typing import Final, Literal
 
 import msgspec
 
-from shared.ical import FOOTER, fold, header, text, utc_stamp, vtimezones, wall_clock, zone_of
+from shared.ical import (
+    FOOTER,
+    fold,
+    header,
+    offer_uid,
+    text,
+    utc_stamp,
+    vtimezones,
+    wall_clock,
+    zone_of,
+)
 
 OfferStatus = Literal["offered", "accepted", "declined", "expired", "cancelled"]
 
@@ -112,7 +122,7 @@ class FeedEntry(msgspec.Struct, frozen=True, kw_only=True):
 
 def event_uid(offer_id: str) -> str:
     """The feed UID of an offer: stable across rebuilds, so clients update rather than duplicate."""
-    return f"offer-{offer_id}@commonroom"
+    return offer_uid(offer_id)
 
 
 def calendar_name(lecturer_name: str) -> str:

@@ -1,0 +1,311 @@
+"""Notify's own database: the deliveries (its log and its queue of mail), the last calendar part
+sent for each UID and recipient, and its record of the bookings it told people about.
+
+Queries take a session and return plain values; the rules live in `services.notify.domain`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import msgspec
+from sqlalchemy import (
+    Boolean,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.contracts import BookingChanged
+from shared.db import UTCDateTime, new_metadata
+from shared.outbox import insert_ignoring_duplicates, outbox_tables
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
+
+
+tables = outbox_tables(Base.metadata)
+
+QUEUED = "queued"
+SENT = "sent"
+FAILED = "failed"
+
+
+class DeliveryRow(Base):
+    """One message to one recipient for one event: recorded before it is sent, so a redelivered
+    event finds it and sends nothing new. `message` is the whole rendered message, Message-ID
+    included, so a retry (or a resend after a crash) is the same message."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36))
+    recipient: Mapped[str] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(500))
+    message: Mapped[bytes] = mapped_column(LargeBinary)
+    message_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When it may next be tried; a sender that takes it moves this past its lease, so a sender
+    # killed mid-send leaves it to be taken again once the lease is over.
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # From when sending it is pointless (the booking began, the offer expired).
+    moot_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    calendar_uid: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    calendar_sequence: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The message holds a single-use link: emptied once sent or given up.
+    secret: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        UniqueConstraint("event_id", "recipient"),
+        Index("ix_deliveries_due", "status", "due_at"),
+        Index("ix_deliveries_recipient", "recipient"),
+    )
+
+
+class CalendarSentRow(Base):
+    """The SEQUENCE of the last calendar part sent for a UID to a recipient: nothing older goes
+    after it (a retried REQUEST must not land after its CANCEL)."""
+
+    __tablename__ = "calendar_sent"
+
+    uid: Mapped[str] = mapped_column(String(200), primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(320), primary_key=True)
+    sequence: Mapped[int] = mapped_column(Integer)
+
+
+class BookingRow(Base):
+    """A booking as its events last told it, newest version kept: what reminders read."""
+
+    __tablename__ = "bookings"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    venue_id: Mapped[str] = mapped_column(String(36))
+    owner_org: Mapped[str] = mapped_column(String(100))
+    org: Mapped[str] = mapped_column(String(100))
+    booked_by: Mapped[str] = mapped_column(String(200))
+    hold: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(20))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    timezone: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class NewDelivery(msgspec.Struct, frozen=True):
+    """A rendered message for one recipient, ready to be recorded."""
+
+    id: str
+    recipient: str
+    kind: str
+    subject: str
+    message: bytes
+    message_id: str
+    moot_at: datetime | None
+    calendar_uid: str | None
+    calendar_sequence: int | None
+    secret: bool = False
+
+
+class Due(msgspec.Struct, frozen=True):
+    """A delivery a sender has taken: what it needs to send it, or to see it need not."""
+
+    id: str
+    recipient: str
+    message: bytes
+    attempts: int
+    created_at: datetime
+    moot_at: datetime | None
+    calendar_uid: str | None
+    calendar_sequence: int | None
+    last_sent_sequence: int | None
+
+
+async def remember_booking(session: AsyncSession, booking: BookingChanged) -> None:
+    """Keep the booking as this event tells it, unless a newer version is already kept (events
+    of one booking may arrive out of order)."""
+    values = {
+        "venue_id": booking.venue_id,
+        "owner_org": booking.owner_org,
+        "org": booking.org,
+        "booked_by": booking.booked_by,
+        "hold": booking.hold,
+        "status": booking.status,
+        "start_at": booking.start,
+        "end_at": booking.end,
+        "timezone": booking.timezone,
+        "purpose": booking.purpose,
+        "version": booking.version,
+    }
+    await session.execute(
+        insert_ignoring_duplicates(session, BookingRow)
+        .values(id=booking.id, **values)
+        .on_conflict_do_update(
+            index_elements=[BookingRow.id],
+            set_=values,
+            where=BookingRow.version <= booking.version,
+        )
+    )
+
+
+async def record_deliveries(
+    session: AsyncSession, event_id: str, deliveries: Sequence[NewDelivery], now: datetime
+) -> None:
+    """Record the event's messages, queued; one recorded before for its recipient stays."""
+    if not deliveries:
+        return
+    await session.execute(
+        insert_ignoring_duplicates(session, DeliveryRow)
+        .values(
+            [
+                {
+                    **msgspec.structs.asdict(delivery),
+                    "event_id": event_id,
+                    "status": QUEUED,
+                    "attempts": 0,
+                    "created_at": now,
+                    "due_at": now,
+                }
+                for delivery in deliveries
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["event_id", "recipient"])
+    )
+
+
+async def take_due(
+    session: AsyncSession, *, now: datetime, lease: timedelta, limit: int
+) -> list[Due]:
+    """Up to `limit` queued deliveries that are due, taken for `lease` (another sender skips
+    them meanwhile) with their attempt counted, oldest first."""
+    rows = (
+        await session.execute(
+            select(DeliveryRow)
+            .where(DeliveryRow.status == QUEUED, DeliveryRow.due_at <= now)
+            .order_by(DeliveryRow.due_at, DeliveryRow.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).scalars()
+    taken = list(rows)
+    if not taken:
+        return []
+    await session.execute(
+        update(DeliveryRow)
+        .where(DeliveryRow.id.in_([row.id for row in taken]))
+        .values(due_at=now + lease, attempts=DeliveryRow.attempts + 1)
+    )
+    sent = await _last_sent(session, [(r.calendar_uid, r.recipient) for r in taken])
+    return [
+        Due(
+            id=row.id,
+            recipient=row.recipient,
+            message=row.message,
+            attempts=row.attempts + 1,
+            created_at=row.created_at,
+            moot_at=row.moot_at,
+            calendar_uid=row.calendar_uid,
+            calendar_sequence=row.calendar_sequence,
+            last_sent_sequence=sent.get((row.calendar_uid, row.recipient)),
+        )
+        for row in taken
+    ]
+
+
+async def _last_sent(
+    session: AsyncSession, keys: Sequence[tuple[str | None, str]]
+) -> dict[tuple[str | None, str], int]:
+    uids = {uid for uid, _ in keys if uid is not None}
+    if not uids:
+        return {}
+    rows = await session.execute(
+        select(CalendarSentRow.uid, CalendarSentRow.recipient, CalendarSentRow.sequence).where(
+            CalendarSentRow.uid.in_(uids)
+        )
+    )
+    return {(row.uid, row.recipient): row.sequence for row in rows}
+
+
+# What is left of a message that held a single-use link, once it is settled.
+EMPTIED = b""
+
+
+async def mark_sent(session: AsyncSession, due: Due, now: datetime) -> None:
+    await session.execute(
+        update(DeliveryRow)
+        .where(DeliveryRow.id == due.id)
+        .values(status=SENT, sent_at=now, last_error=None)
+    )
+    await _empty_secret(session, due.id)
+    if due.calendar_uid is not None and due.calendar_sequence is not None:
+        values = {"sequence": due.calendar_sequence}
+        await session.execute(
+            insert_ignoring_duplicates(session, CalendarSentRow)
+            .values(uid=due.calendar_uid, recipient=due.recipient, **values)
+            .on_conflict_do_update(
+                index_elements=[CalendarSentRow.uid, CalendarSentRow.recipient],
+                set_=values,
+                where=CalendarSentRow.sequence < due.calendar_sequence,
+            )
+        )
+
+
+async def mark_failed(session: AsyncSession, delivery_id: str, error: str) -> None:
+    await session.execute(
+        update(DeliveryRow)
+        .where(DeliveryRow.id == delivery_id)
+        .values(status=FAILED, last_error=error[:500])
+    )
+    await _empty_secret(session, delivery_id)
+
+
+async def _empty_secret(session: AsyncSession, delivery_id: str) -> None:
+    await session.execute(
+        update(DeliveryRow)
+        .where(DeliveryRow.id == delivery_id, DeliveryRow.secret.is_(True))
+        .values(message=EMPTIED)
+    )
+
+
+async def retry_later(session: AsyncSession, delivery_id: str, error: str, due: datetime) -> None:
+    await session.execute(
+        update(DeliveryRow)
+        .where(DeliveryRow.id == delivery_id)
+        .values(due_at=due, last_error=error[:500])
+    )
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    *,
+    recipient: str | None,
+    status: str | None,
+    event_id: str | None,
+    after: str | None,
+    limit: int,
+) -> list[DeliveryRow]:
+    """Up to `limit + 1` deliveries in id (creation) order after the cursor's id."""
+    query = select(DeliveryRow).order_by(DeliveryRow.id).limit(limit + 1)
+    if recipient is not None:
+        query = query.where(DeliveryRow.recipient == recipient.strip().lower())
+    if status is not None:
+        query = query.where(DeliveryRow.status == status)
+    if event_id is not None:
+        query = query.where(DeliveryRow.event_id == event_id)
+    if after is not None:
+        query = query.where(DeliveryRow.id > after)
+    return list((await session.execute(query)).scalars())
