@@ -81,6 +81,10 @@ def test_signed_in_pages_pass_axe_and_reflow(
     for name, path in SIGNED_IN.items():
         page.goto(path)
         _check(page, locale, width, name)
+    page.goto(SIGNED_IN["rooms-free"])
+    page.locator("tbody th a").first.click()
+    page.wait_for_load_state()
+    _check(page, locale, width, "room-week")
     page.goto("/me")
     page.get_by_role("button", name=re.compile("修改密码|Change the password")).click()
     _check(page, locale, width, "me-with-errors")

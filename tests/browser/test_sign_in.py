@@ -140,5 +140,14 @@ def test_a_community_manager_finds_rooms_free_on_an_evening(
     first_free = page.locator("tbody tr td").nth(3).inner_text()
     assert re.fullmatch(r"(\d\d:\d\d–\d\d:\d\d(, )?)+", first_free), first_free  # noqa: RUF001
     screenshot(page, "rooms-free-zh-CN-1280")
+    page.locator("tbody th a").first.click()
+    grid = page.locator("table.week")
+    expect(grid.locator("thead th[scope=col]")).to_have_count(8)
+    free = grid.get_by_role("link", name=re.compile(r"可预订$")).first
+    expect(free).to_have_accessible_name(
+        re.compile(r"^\d+月\d+日周. \d\d:\d\d–\d\d:\d\d 可预订$")  # noqa: RUF001
+    )
+    assert grid.locator("td.booked, td.closed").count() > 0  # status in words, not colour alone
+    expect(grid.locator("td.closed").first).to_contain_text("不开放")
     page.goto("/rooms?min_capacity=many")  # what a browser's number field cannot send
     expect(page.locator("#min_capacity-error")).to_have_text("请输入整数，例如 30。")  # noqa: RUF001

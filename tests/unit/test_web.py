@@ -25,6 +25,7 @@ from services.web.domain.sessions import (
     refresh_at,
     seconds_left,
 )
+from services.web.domain.week import Span, Status, week_grid
 from services.web.i18n import TRANSLATIONS, load_catalogues, po_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,3 +148,21 @@ def test_a_wrong_room_search_names_each_wrong_field() -> None:
     assert errors == {"to": "end_before_start"}
     _, errors = room_query({"from": "18:00"})
     assert errors == {"date": "date_for_times"}
+
+
+def test_the_week_grid_shows_closed_free_partly_free_and_booked_hours() -> None:
+    zone = ZoneInfo("Asia/Shanghai")
+    monday = date(2026, 11, 23)
+
+    def at(hour: int, minute: int = 0) -> datetime:
+        return datetime(2026, 11, 23, hour, minute, tzinfo=zone)
+
+    opened = [Span(at(18), at(21))]
+    free = [Span(at(18), at(19)), Span(at(20, 30), at(21))]
+    week = week_grid(monday, zone, opened, free)
+    assert [row.hour.hour for row in week.rows] == [18, 19, 20]
+    monday_cells = [row.cells[0] for row in week.rows]
+    assert [cell.status for cell in monday_cells] == [Status.FREE, Status.BOOKED, Status.PARTLY]
+    assert monday_cells[2].free == Span(at(20, 30), at(21))
+    assert all(row.cells[1].status is Status.CLOSED for row in week.rows)
+    assert [day.isoformat() for day in week.days][::6] == ["2026-11-23", "2026-11-29"]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from litestar import Request, get
+from litestar.params import QueryParameter
 from litestar.response import Template
 
-from services.web.clients import Availability, Resource
-from services.web.domain.rooms import TYPES, room_query
+from services.web.clients import Availability, Resource, resource_week
+from services.web.domain.rooms import CITY_ZONE, TYPES, room_query
+from services.web.domain.week import Span, monday_of, week_grid
 from services.web.pages.views import Bearer, Catalogue, Page, view
 
 
@@ -71,4 +75,41 @@ async def search(
     )
 
 
-ROUTES = [search]
+@get("/rooms/{resource_id:str}")
+async def room(
+    resource_id: str,
+    page: Page,
+    bearer: Bearer,
+    catalogue: Catalogue,
+    week: Annotated[str | None, QueryParameter(required=False, max_length=20)] = None,
+) -> Template:
+    """A resource's facts and its week grid (the week holding `week`, Monday first)."""
+    try:
+        day = date.fromisoformat(week) if week else datetime.now(CITY_ZONE).date()
+    except ValueError:
+        return view(page, "error.html", status_code=400, status=400, code="not_a_date")
+    monday = monday_of(day)
+    # A day either side: the venue's zone is known only with the answer.
+    start = datetime.combine(monday - timedelta(days=1), time(0), UTC)
+    end = datetime.combine(monday + timedelta(days=8), time(0), UTC)
+    found = await resource_week(catalogue, bearer, resource_id, start, end)
+    zone = ZoneInfo(found.venue.timezone)
+    grid = week_grid(
+        monday,
+        zone,
+        [Span(i.start, i.end) for i in found.open],
+        [Span(i.start, i.end) for i in found.free],
+    )
+    return view(
+        page,
+        "room.html",
+        resource=found.resource,
+        venue=found.venue,
+        week=grid,
+        previous=(monday - timedelta(days=7)).isoformat(),
+        following=(monday + timedelta(days=7)).isoformat(),
+        may_book=page.session is not None and page.session.membership.role != "lecturer",
+    )
+
+
+ROUTES = [search, room]
