@@ -340,6 +340,30 @@ async def test_a_hold_is_not_mailed_as_a_request(
     assert smtp.received == []
 
 
+async def test_a_closure_over_a_booking_tells_its_booker_and_the_venue_s_managers_once(
+    notify: Notify, smtp: MailServer, people: People
+) -> None:
+    org = unique_org()
+    _, manager = await people.add(org, Role.VENUE_MANAGER, Locale.EN)
+    booker, address = await people.add("org-c", Role.COMMUNITY_MANAGER)
+    await notify.deliver(
+        booking_event(
+            "booking.outside_opening_hours",
+            owner_org=org,
+            booked_by=booker,
+            status="confirmed",
+            version=3,
+        )
+    )
+    assert await notify.send() == 2
+    (to_manager,) = smtp.messages_to(manager)
+    (to_booker,) = smtp.messages_to(address)
+    assert to_manager["Subject"] == "Closed at the booked time: 书法课"
+    assert to_booker["Subject"].startswith("预约时段场地关闭")
+    # No calendar part: the booking still stands until someone cancels it.
+    assert not [p for p in to_booker.walk() if p.get_content_type() == "text/calendar"]
+
+
 async def test_confirmed_then_cancelled_is_a_request_then_a_cancel_of_the_same_uid(
     notify: Notify, smtp: MailServer, people: People
 ) -> None:
