@@ -41,6 +41,7 @@ class Suite:
         self.booking = self.client("booking", office)
         self.lecturers = self.client("lecturers", office)
         self.identity = self.client("identity", office)
+        self.notify = self.client("notify", office)
 
     def client(self, service: ServiceName, headers: dict[str, str]) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -51,7 +52,7 @@ class Suite:
         return self.settings.database_url(service)
 
     async def aclose(self) -> None:
-        for client in (self.registry, self.booking, self.lecturers, self.identity):
+        for client in (self.registry, self.booking, self.lecturers, self.identity, self.notify):
             await client.aclose()
 
 
