@@ -53,7 +53,18 @@ def serve(settings: Settings, service: ServiceName, host: str, port: int) -> Non
         _refuse(refused)
     # log_config=None: uvicorn's loggers then propagate to the JSON handler instead of getting
     # handlers of their own; the app logs each request itself, so uvicorn's access log stays off.
-    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None, access_log=False)
+    # uvloop and httptools by name, not "auto": a build without them fails here rather than
+    # quietly serving on the pure-Python stack at half the speed (bench/README.md § Server).
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+        log_config=None,
+        access_log=False,
+    )
 
 
 def work(settings: Settings, service: ServiceName) -> None:
