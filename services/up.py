@@ -32,7 +32,10 @@ from shared.auth import PERSON_ROLES, Principal, Role
 from shared.config import DEFAULT_PORTS, ServiceName, Settings, new_secret_file, random_secret
 from shared.processes import private_redis, spawn, stop_children
 
-READY_TIMEOUT_SECONDS = 30.0
+# How long a service may take to answer ready before `up` (and the tests that start services)
+# give up on it. Far above the 30 s `up --demo` takes to announce on a quiet 2-core machine: a
+# machine busy with other work starts everything more slowly, which is no reason to stop.
+READY_TIMEOUT_SECONDS = 120.0
 # The tokens `up` prints last a working day; `commonroom token` makes more.
 ANNOUNCED_TOKEN_TTL = timedelta(hours=12)
 # Whom the announcement hands tokens to when no demo city names real organisations.
