@@ -6,6 +6,7 @@ Queries take the request's session and return domain Structs; nothing here decid
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from services.registry.domain.catalogue import (
     Area,
     AreaCreate,
+    Placement,
     Resource,
     ResourceCreate,
     ResourceUpdate,
@@ -128,6 +130,8 @@ class ResourceRow(Base):
     opening_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The room of the same venue this one is a part of (`domain.catalogue.check_hierarchy`).
+    part_of: Mapped[str | None] = mapped_column(String(36), index=True)
     feature_rows: Mapped[list[ResourceFeatureRow]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="ResourceFeatureRow.feature"
     )
@@ -152,6 +156,7 @@ def _resource(row: Any, features: list[str]) -> Resource:
         description=row.description,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        part_of=row.part_of,
     )
 
 
@@ -257,12 +262,15 @@ async def has_future_bookings(
     now: datetime,
     venue_id: str | None = None,
     resource_id: str | None = None,
+    resource_ids: Sequence[str] | None = None,
 ) -> bool:
     condition = LiveBookingRow.live.is_(True) & (LiveBookingRow.ends_at > now)
     if venue_id is not None:
         condition &= LiveBookingRow.venue_id == venue_id
     if resource_id is not None:
         condition &= LiveBookingRow.resource_id == resource_id
+    if resource_ids is not None:
+        condition &= LiveBookingRow.resource_id.in_(resource_ids)
     return bool(await session.scalar(select(exists().where(condition))))
 
 
@@ -321,6 +329,16 @@ async def list_resources(
         for resource_id, feature in found:
             features_of[resource_id].append(feature)
     return [_resource(row, features_of[row.id]) for row in rows]
+
+
+async def venue_placements(session: AsyncSession, venue_id: str) -> dict[str, Placement]:
+    """Every resource of the venue, by id, with its type and the room it is part of."""
+    rows = await session.execute(
+        select(ResourceRow.id, ResourceRow.type, ResourceRow.part_of).where(
+            ResourceRow.venue_id == venue_id
+        )
+    )
+    return {row.id: Placement(type=ResourceType(row.type), part_of=row.part_of) for row in rows}
 
 
 def hours_document(raw: dict[str, Any] | None) -> OpeningHoursDoc | None:
@@ -488,6 +506,7 @@ async def create_resource(
         opening_hours=None,
         created_at=now,
         updated_at=now,
+        part_of=data.part_of,
         feature_rows=[ResourceFeatureRow(feature=feature) for feature in features],
     )
     session.add(row)
@@ -518,6 +537,14 @@ async def update_resource(
 
 
 async def delete_resource(session: AsyncSession, row: ResourceRow, *, now: datetime) -> None:
+    """Remove the resource; its parts, if it was divided, become rooms of their own."""
+    parts = (await session.scalars(select(ResourceRow).where(ResourceRow.part_of == row.id))).all()
+    for part in parts:
+        part.part_of = None
+        part.updated_at = now
+        await publish(
+            session, tables, source=SOURCE, type="resource.updated", data=part.to_domain(), now=now
+        )
     await session.delete(row)
     await publish(
         session,
