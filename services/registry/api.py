@@ -299,7 +299,9 @@ class ResourceController(Controller):
 
     @get("/{resource_id:str}")
     async def read(self, resource_id: PathId, principal: Caller, session: DbSession) -> Resource:
-        return (await store.get_resource_row(session, resource_id)).to_domain()
+        return await store.read_resource(
+            session, await store.get_resource_row(session, resource_id)
+        )
 
     @patch("/{resource_id:str}")
     async def update(

@@ -138,11 +138,11 @@ class ResourceRow(Base):
 
     __table_args__ = (Index("ix_resources_type_capacity", "type", "capacity"),)
 
-    def to_domain(self) -> Resource:
-        return _resource(self, [row.feature for row in self.feature_rows])
+    def to_domain(self, parts: list[str]) -> Resource:
+        return _resource(self, [row.feature for row in self.feature_rows], parts)
 
 
-def _resource(row: Any, features: list[str]) -> Resource:
+def _resource(row: Any, features: list[str], parts: list[str]) -> Resource:
     """A resource from its row, whether an ORM object or a Core row of the same columns."""
     return Resource(
         id=row.id,
@@ -157,6 +157,7 @@ def _resource(row: Any, features: list[str]) -> Resource:
         created_at=row.created_at,
         updated_at=row.updated_at,
         part_of=row.part_of,
+        parts=parts,
     )
 
 
@@ -328,7 +329,26 @@ async def list_resources(
         )
         for resource_id, feature in found:
             features_of[resource_id].append(feature)
-    return [_resource(row, features_of[row.id]) for row in rows]
+    parts = await parts_of(session, [row.id for row in rows])
+    return [_resource(row, features_of[row.id], parts[row.id]) for row in rows]
+
+
+async def parts_of(session: AsyncSession, resource_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The direct parts of each resource, by id (an empty list for a room not divided)."""
+    found: dict[str, list[str]] = {resource_id: [] for resource_id in resource_ids}
+    if resource_ids:
+        rows = await session.execute(
+            select(ResourceRow.part_of, ResourceRow.id)
+            .where(ResourceRow.part_of.in_(resource_ids))
+            .order_by(ResourceRow.id)
+        )
+        for whole, part in rows:
+            found[str(whole)].append(part)
+    return found
+
+
+async def read_resource(session: AsyncSession, row: ResourceRow) -> Resource:
+    return row.to_domain((await parts_of(session, [row.id]))[row.id])
 
 
 async def venue_placements(session: AsyncSession, venue_id: str) -> dict[str, Placement]:
@@ -510,7 +530,7 @@ async def create_resource(
         feature_rows=[ResourceFeatureRow(feature=feature) for feature in features],
     )
     session.add(row)
-    resource = row.to_domain()
+    resource = row.to_domain(parts=[])
     await publish(session, tables, source=SOURCE, type="resource.created", data=resource, now=now)
     return resource
 
@@ -531,7 +551,7 @@ async def update_resource(
         row.feature_rows = [ResourceFeatureRow(feature=feature) for feature in features]
     row.updated_at = now
     await session.flush()
-    resource = row.to_domain()
+    resource = await read_resource(session, row)
     await publish(session, tables, source=SOURCE, type="resource.updated", data=resource, now=now)
     return resource
 
@@ -543,7 +563,12 @@ async def delete_resource(session: AsyncSession, row: ResourceRow, *, now: datet
         part.part_of = None
         part.updated_at = now
         await publish(
-            session, tables, source=SOURCE, type="resource.updated", data=part.to_domain(), now=now
+            session,
+            tables,
+            source=SOURCE,
+            type="resource.updated",
+            data=await read_resource(session, part),
+            now=now,
         )
     await session.delete(row)
     await publish(

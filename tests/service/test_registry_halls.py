@@ -37,6 +37,13 @@ async def test_a_part_names_its_whole_in_its_read_shape_lists_and_events(
         east: hall,
         west: hall,
     }
+    whole = await registry.get(f"/v1/resources/{hall}", headers=tokens("office"))
+    assert sorted(whole.json()["parts"]) == sorted([east, west])
+    assert {item["id"]: sorted(item["parts"]) for item in listed.json()["items"]} == {
+        hall: sorted([east, west]),
+        east: [],
+        west: [],
+    }
     created = [event for event in await outbox_events(registry) if event.type == "resource.created"]
     assert [event.data["part_of"] for event in created] == [None, hall, hall]
 

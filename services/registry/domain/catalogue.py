@@ -129,8 +129,9 @@ class Resource(msgspec.Struct, frozen=True):
     description: str | None
     created_at: datetime
     updated_at: datetime
-    # The room this one is a part of (a half of a divisible hall), if any.
+    # The room this one is a part of (a half of a divisible hall), if any, and its own parts.
     part_of: str | None = None
+    parts: list[str] = []
 
 
 def check_rules(rules: Rules, field: str = "rules") -> None:
