@@ -40,6 +40,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -264,6 +265,8 @@ class ReportResourceRow(Base):
     covered_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
     covered_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     generation: Mapped[int] = mapped_column(Integer)
+    # Has no parts (`domain.halls`): what the reports sum above the level of one resource.
+    smallest: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
 
 
 class ReportAreaRow(Base):
