@@ -33,7 +33,7 @@ async def _hall(town: Town, **buffers: int) -> dict[str, str]:
     return {"venue": venue, "hall": hall, "east": east, "west": west, "quarter": quarter}
 
 
-async def made(booking: Client, tokens: Tokens, room: str, start: str, end: str) -> None:
+async def must_book(booking: Client, tokens: Tokens, room: str, start: str, end: str) -> None:
     answer = await book(booking, tokens, booking_body(room, start, end))
     assert answer.status_code == 201, answer.text
 
@@ -84,7 +84,7 @@ async def test_the_largest_buffer_on_the_path_applies_between_a_hall_and_its_par
     booking: Client, town: Town, tokens: Tokens
 ) -> None:
     rooms = await _hall(town, east=30)
-    await made(booking, tokens, rooms["hall"], at(10), at(12))
+    await must_book(booking, tokens, rooms["hall"], at(10), at(12))
     # East keeps 30 minutes from the hall in either order; west (0) and the hall itself (0) touch.
     assert_problem(
         await book(booking, tokens, booking_body(rooms["east"], at(12, 15), at(13))),
@@ -115,8 +115,8 @@ async def test_availability_shows_a_part_taken_by_its_whole_and_the_whole_by_a_p
     booking: Client, town: Town, tokens: Tokens
 ) -> None:
     rooms = await _hall(town, east=30)
-    await made(booking, tokens, rooms["hall"], at(10), at(12))
-    await made(booking, tokens, rooms["west"], at(15), at(16))
+    await must_book(booking, tokens, rooms["hall"], at(10), at(12))
+    await must_book(booking, tokens, rooms["west"], at(15), at(16))
 
     async def free(room: str) -> list[dict[str, str]]:
         response = await booking.get(
