@@ -9,7 +9,12 @@ import itertools
 from datetime import datetime
 from typing import Any
 
-from tests.conftest import Tokens
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from services.booking import store
+from services.booking.domain.halls import Reach
+from tests.conftest import Tokens, database_of
 from tests.service.conftest import Town
 from tests.service.test_booking import Client, assert_problem, at, book, booking_body
 from tests.service.test_reports import EVE, City, report, rows_by_key
@@ -247,3 +252,46 @@ async def test_utilisation_above_a_room_sums_only_the_smallest_parts(
     # The hall's booking fills both halves (1.0), the east half's one of two (0.5).
     eve = heatmap.json()["matrix"][EVE.isoweekday() - 1]
     assert (eve[10], eve[11], eve[13], eve[15]) == (1.0, 1.0, 0.5, 0.0)
+
+
+async def test_postgresql_itself_refuses_overlapping_claims_of_different_reach(
+    booking: Client, town: Town, tokens: Tokens
+) -> None:
+    """The guarantee is the database's: slot rows written past every check in Python are
+    refused by the exclusion constraints, and two wholes' or two parts' claims are not."""
+    if booking.app.state["service"].settings.database_url("booking").startswith("sqlite"):
+        return  # SQLite's guarantee is its one writer, exercised by the tests above
+    venue = await town.venue()
+    ids = []
+    for _ in range(4):
+        answer = await book(booking, tokens, booking_body(await town.room(venue), at(8), at(9)))
+        assert answer.status_code == 201, answer.text
+        ids.append(answer.json()["id"])
+    start = datetime.fromisoformat(at(10))
+    end = datetime.fromisoformat(at(12))
+
+    def slot(booking_id: str, reach: Reach) -> dict[str, Any]:
+        return {
+            "booking_id": booking_id,
+            "resource_id": "shared-room",
+            "start_at": start,
+            "end_at": end,
+            "blocked_from": start,
+            "blocked_until": end,
+            "live": True,
+            "reach": reach.value,
+        }
+
+    insert = store.SlotRow.__table__.insert()
+    async with database_of(booking, "booking") as database:
+        async with database.write() as session:
+            await session.execute(insert, [slot(ids[0], Reach.WHOLE), slot(ids[1], Reach.WHOLE)])
+        for booking_id, reach in ((ids[2], Reach.OWN), (ids[2], Reach.PART)):
+            with pytest.raises(IntegrityError, match="ex_booking_slots_hall_and_parts"):
+                async with database.write() as session:
+                    await session.execute(insert, [slot(booking_id, reach)])
+        async with database.write() as session:
+            await session.execute(insert, [slot(ids[2], Reach.OWN) | {"resource_id": "r2"}])
+        with pytest.raises(IntegrityError, match="ex_booking_slots_no_overlap"):
+            async with database.write() as session:
+                await session.execute(insert, [slot(ids[3], Reach.OWN) | {"resource_id": "r2"}])
