@@ -14,8 +14,9 @@ from sqlalchemy.exc import IntegrityError
 
 from services.booking import store
 from services.booking.domain.halls import Reach
+from services.booking.worker import drop_cached
 from tests.conftest import Tokens, database_of
-from tests.service.conftest import Town
+from tests.service.conftest import Town, registry_event_handled
 from tests.service.test_booking import Client, assert_problem, at, book, booking_body
 from tests.service.test_reports import EVE, City, report, rows_by_key
 from tests.service.test_reports import at as on
@@ -295,3 +296,21 @@ async def test_postgresql_itself_refuses_overlapping_claims_of_different_reach(
         with pytest.raises(IntegrityError, match="ex_booking_slots_no_overlap"):
             async with database.write() as session:
                 await session.execute(insert, [slot(ids[3], Reach.OWN) | {"resource_id": "r2"}])
+
+
+async def test_a_room_made_part_of_another_is_excluded_by_it_once_the_event_arrives(
+    booking: Client, town: Town, tokens: Tokens
+) -> None:
+    venue = await town.venue()
+    hall = await town.room(venue, name="hall")
+    stage = await town.room(venue, name="stage")
+    # Both known to this process while apart: a booking of each stands beside the other.
+    await must_book(booking, tokens, hall, at(8), at(9))
+    await must_book(booking, tokens, stage, at(8), at(9))
+    changed = await town.http.patch(f"/v1/resources/{stage}", json={"part_of": hall})
+    assert changed.status_code == 200, changed.text
+    await registry_event_handled(booking, "resource.updated", changed.json(), drop_cached)
+    await must_book(booking, tokens, hall, at(10), at(12))
+    assert_problem(
+        await book(booking, tokens, booking_body(stage, at(11), at(12))), 409, "conflict"
+    )
