@@ -20,7 +20,9 @@ from litestar import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking import store
+from services.booking.domain import halls
 from services.booking.domain.bookings import Bookable
+from services.booking.domain.halls import Room, room_of
 from shared.config import Settings
 from shared.contracts import ResourceType, Rules
 from shared.db import Database
@@ -46,6 +48,8 @@ class RegistryResource(msgspec.Struct, frozen=True):
     capacity: int | None
     requires_approval: bool
     rules: Rules
+    part_of: str | None = None
+    parts: list[str] = []
 
 
 class RegistryVenue(msgspec.Struct, frozen=True):
@@ -85,6 +89,8 @@ def _bookable(resource: RegistryResource, venue: RegistryVenue) -> Bookable:
         timezone=venue.timezone,
         area_id=venue.area_id,
         venue_kind=venue.kind,
+        part_of=resource.part_of,
+        parts=tuple(resource.parts),
     )
 
 
@@ -317,6 +323,26 @@ class RegistryClient:
                 found[resource_id] = fetched
         _refuse_unknown(unknown)
         return [found[resource_id] for resource_id in resource_ids]
+
+    async def rooms(
+        self,
+        resources: Sequence[Bookable],
+        *,
+        refresh: bool = False,
+        readings: Readings | None = None,
+    ) -> dict[str, Room]:
+        """The resources and every whole and part of them (`domain.halls`), by id: a level of
+        the venue's hierarchy a call, and none for rooms that are neither."""
+        found = {resource.id: room_of(resource) for resource in resources}
+        wanted = halls.related_ids(found.values()) - found.keys()
+        while wanted:
+            level = [
+                room_of(r)
+                for r in await self.bookables(sorted(wanted), refresh=refresh, readings=readings)
+            ]
+            found |= {room.id: room for room in level}
+            wanted = halls.related_ids(level) - found.keys()
+        return found
 
     async def _shared(
         self, keys: Sequence[str], refresh: bool

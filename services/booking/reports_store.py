@@ -7,6 +7,12 @@ resource never overlap, so the sum is exact and never exceeds the open time. A s
 pieces of the UTC days it spans, so it reads them from the pieces' primary key (resource, day) in
 one short range, instead of comparing instants with every piece of its resource.
 
+Divisible halls (`domain.halls`): a room's booked time is its own bookings and those of its
+wholes (its `own` and `part` slots, which never overlap each other), never a booking of one of its
+parts. A resource row reports each room so; every other grouping sums only the smallest parts (the
+resources without parts), so a booking of a hall counts once, through its halves, and the hall's
+open hours are not counted beside its halves'.
+
 Grouping happens after the heavy join, per resource (or per venue, for booking counts, since a
 booking of two resources is still one booking), so areas, kinds and venues cost little more.
 The two dialects differ only in the small functions compiled below.
@@ -43,6 +49,7 @@ from sqlalchemy.sql.functions import FunctionElement, ReturnTypeFromArgs
 
 from services.booking.clients import RegistryResource, RegistryVenue
 from services.booking.domain.bookings import Status
+from services.booking.domain.halls import Reach
 from services.booking.domain.reports import (
     HOURS,
     GroupBy,
@@ -200,6 +207,14 @@ def _within(scope: Scope, scoped: Any, resource_id: Any) -> list[ColumnElement[b
     return [resource_id.in_(select(scoped.c.resource_id))]
 
 
+def _smallest(resource_id: Any, smallest_only: bool) -> list[ColumnElement[bool]]:
+    """Keep `resource_id` among the smallest parts, where `smallest_only` (a city has few
+    divided halls, so the wholes are the short list)."""
+    if not smallest_only:
+        return []
+    return [resource_id.not_in(select(RESOURCES.c.resource_id).where(~RESOURCES.c.smallest))]
+
+
 def _scoped(scope: Scope) -> Any:
     query = select(RESOURCES)
     if scope.owner_org is not None:
@@ -238,9 +253,11 @@ def _open_seconds(range_: _Range) -> ColumnElement[float]:
 
 
 def _slots_meeting(range_: _Range) -> list[ColumnElement[bool]]:
-    """Live slots (of pending or confirmed bookings) that meet the range."""
+    """Live slots (of pending or confirmed bookings) that meet the range and take their room
+    whole: not a `whole` slot, which a booking of a part holds on the room it is part of."""
     return [
         SLOTS.c.live,
+        SLOTS.c.reach != Reach.WHOLE.value,
         SLOTS.c.start_at < range_.end,
         SLOTS.c.end_at > range_.start,
         # A bound below as well, so an index on start times can be read as a range.
@@ -259,12 +276,19 @@ def _confirmed_slots(scope: Scope, scoped: Any, range_: _Range) -> list[ColumnEl
 
 
 def _booked_pairs(
-    scope: Scope, scoped: Any, range_: _Range, *, by_programme: bool, dialect: str
+    scope: Scope,
+    scoped: Any,
+    range_: _Range,
+    *,
+    by_programme: bool,
+    dialect: str,
+    smallest_only: bool,
 ) -> Any:
     """One row per confirmed slot and open piece in scope of the same resource on a UTC day the
     slot spans: their overlap clipped to the range (`start`, `end`; `start >= end` where they do
     not meet), the piece's `weekday`, `wall_second` and `piece_start`, and the booking's
-    `programme` where `by_programme`; `dialect` picks how pending bookings are left out.
+    `programme` where `by_programme`; `dialect` picks how pending bookings are left out; only
+    the smallest parts' slots where `smallest_only`.
 
     Each slot reads the pieces of its resource and its few days from the pieces' primary key:
     one short index range per slot on both databases. Without programmes, confirmed is live and
@@ -315,6 +339,7 @@ def _booked_pairs(
             confirmed,
             range_.pieces(by_day=False),
             *_within(scope, scoped, PIECES.c.resource_id),
+            *_smallest(PIECES.c.resource_id, smallest_only),
         )
         .subquery("booked_pairs")
     )
@@ -361,15 +386,25 @@ async def utilisation(
     """Each group's open and booked seconds and confirmed bookings over `span`, by label."""
     range_ = _Range(span)
     scoped = _scoped(scope)
+    smallest_only = group_by is not GroupBy.RESOURCE
     open_by_resource = (
         select(PIECES.c.resource_id, func.sum(_open_seconds(range_)).label("seconds"))
-        .where(range_.pieces(), *_within(scope, scoped, PIECES.c.resource_id))
+        .where(
+            range_.pieces(),
+            *_within(scope, scoped, PIECES.c.resource_id),
+            *_smallest(PIECES.c.resource_id, smallest_only),
+        )
         .group_by(PIECES.c.resource_id)
         .cte("open_by_resource")
     )
     by_programme = group_by is GroupBy.PROGRAMME
     pairs = _booked_pairs(
-        scope, scoped, range_, by_programme=by_programme, dialect=session.get_bind().dialect.name
+        scope,
+        scoped,
+        range_,
+        by_programme=by_programme,
+        dialect=session.get_bind().dialect.name,
+        smallest_only=smallest_only,
     )
     per = (pairs.c.resource_id, pairs.c.programme) if by_programme else (pairs.c.resource_id,)
     booked = (
@@ -541,7 +576,11 @@ async def heatmap(session: AsyncSession, span: Interval, scope: Scope) -> list[H
             greatest(PIECES.c.start_at, range_.start).label("start"),
             least(PIECES.c.end_at, range_.end).label("end"),
         )
-        .where(range_.pieces(), *_within(scope, scoped, PIECES.c.resource_id))
+        .where(
+            range_.pieces(),
+            *_within(scope, scoped, PIECES.c.resource_id),
+            *_smallest(PIECES.c.resource_id, True),
+        )
         .subquery("open_pieces")
     )
 
@@ -555,7 +594,12 @@ async def heatmap(session: AsyncSession, span: Interval, scope: Scope) -> list[H
         )
 
     pairs = _booked_pairs(
-        scope, scoped, range_, by_programme=False, dialect=session.get_bind().dialect.name
+        scope,
+        scoped,
+        range_,
+        by_programme=False,
+        dialect=session.get_bind().dialect.name,
+        smallest_only=True,
     )
     overlapping = select(pairs).where(pairs.c.start < pairs.c.end).subquery("overlapping")
     open_cells = cells(open_pieces, "open_cells")
@@ -765,6 +809,7 @@ def _resource_values(
         "owner_org": venue.owner_org,
         "timezone": venue.timezone,
         "generation": generation,
+        "smallest": not resource.parts,
     }
 
 

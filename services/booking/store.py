@@ -2,11 +2,13 @@
 cache of registry answers, and the reports' projection of the registry (queried in
 `services.booking.reports_store`).
 
-A booking holds one slot row per resource. A slot's `[blocked_from, blocked_until)` is the booking
-plus its resource's turnover buffer; on PostgreSQL an exclusion constraint over live slots
-(migration 0001) refuses any overlap, whoever inserts it and however many replicas run. On SQLite
-the write transaction is `BEGIN IMMEDIATE`, so the check below and the insert after it cannot
-interleave with another writer.
+A booking holds one slot row per resource it claims (`domain.halls`: each booked resource, and the
+wholes and parts of a booked room, each with its `reach`). A slot's `[blocked_from, blocked_until)`
+is the booking plus its resource's turnover buffer; on PostgreSQL two exclusion constraints over
+live slots refuse any overlap of two `own` slots of a resource (migration 0001) and of two slots
+of a resource with different reaches (migration 0004), whoever inserts them and however many
+replicas run. On SQLite the write transaction is `BEGIN IMMEDIATE`, so the check below and the
+insert after it cannot interleave with another writer.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
@@ -37,6 +40,8 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
+    true,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -46,6 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.booking.domain.bookings import LIVE, Booking, Status
+from services.booking.domain.halls import Held, Reach
 from shared.config import ServiceName
 from shared.contracts import LONGEST_BLOCK, LONGEST_BUFFER, BookingChanged, Programme
 from shared.db import Database, UTCDateTime, database_outage, new_metadata
@@ -197,7 +203,9 @@ def touch(row: BookingRow, now: datetime) -> None:
 
 
 class SlotRow(Base):
-    """One booked resource of one booking: the row the no-overlap guarantee is built on."""
+    """One resource a booking claims: the row the no-overlap guarantee is built on. `reach` says
+    how (`domain.halls.Reach`): `own` for a booked resource, `whole` or `part` for a room above
+    or below a booked one; the booking's resources are its `own` slots."""
 
     __tablename__ = "booking_slots"
 
@@ -210,6 +218,7 @@ class SlotRow(Base):
     blocked_from: Mapped[datetime] = mapped_column(UTCDateTime)
     blocked_until: Mapped[datetime] = mapped_column(UTCDateTime)
     live: Mapped[bool] = mapped_column(Boolean)
+    reach: Mapped[str] = mapped_column(String(5), server_default=Reach.OWN.value)
 
     __table_args__ = (
         Index("ix_booking_slots_resource_blocked", "resource_id", "blocked_from", "blocked_until"),
@@ -256,6 +265,8 @@ class ReportResourceRow(Base):
     covered_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
     covered_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     generation: Mapped[int] = mapped_column(Integer)
+    # Has no parts (`domain.halls`): what the reports sum above the level of one resource.
+    smallest: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
 
 
 class ReportAreaRow(Base):
@@ -310,10 +321,19 @@ async def get_booking_row(
 
 @dataclass(frozen=True)
 class SlotPlan:
-    """A resource to hold for a booking, and the stretch (booking plus buffer) it holds."""
+    """A resource to hold for a booking, the stretch (booking plus buffer) it holds, and how."""
 
     resource_id: str
     blocked: Interval
+    reach: Reach = Reach.OWN
+
+
+_OWN = SlotRow.reach == Reach.OWN.value
+
+
+def _excluded_by(reach: Reach) -> ColumnElement[bool]:
+    """The slots a slot of `reach` on the same resource may not overlap (`halls.excludes`)."""
+    return true() if reach is Reach.OWN else SlotRow.reach != reach.value
 
 
 async def conflicts(
@@ -328,6 +348,7 @@ async def conflicts(
                 *(
                     and_(
                         SlotRow.resource_id == plan.resource_id,
+                        _excluded_by(plan.reach),
                         SlotRow.blocked_from < plan.blocked.end,
                         # A bound below as well, so the index is read as a range, not to its end.
                         SlotRow.blocked_from > plan.blocked.start - LONGEST_BLOCK,
@@ -395,6 +416,7 @@ async def insert_booking(
             "blocked_from": plan.blocked.start,
             "blocked_until": plan.blocked.end,
             "live": live,
+            "reach": plan.reach.value,
         }
         # One order for every inserter, so two multi-resource bookings cannot deadlock.
         for plan in sorted(plans, key=lambda plan: plan.resource_id)
@@ -457,7 +479,7 @@ async def insert_booking_at_once(
         row.status in LIVE_VALUES,
     ]
     for plan in sorted(plans, key=lambda plan: plan.resource_id):
-        arguments += (plan.resource_id, plan.blocked.start, plan.blocked.end)
+        arguments += (plan.resource_id, plan.blocked.start, plan.blocked.end, plan.reach.value)
     try:
         async with database.driver() as connection:
             found = await connection.fetchrow(_at_once_statement(len(plans)), *arguments)
@@ -493,7 +515,8 @@ _EVENT_COLUMNS = ("event_id", "type", "payload", "created_at")
 def _at_once_statement(slot_count: int) -> str:
     """The statement for bookings of `slot_count` resources. Its parameters, in order: the
     booking's columns (`_BOOKING_COLUMNS`), the event's (`_EVENT_COLUMNS`), the generation, the
-    slot's start and end and whether it is live, then each resource and its blocked stretch."""
+    slot's start and end and whether it is live, then each resource, its blocked stretch and the
+    slot's reach."""
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     bookings, slots = BookingRow.__table__, SlotRow.__table__
     outbox = tables.outbox
@@ -506,7 +529,7 @@ def _at_once_statement(slot_count: int) -> str:
         "slot_start",
         "slot_end",
         "slot_live",
-        *(f"{part}{n}" for n in range(slot_count) for part in "rfu"),
+        *(f"{part}{n}" for n in range(slot_count) for part in "rfuk"),
     ]
 
     def typed(name: str, column: Any) -> str:
@@ -516,7 +539,7 @@ def _at_once_statement(slot_count: int) -> str:
     generation = typed("generation", RegistryGenerationRow.__table__.c.generation)
     values = ", ".join(
         f"({typed(f'r{n}', slots.c.resource_id)}, {typed(f'f{n}', slots.c.blocked_from)}, "
-        f"{typed(f'u{n}', slots.c.blocked_until)})"
+        f"{typed(f'u{n}', slots.c.blocked_until)}, {typed(f'k{n}', slots.c.reach)})"
         for n in range(slot_count)
     )
     booking_id = typed("b_id", bookings.c.id)
@@ -528,11 +551,13 @@ def _at_once_statement(slot_count: int) -> str:
             ) AS generation
         ), slot AS (
             INSERT INTO booking_slots
-                (booking_id, resource_id, start_at, end_at, blocked_from, blocked_until, live)
+                (booking_id, resource_id, start_at, end_at, blocked_from, blocked_until, live,
+                 reach)
             SELECT {booking_id}, held.resource_id, {typed("slot_start", slots.c.start_at)},
                 {typed("slot_end", slots.c.end_at)}, held.blocked_from, held.blocked_until,
-                {typed("slot_live", slots.c.live)}
-            FROM current, (VALUES {values}) AS held (resource_id, blocked_from, blocked_until)
+                {typed("slot_live", slots.c.live)}, held.reach
+            FROM current, (VALUES {values})
+                AS held (resource_id, blocked_from, blocked_until, reach)
             WHERE current.generation = {generation}
             ON CONFLICT DO NOTHING
             RETURNING resource_id
@@ -635,7 +660,9 @@ async def list_bookings(
         query = query.where(or_(mine, BookingRow.venue_org == venue_org) if venue_org else mine)
     if resource_id is not None:
         query = query.where(
-            BookingRow.id.in_(select(SlotRow.booking_id).where(SlotRow.resource_id == resource_id))
+            BookingRow.id.in_(
+                select(SlotRow.booking_id).where(SlotRow.resource_id == resource_id, _OWN)
+            )
         )
     if venue_id is not None:
         query = query.where(BookingRow.venue_id == venue_id)
@@ -652,11 +679,11 @@ async def list_bookings(
 
 async def live_slots(
     session: AsyncSession, resource_ids: Sequence[str], window: Interval
-) -> dict[str, list[Interval]]:
-    """The live bookings of each resource that come near `window`: their buffers, before and
-    after, may reach into it."""
+) -> dict[str, list[Held]]:
+    """The live claims on each resource that come near `window` (bookings of it, of its wholes
+    and of its parts): their buffers, before and after, may reach into it."""
     rows = await session.execute(
-        select(SlotRow.resource_id, SlotRow.start_at, SlotRow.end_at)
+        select(SlotRow.resource_id, SlotRow.start_at, SlotRow.end_at, SlotRow.reach)
         .where(
             SlotRow.live,
             SlotRow.resource_id.in_(resource_ids),
@@ -667,9 +694,9 @@ async def live_slots(
         )
         .order_by(SlotRow.resource_id, SlotRow.start_at)
     )
-    found: dict[str, list[Interval]] = {resource_id: [] for resource_id in resource_ids}
-    for resource_id, start, end in rows:
-        found[resource_id].append(Interval(start, end))
+    found: dict[str, list[Held]] = {resource_id: [] for resource_id in resource_ids}
+    for resource_id, start, end, reach in rows:
+        found[resource_id].append(Held(Interval(start, end), Reach(reach)))
     return found
 
 
@@ -680,7 +707,7 @@ async def resource_bookings(
     query = (
         select(BookingRow)
         .join(SlotRow, SlotRow.booking_id == BookingRow.id)
-        .where(SlotRow.resource_id == resource_id, BookingRow.end_at > since)
+        .where(SlotRow.resource_id == resource_id, _OWN, BookingRow.end_at > since)
         .order_by(BookingRow.start_at)
         .limit(limit)
     )
@@ -719,7 +746,7 @@ async def future_bookings_of(
     query = select(BookingRow).where(
         BookingRow.id.in_(
             select(SlotRow.booking_id).where(
-                SlotRow.live, SlotRow.resource_id.in_(resource_ids), SlotRow.end_at > now
+                SlotRow.live, _OWN, SlotRow.resource_id.in_(resource_ids), SlotRow.end_at > now
             )
         )
     )
@@ -783,7 +810,7 @@ async def resources_with_future_slots(
     rows = await session.scalars(
         select(SlotRow.resource_id)
         .join(BookingRow, BookingRow.id == SlotRow.booking_id)
-        .where(BookingRow.venue_id == venue_id, SlotRow.live, SlotRow.end_at > now)
+        .where(BookingRow.venue_id == venue_id, SlotRow.live, _OWN, SlotRow.end_at > now)
         .distinct()
     )
     return list(rows)

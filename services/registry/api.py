@@ -15,6 +15,7 @@ from services.registry.domain import hours as opening
 from services.registry.domain.catalogue import (
     Area,
     AreaCreate,
+    Placement,
     Resource,
     ResourceCreate,
     ResourceUpdate,
@@ -22,11 +23,13 @@ from services.registry.domain.catalogue import (
     VenueCreate,
     VenueKind,
     VenueUpdate,
+    check_hierarchy,
     check_rules,
     ensure_can_create_venue,
     ensure_can_manage,
     ensure_can_update_venue,
     normalise_features,
+    parts_and_self,
 )
 from services.registry.domain.published import OpeningHoursDoc, to_hours
 from shared.auth import Role
@@ -220,11 +223,15 @@ class VenueController(Controller):
         venue = await store.get_venue_row(session, venue_id)
         ensure_can_manage(principal, venue.owner_org)
         check_rules(data.rules)
+        resource_id = new_id()
+        if data.part_of is not None:
+            placements = await store.venue_placements(session, venue_id)
+            check_hierarchy(resource_id, Placement(data.type, data.part_of), placements)
 
         async def make() -> Resource:
             return await store.create_resource(
                 session,
-                resource_id=new_id(),
+                resource_id=resource_id,
                 venue_id=venue_id,
                 data=data,
                 features=normalise_features(data.features),
@@ -292,7 +299,9 @@ class ResourceController(Controller):
 
     @get("/{resource_id:str}")
     async def read(self, resource_id: PathId, principal: Caller, session: DbSession) -> Resource:
-        return (await store.get_resource_row(session, resource_id)).to_domain()
+        return await store.read_resource(
+            session, await store.get_resource_row(session, resource_id)
+        )
 
     @patch("/{resource_id:str}")
     async def update(
@@ -307,6 +316,7 @@ class ResourceController(Controller):
         ensure_can_manage(principal, venue.owner_org)
         if isinstance(data.rules, msgspec.Struct):
             check_rules(data.rules)
+        await _check_new_placement(session, row, data)
         features = None if isinstance(data.features, msgspec.UnsetType) else data.features
         return await store.update_resource(
             session,
@@ -369,6 +379,28 @@ class ResourceController(Controller):
             row.opening_hours if row.opening_hours is not None else venue.opening_hours
         )
         return _resolve(doc, venue, window(from_, to))
+
+
+async def _check_new_placement(
+    session: AsyncSession, row: store.ResourceRow, change: ResourceUpdate
+) -> None:
+    """A new type or `part_of` must keep the venue's rooms a valid hierarchy (422), and
+    `part_of` cannot move while the room or one of its parts has bookings to come (409): their
+    slots were held for the rooms as they stood."""
+    if isinstance(change.type, msgspec.UnsetType) and isinstance(change.part_of, msgspec.UnsetType):
+        return
+    placements = await store.venue_placements(session, row.venue_id)
+    placement = Placement(
+        type=ResourceType(row.type) if isinstance(change.type, msgspec.UnsetType) else change.type,
+        part_of=row.part_of if isinstance(change.part_of, msgspec.UnsetType) else change.part_of,
+    )
+    check_hierarchy(row.id, placement, placements)
+    if placement.part_of != row.part_of and await store.has_future_bookings(
+        session, now=datetime.now(UTC), resource_ids=parts_and_self(row.id, placements)
+    ):
+        raise Conflict(
+            "the room or one of its parts has bookings still to come", code="resource_in_use"
+        )
 
 
 class OpenIntervalsController(Controller):

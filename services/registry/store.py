@@ -6,6 +6,7 @@ Queries take the request's session and return domain Structs; nothing here decid
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from services.registry.domain.catalogue import (
     Area,
     AreaCreate,
+    Placement,
     Resource,
     ResourceCreate,
     ResourceUpdate,
@@ -128,17 +130,19 @@ class ResourceRow(Base):
     opening_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The room of the same venue this one is a part of (`domain.catalogue.check_hierarchy`).
+    part_of: Mapped[str | None] = mapped_column(String(36), index=True)
     feature_rows: Mapped[list[ResourceFeatureRow]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="ResourceFeatureRow.feature"
     )
 
     __table_args__ = (Index("ix_resources_type_capacity", "type", "capacity"),)
 
-    def to_domain(self) -> Resource:
-        return _resource(self, [row.feature for row in self.feature_rows])
+    def to_domain(self, parts: list[str]) -> Resource:
+        return _resource(self, [row.feature for row in self.feature_rows], parts)
 
 
-def _resource(row: Any, features: list[str]) -> Resource:
+def _resource(row: Any, features: list[str], parts: list[str]) -> Resource:
     """A resource from its row, whether an ORM object or a Core row of the same columns."""
     return Resource(
         id=row.id,
@@ -152,6 +156,8 @@ def _resource(row: Any, features: list[str]) -> Resource:
         description=row.description,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        part_of=row.part_of,
+        parts=parts,
     )
 
 
@@ -257,12 +263,15 @@ async def has_future_bookings(
     now: datetime,
     venue_id: str | None = None,
     resource_id: str | None = None,
+    resource_ids: Sequence[str] | None = None,
 ) -> bool:
     condition = LiveBookingRow.live.is_(True) & (LiveBookingRow.ends_at > now)
     if venue_id is not None:
         condition &= LiveBookingRow.venue_id == venue_id
     if resource_id is not None:
         condition &= LiveBookingRow.resource_id == resource_id
+    if resource_ids is not None:
+        condition &= LiveBookingRow.resource_id.in_(resource_ids)
     return bool(await session.scalar(select(exists().where(condition))))
 
 
@@ -320,7 +329,36 @@ async def list_resources(
         )
         for resource_id, feature in found:
             features_of[resource_id].append(feature)
-    return [_resource(row, features_of[row.id]) for row in rows]
+    parts = await parts_of(session, [row.id for row in rows])
+    return [_resource(row, features_of[row.id], parts[row.id]) for row in rows]
+
+
+async def parts_of(session: AsyncSession, resource_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The direct parts of each resource, by id (an empty list for a room not divided)."""
+    found: dict[str, list[str]] = {resource_id: [] for resource_id in resource_ids}
+    if resource_ids:
+        rows = await session.execute(
+            select(ResourceRow.part_of, ResourceRow.id)
+            .where(ResourceRow.part_of.in_(resource_ids))
+            .order_by(ResourceRow.id)
+        )
+        for whole, part in rows:
+            found[str(whole)].append(part)
+    return found
+
+
+async def read_resource(session: AsyncSession, row: ResourceRow) -> Resource:
+    return row.to_domain((await parts_of(session, [row.id]))[row.id])
+
+
+async def venue_placements(session: AsyncSession, venue_id: str) -> dict[str, Placement]:
+    """Every resource of the venue, by id, with its type and the room it is part of."""
+    rows = await session.execute(
+        select(ResourceRow.id, ResourceRow.type, ResourceRow.part_of).where(
+            ResourceRow.venue_id == venue_id
+        )
+    )
+    return {row.id: Placement(type=ResourceType(row.type), part_of=row.part_of) for row in rows}
 
 
 def hours_document(raw: dict[str, Any] | None) -> OpeningHoursDoc | None:
@@ -488,10 +526,11 @@ async def create_resource(
         opening_hours=None,
         created_at=now,
         updated_at=now,
+        part_of=data.part_of,
         feature_rows=[ResourceFeatureRow(feature=feature) for feature in features],
     )
     session.add(row)
-    resource = row.to_domain()
+    resource = row.to_domain(parts=[])
     await publish(session, tables, source=SOURCE, type="resource.created", data=resource, now=now)
     return resource
 
@@ -512,12 +551,25 @@ async def update_resource(
         row.feature_rows = [ResourceFeatureRow(feature=feature) for feature in features]
     row.updated_at = now
     await session.flush()
-    resource = row.to_domain()
+    resource = await read_resource(session, row)
     await publish(session, tables, source=SOURCE, type="resource.updated", data=resource, now=now)
     return resource
 
 
 async def delete_resource(session: AsyncSession, row: ResourceRow, *, now: datetime) -> None:
+    """Remove the resource; its parts, if it was divided, become rooms of their own."""
+    parts = (await session.scalars(select(ResourceRow).where(ResourceRow.part_of == row.id))).all()
+    for part in parts:
+        part.part_of = None
+        part.updated_at = now
+        await publish(
+            session,
+            tables,
+            source=SOURCE,
+            type="resource.updated",
+            data=await read_resource(session, part),
+            now=now,
+        )
     await session.delete(row)
     await publish(
         session,

@@ -11,7 +11,7 @@ from litestar.params import FromQuery, QueryParameter
 
 from services.booking import store
 from services.booking.clients import Readings, registry_of
-from services.booking.domain import availability
+from services.booking.domain import availability, halls
 from services.booking.domain.bookings import (
     Bookable,
 )
@@ -163,6 +163,7 @@ async def _free(
     registry = registry_of(request)
     readings = Readings()
     open_intervals = await registry.open_intervals(resources, span, readings=readings)
+    rooms = await registry.rooms(resources, readings=readings)
     gone: set[str] = set()
     async with service_state(request.app.state).database.read() as session:
         stale = await registry.stale_venues(session, {r.venue_id for r in resources}, readings)
@@ -172,12 +173,13 @@ async def _free(
             resources = [fresh.get(r.id, r) for r in resources if r.id not in gone]
             reread = [r for r in resources if r.venue_id in stale]
             open_intervals |= await registry.open_intervals(reread, span, refresh=True)
-        booked = await store.live_slots(session, [resource.id for resource in resources], span)
+            rooms = await registry.rooms(resources, refresh=True)
+        held = await store.live_slots(session, sorted(rooms), span)
     free = {
         resource.id: [
             piece
-            for interval in availability.free_intervals(
-                open_intervals[resource.id], booked[resource.id], resource.rules.buffer_minutes
+            for interval in halls.free_for(
+                rooms[resource.id], rooms, open_intervals[resource.id], held
             )
             if (piece := interval.clip(span)) is not None
         ]

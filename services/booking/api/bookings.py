@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking import store
 from services.booking.clients import Readings, RegistryClient, registry_of
-from services.booking.domain import fair_use, series
+from services.booking.domain import fair_use, halls, series
 from services.booking.domain.bookings import (
     AttendanceBody,
     Bookable,
@@ -39,6 +39,7 @@ from services.booking.domain.bookings import (
     refuse,
     visible_scope,
 )
+from services.booking.domain.halls import Room
 from shared import ratelimit
 from shared.auth import Principal
 from shared.db import Database
@@ -98,10 +99,12 @@ def _new_row(
     )
 
 
-def _plans(resources: list[Bookable], interval: Interval) -> list[store.SlotPlan]:
+def _plans(loaded: _Loaded, interval: Interval) -> list[store.SlotPlan]:
+    """The slots a booking of the loaded resources over `interval` holds (`domain.halls`)."""
+    booked = [loaded.rooms[resource.id] for resource in loaded.resources]
     return [
-        store.SlotPlan(resource.id, blocked(interval, resource.rules.buffer_minutes))
-        for resource in resources
+        store.SlotPlan(claim.resource_id, blocked(interval, claim.buffer_minutes), claim.reach)
+        for claim in halls.claims(booked, loaded.rooms)
     ]
 
 
@@ -119,6 +122,8 @@ class _Loaded(NamedTuple):
     resources: list[Bookable]
     occurrences: list[Interval]
     open_intervals: dict[str, list[Interval]]
+    # The resources and the wholes and parts of the rooms among them.
+    rooms: dict[str, Room]
     # The registry generations these answers were read at: the booking stands only on them.
     readings: Readings
 
@@ -141,7 +146,8 @@ async def _load(
     # Before the registry is asked for its hours: a thousand years would be a call per year.
     check_range(covering)
     hours = await registry.open_intervals(resources, covering, refresh=refresh, readings=readings)
-    return _Loaded(resources, occurrences, hours, readings)
+    rooms = await registry.rooms(resources, refresh=refresh, readings=readings)
+    return _Loaded(resources, occurrences, hours, rooms, readings)
 
 
 async def _book_one(
@@ -173,7 +179,7 @@ async def _book_one(
         if over:
             raise fair_use.share_exceeded(over, share.hours_per_week, now)
     row = _new_row(principal, data, loaded.resources, interval, org=org, series_id=None, now=now)
-    plans = _plans(loaded.resources, interval)
+    plans = _plans(loaded, interval)
     if isinstance(into, AsyncSession):
         return await store.insert_booking(into, row, plans, now=now)
     assert generation is not None
@@ -224,7 +230,7 @@ async def _book_series(
         row = _new_row(principal, data, resources, interval, org=org, series_id=series_id, now=now)
         try:
             booked.append(
-                await store.insert_booking(session, row, _plans(resources, interval), now=now)
+                await store.insert_booking(session, row, _plans(loaded, interval), now=now)
             )
         except Conflict:
             failed.append(Occurrence(interval.start, interval.end, "conflict"))

@@ -78,6 +78,9 @@ class Bookable(msgspec.Struct, frozen=True):
     timezone: str
     area_id: str = ""
     venue_kind: str = ""
+    # The room this one is part of, and its direct parts (`domain.halls`).
+    part_of: str | None = None
+    parts: tuple[str, ...] = ()
 
 
 class Booking(msgspec.Struct, frozen=True):
