@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import msgspec
+from arq.cron import cron
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import store
@@ -27,15 +28,30 @@ from services.notify.domain.itip import calendar
 from services.notify.domain.letters import render
 from services.notify.domain.mime import sender, written
 from services.notify.domain.plans import (
+    NUDGE_BEFORE,
+    OFFER_EVENTS,
     Letter,
     booking_audience,
     booking_letters,
+    booking_reminder,
     invitation_letter,
+    lecture_reminder,
+    lecturer_reader,
+    offer_letter,
+    offer_nudge,
+    reminder_key,
     reset_letter,
+    wants_nudge,
 )
 from services.notify.mailer import Mailer, mailer_for
 from shared.config import Settings
-from shared.contracts import BookingChanged, PasswordResetRequested, Person, UserInvited
+from shared.contracts import (
+    BookingChanged,
+    OfferChanged,
+    PasswordResetRequested,
+    Person,
+    UserInvited,
+)
 from shared.db import Database
 from shared.events import Event
 from shared.ids import new_id
@@ -68,6 +84,7 @@ class Notifier:
     def handlers(self) -> dict[str, EventHandler]:
         return {
             **dict.fromkeys(BOOKING_EVENTS, self.on_booking),
+            **dict.fromkeys(OFFER_EVENTS, self.on_offer),
             "user.invited": self.on_invited,
             "password.reset_requested": self.on_reset_requested,
         }
@@ -98,10 +115,87 @@ class Notifier:
         )
         await self.record(session, event, letters)
 
+    async def on_offer(self, session: AsyncSession, event: Event) -> None:
+        """The lecturer hears of each move of its offer: at its account's address, or, with no
+        account, at the lecturer record's."""
+        offer = msgspec.convert(event.data, OfferChanged, strict=False)
+        await store.remember_lecture(session, offer, event.occurred_at)
+        accounts = await self.directory.lecturers([offer.lecturer_id])
+        lecturer = lecturer_reader(offer, accounts)
+        if lecturer is None:
+            return
+        await self.record(session, event, [offer_letter(event.type, offer, lecturer, self.web_url)])
+
+    async def remind(self, database: Database, now: datetime) -> int:
+        """Record the reminders now due, each once: a confirmed booking's and an accepted
+        lecture's `reminder_hours` before it starts, an unanswered offer's `NUDGE_BEFORE` before
+        it expires. Read from notify's own record; what is no longer so is not reminded of (and
+        a queued reminder that became moot is failed as it is taken). How many were recorded."""
+        ahead = timedelta(hours=self.settings.reminder_hours)
+        async with database.read() as session:
+            bookings = [
+                row.told()
+                for row in await store.bookings_starting(session, after=now, until=now + ahead)
+            ]
+            lectures = [
+                row.told()
+                for row in await store.lectures_starting(session, after=now, until=now + ahead)
+            ]
+            nudges = [
+                row.told()
+                for row in await store.offers_expiring(session, after=now, until=now + NUDGE_BEFORE)
+            ]
+            keys: dict[str, BookingChanged | OfferChanged] = {
+                **{reminder_key("booking", b.id, b.start): b for b in bookings},
+                **{reminder_key("lecture", o.id, o.start): o for o in lectures},
+                **{reminder_key("nudge", o.id, o.expires_at): o for o in nudges if wants_nudge(o)},
+            }
+            done = await store.recorded_events(session, list(keys))
+        due = {key: about for key, about in keys.items() if key not in done}
+        if not due:
+            return 0
+        lecturer_ids = [o.lecturer_id for o in due.values() if isinstance(o, OfferChanged)]
+        booker_ids = [b.booked_by for b in due.values() if isinstance(b, BookingChanged)]
+        accounts = await self.directory.lecturers(lecturer_ids)
+        bookers = await self.directory.by_ids(booker_ids)
+        recorded = 0
+        async with database.write() as session:
+            for key, about in due.items():
+                letter = self.reminder(about, accounts, bookers)
+                if letter is not None:
+                    await self.record_for(session, key, [letter])
+                    recorded += 1
+        return recorded
+
+    def reminder(
+        self,
+        about: BookingChanged | OfferChanged,
+        accounts: dict[str, Person],
+        bookers: dict[str, Person],
+    ) -> Letter | None:
+        """The reminder letter for a booking or an offer, to whom it goes; None if to nobody."""
+        if isinstance(about, BookingChanged):
+            booker = bookers.get(about.booked_by)
+            if booker is None or booker.disabled:
+                return None
+            return booking_reminder(about, booker, self.web_url)
+        lecturer = lecturer_reader(about, accounts)
+        if lecturer is None:
+            return None
+        if about.status == "accepted":
+            return lecture_reminder(about, lecturer, self.web_url)
+        return offer_nudge(about, lecturer, self.web_url)
+
     async def record(self, session: AsyncSession, event: Event, letters: Sequence[Letter]) -> None:
+        await self.record_for(session, event.id, letters)
+
+    async def record_for(
+        self, session: AsyncSession, event_id: str, letters: Sequence[Letter]
+    ) -> None:
+        """Record `letters` under `event_id` (an event's, or a reminder's key): once each."""
         now = datetime.now(UTC)
         await store.record_deliveries(
-            session, event.id, [self.delivery(letter, now) for letter in letters], now
+            session, event_id, [self.delivery(letter, now) for letter in letters], now
         )
 
     def delivery(self, letter: Letter, now: datetime) -> store.NewDelivery:
@@ -132,6 +226,8 @@ class Notifier:
             calendar_uid=part.uid if part else None,
             calendar_sequence=part.sequence if part else None,
             secret=letter.secret,
+            about=letter.about,
+            while_status=letter.while_status,
         )
 
 
@@ -162,6 +258,8 @@ async def send_due(
             moot_at=item.moot_at,
             calendar_sequence=item.calendar_sequence,
             last_sent_sequence=last,
+            while_status=item.while_status,
+            status_now=item.status_now,
         )
         if reason is None:
             going.append(item)
@@ -219,11 +317,16 @@ def create_worker_settings(settings: Settings) -> WorkerSettings:
                 await task
         await directory.aclose()
 
+    async def remind(ctx: dict[str, Any]) -> None:
+        await notifier.remind(ctx["database"], datetime.now(UTC))
+
     return worker_settings(
         "notify",
         settings,
         tables=store.tables,
         handlers=notifier.handlers(),
+        # Every minute: a reminder is recorded once however many runs (or workers) see it due.
+        cron_jobs=[cron(remind, name="remind", second={0}, run_at_startup=True)],
         startup=startup,
         shutdown=shutdown,
     )
