@@ -163,7 +163,7 @@ class Notifier:
             for key, about in due.items():
                 letter = self.reminder(about, accounts, bookers)
                 if letter is not None:
-                    await self.record_for(session, key, [letter])
+                    await self.record_for(session, key, [letter], now)
                     recorded += 1
         return recorded
 
@@ -187,13 +187,12 @@ class Notifier:
         return offer_nudge(about, lecturer, self.web_url)
 
     async def record(self, session: AsyncSession, event: Event, letters: Sequence[Letter]) -> None:
-        await self.record_for(session, event.id, letters)
+        await self.record_for(session, event.id, letters, datetime.now(UTC))
 
     async def record_for(
-        self, session: AsyncSession, event_id: str, letters: Sequence[Letter]
+        self, session: AsyncSession, event_id: str, letters: Sequence[Letter], now: datetime
     ) -> None:
         """Record `letters` under `event_id` (an event's, or a reminder's key): once each."""
-        now = datetime.now(UTC)
         await store.record_deliveries(
             session, event_id, [self.delivery(letter, now) for letter in letters], now
         )
