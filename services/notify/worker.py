@@ -325,7 +325,7 @@ def create_worker_settings(settings: Settings) -> WorkerSettings:
         tables=store.tables,
         handlers=notifier.handlers(),
         # Every minute: a reminder is recorded once however many runs (or workers) see it due.
-        cron_jobs=[cron(remind, name="remind", second={0}, run_at_startup=True)],
+        cron_jobs=[cron(remind, second={0}, run_at_startup=True)],
         startup=startup,
         shutdown=shutdown,
     )
