@@ -33,15 +33,12 @@ from services.notify.domain.plans import (
     Letter,
     booking_audience,
     booking_letters,
-    booking_reminder,
     invitation_letter,
-    lecture_reminder,
     lecturer_reader,
     offer_letter,
-    offer_nudge,
-    reminder_key,
+    reminder_letter,
+    reminders_of,
     reset_letter,
-    wants_nudge,
 )
 from services.notify.mailer import Mailer, mailer_for
 from shared.config import Settings
@@ -130,7 +127,8 @@ class Notifier:
         """Record the reminders now due, each once: a confirmed booking's and an accepted
         lecture's `reminder_hours` before it starts, an unanswered offer's `NUDGE_BEFORE` before
         it expires. Read from notify's own record; what is no longer so is not reminded of (and
-        a queued reminder that became moot is failed as it is taken). How many were recorded."""
+        a queued reminder that became moot is failed as it is taken). How many it planned: a
+        worker racing another plans the same ones, which the second records nothing of."""
         ahead = timedelta(hours=self.settings.reminder_hours)
         async with database.read() as session:
             bookings = [
@@ -145,11 +143,7 @@ class Notifier:
                 row.told()
                 for row in await store.offers_expiring(session, after=now, until=now + NUDGE_BEFORE)
             ]
-            keys: dict[str, BookingChanged | OfferChanged] = {
-                **{reminder_key("booking", b.id, b.start): b for b in bookings},
-                **{reminder_key("lecture", o.id, o.start): o for o in lectures},
-                **{reminder_key("nudge", o.id, o.expires_at): o for o in nudges if wants_nudge(o)},
-            }
+            keys = reminders_of(bookings, lectures, nudges)
             done = await store.recorded_events(session, list(keys))
         due = {key: about for key, about in keys.items() if key not in done}
         if not due:
@@ -161,30 +155,11 @@ class Notifier:
         recorded = 0
         async with database.write() as session:
             for key, about in due.items():
-                letter = self.reminder(about, accounts, bookers)
+                letter = reminder_letter(about, accounts, bookers, self.web_url)
                 if letter is not None:
                     await self.record_for(session, key, [letter], now)
                     recorded += 1
         return recorded
-
-    def reminder(
-        self,
-        about: BookingChanged | OfferChanged,
-        accounts: dict[str, Person],
-        bookers: dict[str, Person],
-    ) -> Letter | None:
-        """The reminder letter for a booking or an offer, to whom it goes; None if to nobody."""
-        if isinstance(about, BookingChanged):
-            booker = bookers.get(about.booked_by)
-            if booker is None or booker.disabled:
-                return None
-            return booking_reminder(about, booker, self.web_url)
-        lecturer = lecturer_reader(about, accounts)
-        if lecturer is None:
-            return None
-        if about.status == "accepted":
-            return lecture_reminder(about, lecturer, self.web_url)
-        return offer_nudge(about, lecturer, self.web_url)
 
     async def record(self, session: AsyncSession, event: Event, letters: Sequence[Letter]) -> None:
         await self.record_for(session, event.id, letters, datetime.now(UTC))

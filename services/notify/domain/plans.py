@@ -299,6 +299,41 @@ def offer_nudge(offer: OfferChanged, lecturer: Person, web_url: str) -> Letter:
     )
 
 
+def reminders_of(
+    bookings: Sequence[BookingChanged],
+    lectures: Sequence[OfferChanged],
+    expiring: Sequence[OfferChanged],
+) -> dict[str, BookingChanged | OfferChanged]:
+    """By reminder key, what is to be reminded of: the bookings and lectures about to start, and
+    the unanswered offers about to expire that `wants_nudge`."""
+    return {
+        **{reminder_key("booking", b.id, b.start): b for b in bookings},
+        **{reminder_key("lecture", o.id, o.start): o for o in lectures},
+        **{reminder_key("nudge", o.id, o.expires_at): o for o in expiring if wants_nudge(o)},
+    }
+
+
+def reminder_letter(
+    about: BookingChanged | OfferChanged,
+    accounts: Mapping[str, Person],
+    bookers: Mapping[str, Person],
+    web_url: str,
+) -> Letter | None:
+    """The reminder of a booking (to its booker) or of an accepted lecture or an open offer (to
+    its lecturer); None where there is nobody to write."""
+    if isinstance(about, BookingChanged):
+        booker = bookers.get(about.booked_by)
+        if booker is None or booker.disabled:
+            return None
+        return booking_reminder(about, booker, web_url)
+    lecturer = lecturer_reader(about, accounts)
+    if lecturer is None:
+        return None
+    if about.status == "accepted":
+        return lecture_reminder(about, lecturer, web_url)
+    return offer_nudge(about, lecturer, web_url)
+
+
 def _distinct_active(people: Sequence[Person]) -> list[Person]:
     """Each person once (a manager who booked gets one letter), none that is disabled."""
     seen: set[str] = set()
