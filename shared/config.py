@@ -154,6 +154,8 @@ class Settings:
     # the server asks a login); None writes each message as an .eml file under `var/mail/`.
     smtp_url: str | None = None
     mail_from: str = "Commonroom <no-reply@commonroom.example.org>"
+    # Notify: how long before a confirmed booking or an accepted lecture its reminder goes.
+    reminder_hours: float = 24.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -218,6 +220,7 @@ class Settings:
             ),
             smtp_url=env.get("COMMONROOM_SMTP_URL") or None,
             mail_from=env.get("COMMONROOM_MAIL_FROM") or cls.mail_from,
+            reminder_hours=_number(env, "COMMONROOM_REMINDER_HOURS", 24.0, positive=True),
         )
 
     def database_url(self, service: ServiceName) -> str:

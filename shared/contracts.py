@@ -75,6 +75,12 @@ class BookingChanged(msgspec.Struct, frozen=True):
     purpose: str = ""
     version: int = 1
     timezone: str = "UTC"
+    # Who made this change, for the people told of it: `booker` (the booking's own org),
+    # `venue` (a manager of the venue), `office`, or `service` (the lecturer service moving its
+    # hold); empty where nobody acted (a closure, the booking made) or the event predates it.
+    actor: str = ""
+    # The reason given with a cancel or a rejection, where one was.
+    reason: str | None = None
 
 
 # Identity's events, for notify. `role` is one of the person roles of `shared.auth.Role`, `locale`
@@ -133,6 +139,14 @@ class PasswordResetRequested(msgspec.Struct, frozen=True):
     link: str
 
 
+class Membership(msgspec.Struct, frozen=True):
+    """One of a user's memberships as identity lists it: a lecturer's names its `lecturer_id`."""
+
+    org: str
+    role: str
+    lecturer_id: str | None = None
+
+
 class Person(msgspec.Struct, frozen=True):
     """A user as notify reads one from identity (`GET /v1/users`): whom to write, in what
     language. The rest of identity's user shape is not read, so it may grow freely."""
@@ -142,3 +156,41 @@ class Person(msgspec.Struct, frozen=True):
     name: str = ""
     locale: str = "zh-CN"
     disabled: bool = False
+    memberships: list[Membership] = msgspec.field(default_factory=list)
+
+
+class OfferChanged(msgspec.Struct, frozen=True, kw_only=True):
+    """The data of every `offer.*` event: the offer as the change left it (its read shape), with
+    what its lecturer is told.
+
+    `version` is the offer's revision (its `sequence`: 0 when offered, raised by one with every
+    change), which the lecturer's feed shows as SEQUENCE and notify's iTIP parts too. `start`,
+    `end` and `expires_at` carry the venue's UTC offset and `timezone` names its zone. The
+    lecturer's name and address are the lecturer record's, for a lecturer without an account.
+    `accept_url` and `decline_url` (the web service's one-click pages) come with `offer.created`
+    alone. The fields after `updated_at` came later: their defaults read an older event.
+    """
+
+    id: str
+    request_id: str
+    lecturer_id: str
+    venue_id: str
+    booking_id: str
+    start: datetime
+    end: datetime
+    status: str
+    expires_at: datetime
+    session_index: int = 0
+    topic: str = ""
+    sequence: int = 0
+    reason: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    version: int = 0
+    timezone: str = "UTC"
+    venue_name: str = ""
+    venue_address: str = ""
+    lecturer_name: str = ""
+    lecturer_email: str | None = None
+    accept_url: str | None = None
+    decline_url: str | None = None

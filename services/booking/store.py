@@ -610,9 +610,16 @@ async def held_by(
 
 
 async def set_status(
-    session: AsyncSession, row: BookingRow, status: Status, *, reason: str | None, now: datetime
+    session: AsyncSession,
+    row: BookingRow,
+    status: Status,
+    *,
+    reason: str | None,
+    actor: str,
+    now: datetime,
 ) -> Booking:
-    """Move a booking on; an ending frees its slots at once."""
+    """Move a booking on (by `actor`, `domain.bookings.actor_of`); an ending frees its slots at
+    once."""
     row.status = status.value
     touch(row, now)
     if reason is not None:
@@ -626,7 +633,8 @@ async def set_status(
         Status.CANCELLED: "booking.cancelled",
         Status.REJECTED: "booking.rejected",
     }[status]
-    await publish(session, tables, source=SOURCE, type=event, data=row.changed(), now=now)
+    told = msgspec.structs.replace(row.changed(), actor=actor, reason=reason)
+    await publish(session, tables, source=SOURCE, type=event, data=told, now=now)
     return row.to_domain()
 
 

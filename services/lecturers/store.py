@@ -10,7 +10,7 @@ cannot both offer the same session.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,6 +38,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.lecturers.domain.corps import (
     LIVE_OFFERS,
+    Announced,
     Lecturer,
     LecturerCreate,
     LectureRequest,
@@ -47,6 +48,7 @@ from services.lecturers.domain.corps import (
     OfferStatus,
     RequestCreate,
     RequestStatus,
+    announcement,
     normal_topic,
     normalise_topics,
     request_status,
@@ -705,26 +707,70 @@ async def move_offer(
         row.reason = reason
     await refresh_request_status(session, row.request_id, now=now)
     offer = await offer_of(session, row)
-    await publish(session, tables, source=SOURCE, type=f"offer.{status.value}", data=offer, now=now)
+    told = (await _told_of(session, [row]))[row.id]
+    await publish(
+        session,
+        tables,
+        source=SOURCE,
+        type=f"offer.{status.value}",
+        data=announcement(offer, told),
+        now=now,
+    )
     return offer
 
 
 async def publish_offered(
-    session: AsyncSession, rows: Sequence[OfferRow], *, now: datetime
+    session: AsyncSession,
+    rows: Sequence[OfferRow],
+    *,
+    links: Callable[[OfferRow], dict[str, str]],
+    now: datetime,
 ) -> None:
-    """The held offers of a run become offers: shown, and announced."""
+    """The held offers of a run become offers: shown, and announced with their one-click
+    `links` (`accept_url`, `decline_url`)."""
     for row in rows:
         row.status = OfferStatus.OFFERED.value
         row.updated_at = now
     requests = await requests_by_id(session, {row.request_id for row in rows})
     await refresh_request_statuses(session, list(requests.values()), now=now)
+    told = await _told_of(session, rows)
     await publish_all(
         session,
         tables,
         source=SOURCE,
-        events=[("offer.created", row.to_domain(requests[row.request_id].topic)) for row in rows],
+        events=[
+            (
+                "offer.created",
+                announcement(
+                    row.to_domain(requests[row.request_id].topic), told[row.id], links(row)
+                ),
+            )
+            for row in rows
+        ],
         now=now,
     )
+
+
+async def _told_of(session: AsyncSession, rows: Sequence[OfferRow]) -> dict[str, Announced]:
+    """By offer id, what its event tells beyond the offer: its venue, zone and lecturer."""
+    venues = await venues_by_id(session, {row.venue_id for row in rows})
+    lecturers = {
+        lecturer.id: lecturer
+        for lecturer in await session.scalars(
+            select(LecturerRow).where(LecturerRow.id.in_({row.lecturer_id for row in rows}))
+        )
+    }
+    told = {}
+    for row in rows:
+        venue, lecturer = venues.get(row.venue_id), lecturers.get(row.lecturer_id)
+        told[row.id] = Announced(
+            timezone=row.timezone,
+            venue_name=venue.name if venue else "",
+            venue_address=(venue.address or "") if venue else "",
+            lecturer_name=lecturer.name if lecturer else "",
+            lecturer_email=lecturer.email if lecturer else None,
+        )
+    return told
 
 
 async def list_offers(

@@ -40,13 +40,12 @@ from services.lecturers import store
 from services.lecturers.clients import Booking, Registry, Room
 from services.lecturers.domain import matching
 from services.lecturers.domain.corps import (
-    Offer,
     OfferStatus,
     RequestStatus,
     is_due_to_expire,
     month_start,
 )
-from services.lecturers.domain.links import link_key
+from services.lecturers.domain.links import answer_links, link_key, web_link_pages
 from services.lecturers.domain.runs import (
     RunAssignment,
     RunUnmatched,
@@ -55,7 +54,7 @@ from services.lecturers.domain.runs import (
     room_suits,
 )
 from shared.config import Settings
-from shared.contracts import BookingChanged, Programme
+from shared.contracts import BookingChanged, OfferChanged, Programme
 from shared.db import Database, database_outage
 from shared.errors import NotFound, ServiceError, ServiceUnavailable
 from shared.events import Event, queue_name
@@ -121,6 +120,10 @@ class Jobs:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # For the one-click links `offer.created` carries (API.md), on the web service's pages;
+        # derived here, so a worker without the link secret refuses to start, as the app does.
+        self.link_key = link_key(settings.link_secret)
+        self.link_pages = web_link_pages(settings.service_url("web"))
         self.registry = Registry(settings)
         self.booking = Booking(settings)
         self._queue: ArqRedis | None = None
@@ -157,8 +160,8 @@ class Jobs:
         """Give the room back; after a decline or an expiry, ask the next lecturer while the
         request is still open. A cancelled offer is not re-offered at once: the venue (or the
         school) ended it, so the request waits for the month's next run."""
-        offer = msgspec.convert(event.data, Offer, strict=False)
-        await self.booking.release(offer.booking_id, reason=f"lecture offer {offer.status.value}")
+        offer = msgspec.convert(event.data, OfferChanged, strict=False)
+        await self.booking.release(offer.booking_id, reason=f"lecture offer {offer.status}")
         if event.type not in REOFFERED:
             return
         request = await store.get_request_row(session, offer.request_id)
@@ -274,7 +277,7 @@ class Jobs:
             )
         async with database.write() as session:
             rows = [row for row in await store.holding_offers(session, run_id) if row.booking_id]
-            await store.publish_offered(session, rows, now=datetime.now(UTC))
+            await store.publish_offered(session, rows, links=self._links, now=datetime.now(UTC))
             await store.finish_run(
                 session,
                 run_id,
@@ -284,6 +287,9 @@ class Jobs:
                 optimal=optimal,
                 now=datetime.now(UTC),
             )
+
+    def _links(self, row: store.OfferRow) -> dict[str, str]:
+        return answer_links(self.link_key, self.link_pages, row.id, row.sequence, row.expires_at)
 
     async def plan(
         self, database: Database, month: str, request_ids: list[str] | None, now: datetime
@@ -626,9 +632,6 @@ def _assignment(row: store.OfferRow) -> RunAssignment:
 
 
 def create_worker_settings(settings: Settings) -> WorkerSettings:
-    # In the job context for the one-click links that `offer.created` is to carry (API.md);
-    # made here, so a worker without the link secret refuses to start, as the app does.
-    key = link_key(settings.link_secret)
     jobs = Jobs(settings)
     handlers: dict[str, EventHandler] = {
         "matching.requested": jobs.on_run_requested,
@@ -649,7 +652,6 @@ def create_worker_settings(settings: Settings) -> WorkerSettings:
             func(jobs.expire_offer, name=EXPIRE_JOB),
         ],
         cron_jobs=[cron(jobs.sweep, minute=set(range(0, 60, 10)), second={30})],
-        ctx={"link_key": key},
         startup=jobs.start,
         shutdown=jobs.stop,
     )

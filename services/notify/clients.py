@@ -28,6 +28,22 @@ class Directory:
         people = await self.http.every_of("/v1/users", Person, name="id", ids=wanted)
         return {person.id: person for person in people}
 
+    async def lecturers(self, lecturer_ids: Sequence[str]) -> dict[str, Person]:
+        """By lecturer id, the user holding that lecturer's membership, for those with an
+        account; an active one before a disabled one."""
+        wanted = set(lecturer_ids)
+        if not wanted:
+            return {}
+        people = await self.http.every_of(
+            "/v1/users", Person, name="lecturer_id", ids=sorted(wanted)
+        )
+        found: dict[str, Person] = {}
+        for person in sorted(people, key=lambda person: not person.disabled):
+            for membership in person.memberships:
+                if membership.lecturer_id in wanted:
+                    found.setdefault(membership.lecturer_id, person)
+        return found
+
     async def members(self, org: str, role: str) -> list[Person]:
         """The users holding `role` in `org` (a venue's managers)."""
         if not org:

@@ -1,5 +1,6 @@
 """Notify's own database: the deliveries (its log and its queue of mail), the last calendar part
-sent for each UID and recipient, and its record of the bookings it told people about.
+sent for each UID and recipient, and its record of the bookings and lectures it told people about
+(what its reminders read, and what tells a queued message it has become moot).
 
 Queries take a session and return plain values; the rules live in `services.notify.domain`.
 """
@@ -24,8 +25,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.contracts import BookingChanged
+from shared.contracts import BookingChanged, OfferChanged
 from shared.db import UTCDateTime, new_metadata
+from shared.ical import zone_of
 from shared.outbox import insert_ignoring_duplicates, outbox_tables
 
 
@@ -68,6 +70,10 @@ class DeliveryRow(Base):
     calendar_sequence: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # The message holds a single-use link: emptied once sent or given up.
     secret: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The booking or offer it tells of, and the status that must still be its own for the
+    # message to matter (an offer's links while it is `offered`, a reminder while `confirmed`).
+    about: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    while_status: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
     __table_args__ = (
         UniqueConstraint("event_id", "recipient"),
@@ -105,6 +111,75 @@ class BookingRow(Base):
     purpose: Mapped[str] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer)
 
+    def told(self) -> BookingChanged:
+        """The booking as its last event told it (its resources aside, which no letter names)."""
+        zone = zone_of(self.timezone)
+        return BookingChanged(
+            id=self.id,
+            venue_id=self.venue_id,
+            resource_ids=[],
+            start=self.start_at.astimezone(zone),
+            end=self.end_at.astimezone(zone),
+            status=self.status,
+            org=self.org,
+            owner_org=self.owner_org,
+            booked_by=self.booked_by,
+            hold=self.hold,
+            purpose=self.purpose,
+            version=self.version,
+            timezone=self.timezone,
+        )
+
+
+class LectureRow(Base):
+    """An offer of a lecture as its events last told it, newest version kept: what the lecturer
+    is reminded of and nudged about. The one-click links are kept while the offer is open (the
+    nudge repeats them) and dropped once it is answered or gone."""
+
+    __tablename__ = "lectures"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    lecturer_id: Mapped[str] = mapped_column(String(36), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column(Integer)
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    offered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    timezone: Mapped[str] = mapped_column(String(64))
+    topic: Mapped[str] = mapped_column(Text)
+    venue_name: Mapped[str] = mapped_column(Text)
+    venue_address: Mapped[str] = mapped_column(Text)
+    lecturer_name: Mapped[str] = mapped_column(String(200))
+    lecturer_email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    accept_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    decline_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    def told(self) -> OfferChanged:
+        """The offer as its last event told it."""
+        zone = zone_of(self.timezone)
+        return OfferChanged(
+            id=self.id,
+            request_id="",
+            lecturer_id=self.lecturer_id,
+            venue_id="",
+            booking_id="",
+            start=self.start_at.astimezone(zone),
+            end=self.end_at.astimezone(zone),
+            status=self.status,
+            expires_at=self.expires_at.astimezone(zone),
+            topic=self.topic,
+            version=self.version,
+            timezone=self.timezone,
+            created_at=self.offered_at,
+            venue_name=self.venue_name,
+            venue_address=self.venue_address,
+            lecturer_name=self.lecturer_name,
+            lecturer_email=self.lecturer_email,
+            accept_url=self.accept_url,
+            decline_url=self.decline_url,
+        )
+
 
 class NewDelivery(msgspec.Struct, frozen=True):
     """A rendered message for one recipient, ready to be recorded."""
@@ -119,6 +194,8 @@ class NewDelivery(msgspec.Struct, frozen=True):
     calendar_uid: str | None
     calendar_sequence: int | None
     secret: bool = False
+    about: str | None = None
+    while_status: str | None = None
 
 
 class Due(msgspec.Struct, frozen=True):
@@ -133,6 +210,9 @@ class Due(msgspec.Struct, frozen=True):
     calendar_uid: str | None
     calendar_sequence: int | None
     last_sent_sequence: int | None
+    # The status it must find (`while_status`), and the one notify's record holds now.
+    while_status: str | None = None
+    status_now: str | None = None
 
 
 async def remember_booking(session: AsyncSession, booking: BookingChanged) -> None:
@@ -160,6 +240,88 @@ async def remember_booking(session: AsyncSession, booking: BookingChanged) -> No
             where=BookingRow.version <= booking.version,
         )
     )
+
+
+async def remember_lecture(
+    session: AsyncSession, offer: OfferChanged, offered_at: datetime
+) -> None:
+    """Keep the offer as this event tells it, unless a newer version is already kept; its links
+    only while it is open."""
+    open_ = offer.status == "offered"
+    values = {
+        "lecturer_id": offer.lecturer_id,
+        "status": offer.status,
+        "version": offer.version,
+        "start_at": offer.start,
+        "end_at": offer.end,
+        "expires_at": offer.expires_at,
+        "timezone": offer.timezone,
+        "topic": offer.topic,
+        "venue_name": offer.venue_name,
+        "venue_address": offer.venue_address,
+        "lecturer_name": offer.lecturer_name,
+        "lecturer_email": offer.lecturer_email,
+    }
+    links = {
+        "accept_url": offer.accept_url if open_ else None,
+        "decline_url": offer.decline_url if open_ else None,
+    }
+    # An event without links (an older `offer.*`) leaves the kept links of an open offer alone.
+    changed = {**values, **(links if not open_ or offer.accept_url else {})}
+    await session.execute(
+        insert_ignoring_duplicates(session, LectureRow)
+        .values(id=offer.id, offered_at=offer.created_at or offered_at, **values, **links)
+        .on_conflict_do_update(
+            index_elements=[LectureRow.id],
+            set_=changed,
+            where=LectureRow.version <= offer.version,
+        )
+    )
+
+
+async def bookings_starting(
+    session: AsyncSession, *, after: datetime, until: datetime
+) -> list[BookingRow]:
+    """Confirmed bookings (holds aside: a lecture's room) that start in (`after`, `until`]."""
+    query = select(BookingRow).where(
+        BookingRow.status == "confirmed",
+        BookingRow.hold.is_(False),
+        BookingRow.start_at > after,
+        BookingRow.start_at <= until,
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def lectures_starting(
+    session: AsyncSession, *, after: datetime, until: datetime
+) -> list[LectureRow]:
+    """Accepted lectures that start in (`after`, `until`]."""
+    query = select(LectureRow).where(
+        LectureRow.status == "accepted",
+        LectureRow.start_at > after,
+        LectureRow.start_at <= until,
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def offers_expiring(
+    session: AsyncSession, *, after: datetime, until: datetime
+) -> list[LectureRow]:
+    """Unanswered offers whose answer time falls in (`after`, `until`]."""
+    query = select(LectureRow).where(
+        LectureRow.status == "offered",
+        LectureRow.expires_at > after,
+        LectureRow.expires_at <= until,
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def recorded_events(session: AsyncSession, event_ids: Sequence[str]) -> set[str]:
+    """Which of `event_ids` (a reminder's key is one) have deliveries recorded already."""
+    if not event_ids:
+        return set()
+    query = select(DeliveryRow.event_id).where(DeliveryRow.event_id.in_(set(event_ids)))
+    return set((await session.scalars(query)).all())
 
 
 async def record_deliveries(
@@ -210,6 +372,7 @@ async def take_due(
         .values(due_at=now + lease, attempts=DeliveryRow.attempts + 1)
     )
     sent = await _last_sent(session, [(r.calendar_uid, r.recipient) for r in taken])
+    statuses = await _statuses(session, [r.about for r in taken if r.while_status is not None])
     return [
         Due(
             id=row.id,
@@ -221,9 +384,23 @@ async def take_due(
             calendar_uid=row.calendar_uid,
             calendar_sequence=row.calendar_sequence,
             last_sent_sequence=sent.get((row.calendar_uid, row.recipient)),
+            while_status=row.while_status,
+            status_now=statuses.get(row.about) if row.about else None,
         )
         for row in taken
     ]
+
+
+async def _statuses(session: AsyncSession, about: Sequence[str | None]) -> dict[str, str]:
+    """The status notify's record holds now for each booking or offer id of `about`."""
+    ids = {item for item in about if item is not None}
+    if not ids:
+        return {}
+    found: dict[str, str] = {}
+    for table in (BookingRow, LectureRow):
+        rows = await session.execute(select(table.id, table.status).where(table.id.in_(ids)))
+        found.update({row.id: row.status for row in rows})
+    return found
 
 
 async def _last_sent(

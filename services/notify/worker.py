@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import msgspec
+from arq.cron import cron
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notify import store
@@ -27,15 +28,27 @@ from services.notify.domain.itip import calendar
 from services.notify.domain.letters import render
 from services.notify.domain.mime import sender, written
 from services.notify.domain.plans import (
+    NUDGE_BEFORE,
+    OFFER_EVENTS,
     Letter,
     booking_audience,
     booking_letters,
     invitation_letter,
+    lecturer_reader,
+    offer_letter,
+    reminder_letter,
+    reminders_of,
     reset_letter,
 )
 from services.notify.mailer import Mailer, mailer_for
 from shared.config import Settings
-from shared.contracts import BookingChanged, PasswordResetRequested, Person, UserInvited
+from shared.contracts import (
+    BookingChanged,
+    OfferChanged,
+    PasswordResetRequested,
+    Person,
+    UserInvited,
+)
 from shared.db import Database
 from shared.events import Event
 from shared.ids import new_id
@@ -68,6 +81,7 @@ class Notifier:
     def handlers(self) -> dict[str, EventHandler]:
         return {
             **dict.fromkeys(BOOKING_EVENTS, self.on_booking),
+            **dict.fromkeys(OFFER_EVENTS, self.on_offer),
             "user.invited": self.on_invited,
             "password.reset_requested": self.on_reset_requested,
         }
@@ -98,10 +112,64 @@ class Notifier:
         )
         await self.record(session, event, letters)
 
+    async def on_offer(self, session: AsyncSession, event: Event) -> None:
+        """The lecturer hears of each move of its offer: at its account's address, or, with no
+        account, at the lecturer record's."""
+        offer = msgspec.convert(event.data, OfferChanged, strict=False)
+        await store.remember_lecture(session, offer, event.occurred_at)
+        accounts = await self.directory.lecturers([offer.lecturer_id])
+        lecturer = lecturer_reader(offer, accounts)
+        if lecturer is None:
+            return
+        await self.record(session, event, [offer_letter(event.type, offer, lecturer, self.web_url)])
+
+    async def remind(self, database: Database, now: datetime) -> int:
+        """Record the reminders now due, each once: a confirmed booking's and an accepted
+        lecture's `reminder_hours` before it starts, an unanswered offer's `NUDGE_BEFORE` before
+        it expires. Read from notify's own record; what is no longer so is not reminded of (and
+        a queued reminder that became moot is failed as it is taken). How many it planned: a
+        worker racing another plans the same ones, which the second records nothing of."""
+        ahead = timedelta(hours=self.settings.reminder_hours)
+        async with database.read() as session:
+            bookings = [
+                row.told()
+                for row in await store.bookings_starting(session, after=now, until=now + ahead)
+            ]
+            lectures = [
+                row.told()
+                for row in await store.lectures_starting(session, after=now, until=now + ahead)
+            ]
+            nudges = [
+                row.told()
+                for row in await store.offers_expiring(session, after=now, until=now + NUDGE_BEFORE)
+            ]
+            keys = reminders_of(bookings, lectures, nudges)
+            done = await store.recorded_events(session, list(keys))
+        due = {key: about for key, about in keys.items() if key not in done}
+        if not due:
+            return 0
+        lecturer_ids = [o.lecturer_id for o in due.values() if isinstance(o, OfferChanged)]
+        booker_ids = [b.booked_by for b in due.values() if isinstance(b, BookingChanged)]
+        accounts = await self.directory.lecturers(lecturer_ids)
+        bookers = await self.directory.by_ids(booker_ids)
+        recorded = 0
+        async with database.write() as session:
+            for key, about in due.items():
+                letter = reminder_letter(about, accounts, bookers, self.web_url)
+                if letter is not None:
+                    await self.record_for(session, key, [letter], now)
+                    recorded += 1
+        return recorded
+
     async def record(self, session: AsyncSession, event: Event, letters: Sequence[Letter]) -> None:
-        now = datetime.now(UTC)
+        await self.record_for(session, event.id, letters, datetime.now(UTC))
+
+    async def record_for(
+        self, session: AsyncSession, event_id: str, letters: Sequence[Letter], now: datetime
+    ) -> None:
+        """Record `letters` under `event_id` (an event's, or a reminder's key): once each."""
         await store.record_deliveries(
-            session, event.id, [self.delivery(letter, now) for letter in letters], now
+            session, event_id, [self.delivery(letter, now) for letter in letters], now
         )
 
     def delivery(self, letter: Letter, now: datetime) -> store.NewDelivery:
@@ -132,6 +200,8 @@ class Notifier:
             calendar_uid=part.uid if part else None,
             calendar_sequence=part.sequence if part else None,
             secret=letter.secret,
+            about=letter.about,
+            while_status=letter.while_status,
         )
 
 
@@ -162,6 +232,8 @@ async def send_due(
             moot_at=item.moot_at,
             calendar_sequence=item.calendar_sequence,
             last_sent_sequence=last,
+            while_status=item.while_status,
+            status_now=item.status_now,
         )
         if reason is None:
             going.append(item)
@@ -219,11 +291,16 @@ def create_worker_settings(settings: Settings) -> WorkerSettings:
                 await task
         await directory.aclose()
 
+    async def remind(ctx: dict[str, Any]) -> None:
+        await notifier.remind(ctx["database"], datetime.now(UTC))
+
     return worker_settings(
         "notify",
         settings,
         tables=store.tables,
         handlers=notifier.handlers(),
+        # Every minute: a reminder is recorded once however many runs (or workers) see it due.
+        cron_jobs=[cron(remind, second={0}, run_at_startup=True)],
         startup=startup,
         shutdown=shutdown,
     )

@@ -69,6 +69,8 @@ def announced(booking: dict[str, Any], **more: Any) -> dict[str, Any]:
         "purpose": booking["purpose"],
         "version": booking["version"],
         "timezone": ZONE,
+        "actor": "",
+        "reason": None,
         **more,
     }
 
@@ -181,7 +183,7 @@ async def test_each_change_raises_the_version_and_its_event_carries_the_new_one(
         ("booking.confirmed", 2),
         ("booking.attended", 3),
     ]
-    assert events[1].data == announced(approved.json())
+    assert events[1].data == announced(approved.json(), actor="venue")
     assert events[2].data == announced(now, attended=12)
 
 
@@ -202,7 +204,32 @@ async def test_an_ending_raises_the_version_once_and_says_so(
     assert (await read(booking, tokens, made["id"]))["version"] == 2
     events = await outbox_events(booking)
     assert [event.type for event in events] == ["booking.created", announcement]
-    assert events[1].data == announced(ended.json())
+    assert events[1].data == announced(ended.json(), actor="office", reason="维修")
+
+
+@pytest.mark.parametrize(
+    ("role", "org", "sub", "actor"),
+    [
+        ("community_manager", "org-a", "booker", "booker"),
+        ("community_manager", "org-a", "colleague", "booker"),
+        ("venue_manager", "org-v", "manager", "venue"),
+        ("office", "org-office", "clerk", "office"),
+    ],
+)
+async def test_a_cancel_says_who_cancelled(
+    booking: Client, town: Town, tokens: Tokens, role: str, org: str, sub: str, actor: str
+) -> None:
+    room = await town.room(await town.venue())
+    made = await booked_by_booker(booking, tokens, booking_body(room, at(18), at(20)))
+    ended = await booking.post(
+        f"/v1/bookings/{made['id']}/cancel", headers=tokens(role, org, sub=sub)
+    )
+    assert ended.status_code == 200, ended.text
+    events = await outbox_events(booking)
+    assert [event.type for event in events] == ["booking.created", "booking.cancelled"]
+    assert events[1].data == announced(ended.json(), actor=actor)
+    told = msgspec.convert(events[1].data, BookingChanged, strict=False)
+    assert (told.actor, told.reason) == (actor, None)
 
 
 async def test_a_replayed_create_does_not_raise_the_version(
@@ -245,7 +272,7 @@ async def test_a_series_and_its_cancel_carry_booker_and_versions(
     events = await outbox_events(booking)
     assert [event.data for event in events] == [
         *(announced(b) for b in booked),
-        *(announced(b) for b in ended),
+        *(announced(b, actor="booker", reason="series cancelled") for b in ended),
     ]
 
 
@@ -394,7 +421,7 @@ async def test_the_migration_keeps_each_booking_its_booker_and_starts_it_at_vers
             )
             assert list(slots) == ["r-1"]
             cancelled = await store.set_status(
-                session, row, Status.CANCELLED, reason=None, now=datetime.now(UTC)
+                session, row, Status.CANCELLED, reason=None, actor="office", now=datetime.now(UTC)
             )
             assert (cancelled.booked_by, cancelled.version) == ("user-before", 2)
             # The models describe the migrated database exactly.

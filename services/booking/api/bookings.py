@@ -24,6 +24,7 @@ from services.booking.domain.bookings import (
     ReasonBody,
     SeriesResult,
     Status,
+    actor_of,
     blocked,
     booking_org,
     check_venue,
@@ -301,7 +302,10 @@ async def _move(
     _GUARDS[action](principal, row.org, row.venue_org)
     status = next_status(Status(row.status), action)
     reason = data.reason if data else None
-    return await store.set_status(session, row, status, reason=reason, now=datetime.now(UTC))
+    actor = actor_of(principal, row.booked_by, row.venue_org)
+    return await store.set_status(
+        session, row, status, reason=reason, actor=actor, now=datetime.now(UTC)
+    )
 
 
 class BookingController(Controller):
@@ -479,7 +483,12 @@ class SeriesController(Controller):
         now = datetime.now(UTC)
         cancelled = [
             await store.set_status(
-                session, row, Status.CANCELLED, reason="series cancelled", now=now
+                session,
+                row,
+                Status.CANCELLED,
+                reason="series cancelled",
+                actor=actor_of(principal, row.booked_by, row.venue_org),
+                now=now,
             )
             for row in await store.future_series_rows(session, series_id, now)
         ]

@@ -202,6 +202,20 @@ def ensure_may_change(principal: Principal, org: str, venue_org: str) -> None:
     ensure_visible(principal, org, venue_org)
 
 
+def actor_of(principal: Principal, booked_by: str, venue_org: str) -> str:
+    """Who a change is by, as the people told of it read it: the lecturer service (`service`),
+    the one who booked it or its org (`booker`), the venue's manager (`venue`), the `office`."""
+    if principal.is_service:
+        return "service"
+    if principal.sub == booked_by:
+        return "booker"
+    if principal.is_office:
+        return "office"
+    if principal.role is Role.VENUE_MANAGER and principal.org == venue_org:
+        return "venue"
+    return "booker"
+
+
 # Moving a booking along
 
 _MOVES: dict[str, tuple[frozenset[Status], Status]] = {

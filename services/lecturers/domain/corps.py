@@ -19,7 +19,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from shared.auth import Principal, Role
-from shared.contracts import Location, Programme
+from shared.contracts import Location, OfferChanged, Programme
 from shared.errors import Conflict, FieldError, Forbidden, InvalidRequest, NotFound
 from shared.ids import Id
 from shared.time import SpanDoc
@@ -278,6 +278,31 @@ class Offer(msgspec.Struct, frozen=True):
     reason: str | None
     created_at: datetime
     updated_at: datetime
+
+
+class Announced(msgspec.Struct, frozen=True):
+    """What an offer's event tells beyond the offer: where, in which zone, and whom to write."""
+
+    timezone: str
+    venue_name: str = ""
+    venue_address: str = ""
+    lecturer_name: str = ""
+    lecturer_email: str | None = None
+
+
+def announcement(
+    offer: Offer, told: Announced, links: dict[str, str] | None = None
+) -> OfferChanged:
+    """The data of the offer's event: the offer, its `version` (its sequence), what `told`
+    adds, and for `offer.created` its one-click `links` (`accept_url`, `decline_url`)."""
+    links = links or {}
+    return OfferChanged(
+        **msgspec.structs.asdict(offer),
+        version=offer.sequence,
+        **msgspec.structs.asdict(told),
+        accept_url=links.get("accept_url"),
+        decline_url=links.get("decline_url"),
+    )
 
 
 class DeclineBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -25,6 +25,7 @@ from shared.errors import NotFound
 
 FEED_TOKEN_BYTES = 32
 _LINK_KEY_PURPOSE = b"commonroom/lecturers/offer-links/v1"
+ANSWERS: tuple[Answer, ...] = ("accept", "decline")
 
 
 def new_feed_token() -> str:
@@ -89,6 +90,22 @@ def answer_link_claim(
         sequence=sequence,
         expires=int(expires_at.astimezone(UTC).timestamp()),
     )
+
+
+def answer_links(
+    key: bytes, pages_url: str, offer_id: str, sequence: int, expires_at: datetime
+) -> dict[str, str]:
+    """The offer's signed one-click links (`accept_url`, `decline_url`), each a token on the
+    pages at `pages_url`."""
+    claims = {
+        answer: answer_link_claim(offer_id, answer, sequence, expires_at) for answer in ANSWERS
+    }
+    return {f"{answer}_url": f"{pages_url}/{sign(key, claim)}" for answer, claim in claims.items()}
+
+
+def web_link_pages(web_url: str) -> str:
+    """Where people open a one-click link: the web service's pages (API.md § Lecturers)."""
+    return f"{web_url}/offers/links"
 
 
 def verify(key: bytes, token: str) -> LinkClaim:

@@ -31,14 +31,21 @@ def why_not_send(
     moot_at: datetime | None,
     calendar_sequence: int | None,
     last_sent_sequence: int | None,
+    while_status: str | None = None,
+    status_now: str | None = None,
 ) -> str | None:
-    """Why a delivery taken to be sent must not go (its reason, for `last_error`), or None."""
+    """Why a delivery taken to be sent must not go (its reason, for `last_error`), or None.
+
+    `while_status` is the status what it tells of must still have for it to matter (an offer's
+    links while `offered`, a reminder while `confirmed`), `status_now` the one it has."""
     if (
         calendar_sequence is not None
         and last_sent_sequence is not None
         and calendar_sequence < last_sent_sequence
     ):
         return f"superseded: SEQUENCE {last_sent_sequence} was sent after it"
+    if while_status is not None and status_now is not None and status_now != while_status:
+        return f"moot: it is {status_now} now"
     if moot_at is not None and now >= moot_at:
         return "moot: what it tells of has begun or expired"
     if now - created_at >= GIVE_UP_AFTER:

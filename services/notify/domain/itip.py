@@ -41,6 +41,7 @@ def calendar(
         f"DTSTART{wall_clock(part.start, zone, part.timezone)}",
         f"DTEND{wall_clock(part.end, zone, part.timezone)}",
         f"SUMMARY:{text(part.summary)}",
+        *([f"LOCATION:{text(part.location)}"] if part.location else []),
         f"STATUS:{part.status}",
         f"ORGANIZER;CN={param(organizer_name)}:mailto:{organizer_address}",
         (

@@ -66,6 +66,15 @@ def when(start: datetime, end: datetime, zone_name: str, babel_locale: str) -> s
     return f"{day} {begins}{EN_DASH}{ends} ({name})"
 
 
+def moment(instant: datetime, zone_name: str, babel_locale: str) -> str:
+    """`2026年11月23日周一 18:00 (zone)`: one instant on the venue's wall clock."""
+    zone = zone_of(zone_name)
+    local = instant.astimezone(zone)
+    day = format_skeleton("yMMMEd", local, locale=babel_locale)
+    name = get_timezone_name(zone, "long", locale=babel_locale)
+    return f"{day} {format_time(local, 'HH:mm', locale=babel_locale)} ({name})"
+
+
 def duration(period: timedelta, babel_locale: str) -> str:
     """`30分钟`, `7 days`: a span in the reader's words, to the unit that says it best."""
     return format_timedelta(period, threshold=1.5, locale=babel_locale)
@@ -85,6 +94,7 @@ def _environment(locale: str) -> Environment:
     environment.globals["lang"] = locale
     environment.globals["when"] = functools.partial(when, babel_locale=babel_locale)
     environment.globals["duration"] = functools.partial(duration, babel_locale=babel_locale)
+    environment.globals["moment"] = functools.partial(moment, babel_locale=babel_locale)
     return environment
 
 
