@@ -253,7 +253,7 @@ def test_a_lecturer_adds_a_blackout_date_and_gets_a_new_calendar_link(
     page = _lecturer_page(context, running, locale)
     words = TEXT[locale]
     day = (datetime.now(UTC) + timedelta(days=400)).date()
-    page.get_by_label(words["blackout"]).fill(day.isoformat())
+    page.get_by_role("textbox", name=words["blackout"]).fill(day.isoformat())
     page.get_by_role("button", name=words["add_day"]).click()
     assert day.isoformat() in api.lecturer()["blackout_dates"]
     expect(page.locator(f"#blackout-{day.isoformat()}")).to_be_visible()
@@ -283,6 +283,31 @@ def test_an_empty_blackout_date_is_refused_beside_the_field(
         page.get_by_role("button", name="添加日期").click()
     assert answer.value.status == 400
     expect(page.locator("#blackout_dates-error")).to_have_text("此项为必填项。")
+    context.close()
+
+
+def test_a_lecturer_adds_and_removes_weekly_hours_without_javascript(
+    browser: Browser, running: RunningSuite, api: Api
+) -> None:
+    context = browser.new_context(base_url=running.web_url, java_script_enabled=False)
+    page = _lecturer_page(context, running, "en")
+    page.get_by_label("From").fill("09:00")
+    page.get_by_label("Until").fill("08:00")
+    with page.expect_response(re.compile(r"/offers/availability$")) as answer:
+        page.get_by_role("button", name="Add these hours").click()
+    assert answer.value.status == 400
+    expect(page.locator("#weekdays-error")).to_have_text("Choose at least one day of the week.")
+    expect(page.locator("#end-error")).to_have_text("The end must come after the start.")
+    page.get_by_label("Tue").check()
+    page.get_by_label("Thu").check()
+    page.get_by_label("Until").fill("11:30")
+    page.get_by_role("button", name="Add these hours").click()
+    expect(page.locator("#answered")).to_have_text("Your weekly hours are saved.")
+    added = {"weekdays": [2, 4], "start": "09:00", "end": "11:30"}
+    assert api.lecturer()["availability"] == [*EVERY_DAY, added]
+    expect(page.locator("#span-1")).to_have_text("Tue, Thu 09:00–11:30")
+    page.locator("#span-1 + form button").click()
+    assert api.lecturer()["availability"] == EVERY_DAY
     context.close()
 
 
