@@ -9,11 +9,13 @@ status, code and field errors, which the pages put in words.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import msgspec
 
+from services.web.domain.offers import WeeklySpan
 from services.web.domain.sessions import Membership
 from shared.config import ConfigurationError, Settings
 from shared.errors import ServiceUnavailable
@@ -317,3 +319,97 @@ async def resource_week(
         ),
     )
     return ResourceWeek(resource=resource, venue=venue, open=opened.items, free=free.items)
+
+
+# ---------------------------------------------------------------------------------------------
+# The lecturer's own pages: its offers, its record, its feed, and the one-click links.
+
+
+class Offer(msgspec.Struct, frozen=True):
+    """An offer as the lecturer service shows it; instants in the venue's zone."""
+
+    id: str
+    venue_id: str
+    start: datetime
+    end: datetime
+    status: str
+    expires_at: datetime
+    topic: str
+    reason: str | None = None
+
+
+class LecturerRecord(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    availability: list[WeeklySpan]
+    blackout_dates: list[date]
+    feed_url: str | None = None
+
+
+class OfferLink(msgspec.Struct, frozen=True):
+    """What a one-click link does: the offer, its answer, whether it was given just now, and
+    the venue (the link's page is opened without a login, so nothing else can be asked)."""
+
+    offer: Offer
+    action: str
+    done: bool
+    venue_name: str | None = None
+    venue_address: str | None = None
+    timezone: str | None = None
+
+
+_JSON = {"Accept": "application/json"}
+
+
+class OffersClient:
+    """The lecturer service, for the lecturer's own pages (with its token) and for the
+    one-click links (with none: the signed link is the credential)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._http = ServiceClient(caller=None, target="lecturers", settings=settings)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def offers(self, token: str, lecturer_id: str, status: str) -> list[Offer]:
+        params = {"lecturer_id": lecturer_id, "status": status, "limit": 500}
+        response = await self._http.request(
+            "GET", "/v1/offers", params=params, headers=_bearer(token)
+        )
+        return msgspec.json.decode(response.content, type=_Page[Offer]).items
+
+    async def answer(self, token: str, offer_id: str, answer: str, reason: str | None) -> Offer:
+        body = {"reason": reason} if answer == "decline" and reason else None
+        response = await self._http.request(
+            "POST", f"/v1/offers/{offer_id}/{answer}", body=body, headers=_bearer(token)
+        )
+        return msgspec.json.decode(response.content, type=Offer)
+
+    async def lecturer(self, token: str, lecturer_id: str) -> LecturerRecord:
+        return await _one(self._http, f"/v1/lecturers/{lecturer_id}", LecturerRecord, token)
+
+    async def update_lecturer(
+        self, token: str, lecturer_id: str, changes: dict[str, Any]
+    ) -> LecturerRecord:
+        response = await self._http.request(
+            "PATCH", f"/v1/lecturers/{lecturer_id}", body=changes, headers=_bearer(token)
+        )
+        return msgspec.json.decode(response.content, type=LecturerRecord)
+
+    async def new_feed(self, token: str, lecturer_id: str) -> LecturerRecord:
+        response = await self._http.request(
+            "POST", f"/v1/lecturers/{lecturer_id}/feed-token", headers=_bearer(token)
+        )
+        return msgspec.json.decode(response.content, type=LecturerRecord)
+
+    async def link(self, token: str) -> OfferLink:
+        response = await self._http.request("GET", _link_path(token), headers=_JSON)
+        return msgspec.json.decode(response.content, type=OfferLink)
+
+    async def follow_link(self, token: str) -> OfferLink:
+        response = await self._http.request("POST", _link_path(token), headers=_JSON)
+        return msgspec.json.decode(response.content, type=OfferLink)
+
+
+def _link_path(token: str) -> str:
+    return f"/v1/offer-links/{quote(token, safe='')}"

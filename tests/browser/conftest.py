@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -38,6 +38,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+SERVICES = ("web", "registry", "booking", "lecturers", "identity", "notify")
 _ACCOUNT = re.compile(r"^\s+(\S+@\S+)\s+(\S+)\s+\((\w+), org (\S+)\)$")
 
 
@@ -53,6 +54,10 @@ class Account:
 class RunningSuite:
     web_url: str
     accounts: dict[str, Account]
+    # The APIs' base URLs by service, and the var directory `up` keeps its secrets in: for
+    # tests that set up data through the APIs as a person would.
+    service_urls: dict[str, str] = field(default_factory=dict)
+    var_dir: Path = Path()
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +70,7 @@ def running(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "COMMONROOM_VAR_DIR": str(where / "var"),
         "COMMONROOM_WEB_TOKEN_SECONDS": str(TOKEN_SECONDS),
     }
-    for service in ("web", "registry", "booking", "lecturers", "identity", "notify"):
+    for service in SERVICES:
         env[f"{service.upper()}_URL"] = f"http://127.0.0.1:{free_port()}"
     output = where / "up.out"
     with output.open("wb") as out:
@@ -89,7 +94,12 @@ def running(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             if found := _ACCOUNT.match(line):
                 email, password, role, org = found.groups()
                 accounts[role] = Account(email, password, role, org)
-        yield RunningSuite(web_url=env["WEB_URL"], accounts=accounts)
+        yield RunningSuite(
+            web_url=env["WEB_URL"],
+            accounts=accounts,
+            service_urls={s: env[f"{s.upper()}_URL"] for s in SERVICES},
+            var_dir=where / "var",
+        )
     finally:
         up.send_signal(signal.SIGINT)
         try:

@@ -338,7 +338,11 @@ async def test_an_unanswered_offer_expires_and_can_no_longer_be_answered(
 
 
 async def test_the_feed_needs_its_token_and_its_links_work_once(
-    lecturers: Client, tokens: Tokens, town: Town, lecturer_worker: LecturerWorker
+    lecturers: Client,
+    lecturers_settings: Settings,
+    tokens: Tokens,
+    town: Town,
+    lecturer_worker: LecturerWorker,
 ) -> None:
     corps, (offer,) = await offered(lecturers, tokens, town, lecturer_worker, ("law",))
     lecturer = corps["law"]
@@ -366,10 +370,13 @@ async def test_the_feed_needs_its_token_and_its_links_work_once(
     )
     links = dict(re.findall(r"(Accept|Decline): (\S+)", str(event["DESCRIPTION"])))
     accept = links["Accept"].removeprefix("https://lecturers.example.test")
-    page = await lecturers.get(accept)
-    assert page.status_code == 200
-    assert "<form" in page.text
-    assert "law" in page.text
+    # A browser opening the link is sent to its page on the web service.
+    opened = await lecturers.get(accept, follow_redirects=False)
+    assert opened.status_code == 303
+    token = accept.rsplit("/", 1)[1]
+    web = lecturers_settings.service_url("web")
+    assert opened.headers["location"] == f"{web}/offers/links/{token}"
+    assert opened.headers["cache-control"] == "no-store"
     body, mac = accept.rsplit(".", 1)
     forged = f"{body}.{'A' * len(mac)}"
     assert_problem(await lecturers.post(forged), 404, "not_found")
@@ -401,7 +408,11 @@ async def answer_links(client: Client, lecturer: dict[str, Any]) -> dict[str, st
 
 
 async def test_a_link_answers_json_to_a_caller_that_asks_for_it(
-    lecturers: Client, tokens: Tokens, town: Town, lecturer_worker: LecturerWorker
+    lecturers: Client,
+    lecturers_settings: Settings,
+    tokens: Tokens,
+    town: Town,
+    lecturer_worker: LecturerWorker,
 ) -> None:
     corps, (offer,) = await offered(lecturers, tokens, town, lecturer_worker, ("law",))
     links = await answer_links(lecturers, corps["law"])
@@ -412,14 +423,18 @@ async def test_a_link_answers_json_to_a_caller_that_asks_for_it(
     assert shown.headers["cache-control"] == "no-store"
     assert "accept" in shown.headers["vary"].lower()
     before = (await lecturers.get(read, headers=tokens("office"))).json()
-    assert shown.json() == {"offer": before, "action": "decline", "done": False}
+    # The page is opened signed out: where and in which zone come with the offer.
+    where = {"venue_name": "市民学校", "venue_address": None, "timezone": "Asia/Shanghai"}
+    assert shown.json() == {"offer": before, "action": "decline", "done": False, **where}
     assert before["status"] == "offered"  # showing a link answers nothing
     assert (await lecturers.get(links["accept"], headers=JSON)).json()["action"] == "accept"
-    # A browser's Accept gets today's page.
+    # A browser's Accept is sent to the web service's page, which asks here for the JSON.
     browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
-    page = await lecturers.get(links["decline"], headers=browser)
-    assert page.headers["content-type"].startswith("text/html")
-    assert "<form" in page.text
+    page = await lecturers.get(links["decline"], headers=browser, follow_redirects=False)
+    assert page.status_code == 303
+    assert page.headers["location"].startswith(lecturers_settings.service_url("web"))
+    assert page.headers["location"].endswith(links["decline"].rsplit("/", 1)[1])
+    assert page.headers["vary"] == "Accept"
     body, mac = links["decline"].rsplit(".", 1)
     assert_problem(await lecturers.get(f"{body}.{'A' * len(mac)}", headers=JSON), 404, "not_found")
     done = await lecturers.post(links["decline"], headers=JSON)
@@ -427,7 +442,7 @@ async def test_a_link_answers_json_to_a_caller_that_asks_for_it(
     assert done.headers["content-type"].startswith("application/json")
     after = (await lecturers.get(read, headers=tokens("office"))).json()
     assert after["status"] == "declined"
-    assert done.json() == {"offer": after, "action": "decline", "done": True}
+    assert done.json() == {"offer": after, "action": "decline", "done": True, **where}
     assert_problem(await lecturers.post(links["decline"], headers=JSON), 409, "invalid_transition")
     assert_problem(await lecturers.get(links["accept"], headers=JSON), 409, "invalid_transition")
 

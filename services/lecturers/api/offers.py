@@ -3,12 +3,14 @@ the lecturer's calendar feed that carries those links."""
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from litestar import Controller, MediaType, Request, Response, get, post
+from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.response import Redirect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.lecturers import store
@@ -150,41 +152,13 @@ async def _answer_as(
 
 
 # ---------------------------------------------------------------------------------------------
-# One-click links. GET shows what the link would do and a button; only POST does it, so a mail
-# scanner or a link preview that fetches the URL answers nothing. A caller that asks for JSON
-# (the web service, which renders these pages) gets `OfferLink`; anyone else today's own page.
+# One-click links. The pages people open are the web service's (`{WEB_URL}/offers/links/{token}`,
+# in the lecturer's language); this service answers them JSON. A browser that opens an old link
+# here is sent there with 303: the page shows what the link would do and one button, and only a
+# POST answers, so a mail scanner or a link preview that fetches the URL answers nothing.
 
-_PAGE = """<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>{title}</title></head>
-<body style="font-family: sans-serif; max-width: 36em; margin: 2em auto; padding: 0 1em">
-<h1>{title}</h1>
-<p>{body}</p>
-{form}
-</body></html>
-"""
-
-_ACTIONS = {
-    "accept": ("Accept this lecture", "Accept"),
-    "decline": ("Decline this lecture", "Decline"),
-}
-_DONE = {
-    "accept": "Accepted: thank you, the room is booked for you.",
-    "decline": "Declined: we will ask another lecturer.",
-}
 # One URL, two shapes: caches must keep them apart, and keep neither (the URL is a credential).
-_LINK_HEADERS = {"Cache-Control": "no-store", "Vary": "Accept"}
-
-
-def _page(title: str, body: str, form: str = "", *, status: int = 200) -> Response[Any]:
-    return Response(
-        _PAGE.format(title=html.escape(title), body=html.escape(body), form=form),
-        media_type=MediaType.HTML,
-        status_code=status,
-        headers=_LINK_HEADERS,
-    )
+_LINK_HEADERS = {"Cache-Control": "no-store", "Vary": "Accept", "Referrer-Policy": "no-referrer"}
 
 
 def _wants_json(request: Request[Any, Any, Any]) -> bool:
@@ -193,14 +167,25 @@ def _wants_json(request: Request[Any, Any, Any]) -> bool:
     return request.accept.best_match(offered, default=MediaType.HTML.value) == MediaType.JSON
 
 
-def _json(link: OfferLink) -> Response[Any]:
-    return Response(link, media_type=MediaType.JSON, headers=_LINK_HEADERS)
+def _web_page(request: Request[Any, Any, Any], token: str) -> str:
+    """Where the link's page is now: the web service's."""
+    web = service_state(request.app.state).settings.service_url("web")
+    return f"{web}/offers/links/{quote(token, safe='')}"
 
 
-def _describe(offer: Offer) -> str:
-    return (
-        f"{offer.topic}, {offer.start:%Y-%m-%d %H:%M} to {offer.end:%H:%M} ({offer.start.tzinfo})"
+async def _shown(
+    session: AsyncSession, offer: Offer, answer: Answer, *, done: bool
+) -> Response[Any]:
+    venue = (await store.venues_by_id(session, [offer.venue_id])).get(offer.venue_id)
+    link = OfferLink(
+        offer=offer,
+        action=answer,
+        done=done,
+        venue_name=venue.name if venue else None,
+        venue_address=venue.address if venue else None,
+        timezone=venue.timezone if venue else None,
     )
+    return Response(link, media_type=MediaType.JSON, headers=_LINK_HEADERS)
 
 
 async def _linked_offer(
@@ -217,9 +202,11 @@ async def _linked_offer(
     return row, claim.answer
 
 
-# What the OpenAPI document says a link answers with: the page, or `OfferLink` when asked.
 _LINK_RESPONSES = {
-    200: answer_spec(OfferLink, "What the link does (as JSON when asked for it; else an HTML page)")
+    200: answer_spec(OfferLink, "What the link does (asked for as JSON)"),
+    303: ResponseSpec(
+        None, description="A browser: to the link's page on the web", generate_examples=False
+    ),
 }
 
 
@@ -231,30 +218,25 @@ class OfferLinkController(Controller):
     async def confirm(
         self, request: Request[Any, Any, Any], token: PathId, public_session: PublicDbSession
     ) -> Response[Any]:
-        """What a one-click link will do, and (as a page) the button that does it."""
+        """What a one-click link will do, as JSON; a browser goes to the link's page."""
+        if not _wants_json(request):
+            # Checked by the page it lands on, which says in words what is wrong with a link.
+            return Redirect(_web_page(request, token), status_code=303, headers=_LINK_HEADERS)
         row, answer = await _linked_offer(request, public_session, token, lock=False)
         offer = await store.offer_of(public_session, row)
-        if _wants_json(request):
-            return _json(OfferLink(offer=offer, action=answer, done=False))
-        title, button = _ACTIONS[answer]
-        form = (
-            f'<form method="post" action="{html.escape(_link_base(request))}/'
-            f'{html.escape(token)}"><button type="submit">{button}</button></form>'
-        )
-        return _page(title, _describe(offer), form)
+        return await _shown(public_session, offer, answer, done=False)
 
     @post("/{token:str}", status_code=200, responses=_LINK_RESPONSES)
     async def act(
         self, request: Request[Any, Any, Any], token: PathId, public_session: PublicDbSession
     ) -> Response[Any]:
-        """Give the link's answer: the offer as it is now."""
+        """Give the link's answer: the offer as it is now, as JSON (the form of an old page
+        posted here too, so the answer is kept whatever the caller accepts)."""
         row, answer = await _linked_offer(request, public_session, token, lock=True)
         offer = await answer_offer(
             public_session, booking_of(request), row, answer, reason=None, now=datetime.now(UTC)
         )
-        if _wants_json(request):
-            return _json(OfferLink(offer=offer, action=answer, done=True))
-        return _page(_DONE[answer], _describe(offer))
+        return await _shown(public_session, offer, answer, done=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -59,11 +59,16 @@ class LinkClaim(msgspec.Struct, frozen=True, array_like=True):
 
 class OfferLink(msgspec.Struct, frozen=True):
     """What a one-click link does, for the page that shows it: the offer, the answer the link
-    gives, and whether it has been given (by this request: a used link is 409)."""
+    gives, and whether it has been given (by this request: a used link is 409). The page is
+    opened without a login, so it cannot ask the registry where the venue is: the venue's name,
+    address and zone come along."""
 
     offer: Offer
     action: Answer
     done: bool
+    venue_name: str | None = None
+    venue_address: str | None = None
+    timezone: str | None = None
 
 
 def _b64(raw: bytes) -> str:

@@ -18,11 +18,12 @@ class NavItem(msgspec.Struct, frozen=True):
 _START = NavItem("/", N_("Start"))
 _ME = NavItem("/me", N_("My account"))
 _ROOMS = NavItem("/rooms", N_("Find rooms"))
+_OFFERS = NavItem("/offers", N_("Offers and lectures"))
 _ROLE_PAGES: Final[dict[str, tuple[NavItem, ...]]] = {
     "office": (_ROOMS,),
     "venue_manager": (_ROOMS,),
     "community_manager": (_ROOMS,),
-    "lecturer": (_ROOMS,),
+    "lecturer": (_OFFERS, _ROOMS),
 }
 
 

@@ -54,6 +54,12 @@ _CODES: Final = {
     "date_for_times": N_("Choose a date for these times."),
     "end_before_start": N_("The end must come after the start."),
     "state_mismatch": N_("This sign-in was not started here, or took too long. Start again."),
+    # The lecturer's pages
+    "choose_weekdays": N_("Choose at least one day of the week."),
+    "offer_closed": N_(
+        "This offer can no longer be answered: it was answered already, withdrawn, or its time "
+        "has passed."
+    ),
 }
 
 

@@ -10,6 +10,7 @@ from litestar.response import Redirect, Template
 
 from services.web.domain.locales import known
 from services.web.domain.sessions import Membership
+from services.web.pages import offers
 from services.web.pages.auth import Form
 from services.web.pages.views import Bearer, NotSignedIn, Page, Web, view
 from services.web.runtime import PageContext, WebRuntime
@@ -22,8 +23,8 @@ def _signed_in(page: PageContext) -> None:
 
 
 @get("/")
-async def start(page: Page, bearer: Bearer) -> Template:
-    return view(page, "home.html")
+async def start(web: Web, page: Page, bearer: Bearer) -> Template:
+    return view(page, "home.html", **await offers.lecturer_start(web, page, bearer))
 
 
 async def _me(web: WebRuntime, page: PageContext, bearer: str, **context: object) -> Template:
