@@ -369,20 +369,22 @@ async def test_the_feed_needs_its_token_and_its_links_work_once(
         "not_found",
     )
     links = dict(re.findall(r"(Accept|Decline): (\S+)", str(event["DESCRIPTION"])))
-    accept = links["Accept"].removeprefix("https://lecturers.example.test")
-    # A browser opening the link is sent to its page on the web service.
+    # The feed's links open the web service's pages, which answer through this service's API.
+    pages = f"{lecturers_settings.service_url('web')}/offers/links/"
+    assert all(link.startswith(pages) for link in links.values()), links
+    token = links["Accept"].removeprefix(pages)
+    accept = f"/v1/offer-links/{token}"
+    # An old link of this service, opened in a browser, goes to its page on the web.
     opened = await lecturers.get(accept, follow_redirects=False)
     assert opened.status_code == 303
-    token = accept.rsplit("/", 1)[1]
-    web = lecturers_settings.service_url("web")
-    assert opened.headers["location"] == f"{web}/offers/links/{token}"
+    assert opened.headers["location"] == links["Accept"]
     assert opened.headers["cache-control"] == "no-store"
     body, mac = accept.rsplit(".", 1)
     forged = f"{body}.{'A' * len(mac)}"
     assert_problem(await lecturers.post(forged), 404, "not_found")
     assert (await lecturers.post(accept)).status_code == 200
     assert_problem(await lecturers.post(accept), 409, "invalid_transition")
-    decline = links["Decline"].removeprefix("https://lecturers.example.test")
+    decline = f"/v1/offer-links/{links['Decline'].removeprefix(pages)}"
     assert_problem(await lecturers.post(decline), 409, "invalid_transition")
     (event,) = icalendar.Calendar.from_ical((await lecturers.get(path)).content).walk("VEVENT")
     assert (event["STATUS"], event["SEQUENCE"]) == ("CONFIRMED", 1)
@@ -398,13 +400,12 @@ JSON = {"Accept": "application/json"}
 
 
 async def answer_links(client: Client, lecturer: dict[str, Any]) -> dict[str, str]:
-    """The paths of the accept and decline links in the lecturer's feed, by answer."""
+    """The link API's paths of the accept and decline links in the lecturer's feed, by answer:
+    each link opens a web page `.../offers/links/{token}`, which asks `/v1/offer-links/{token}`."""
     feed = await client.get(lecturer["feed_url"].removeprefix("https://lecturers.example.test"))
     (event,) = icalendar.Calendar.from_ical(feed.content).walk("VEVENT")
     found = re.findall(r"(Accept|Decline): (\S+)", str(event["DESCRIPTION"]))
-    return {
-        answer.lower(): url.removeprefix("https://lecturers.example.test") for answer, url in found
-    }
+    return {answer.lower(): f"/v1/offer-links/{url.rsplit('/', 1)[1]}" for answer, url in found}
 
 
 async def test_a_link_answers_json_to_a_caller_that_asks_for_it(

@@ -28,10 +28,10 @@ from services.lecturers.domain.corps import (
 from services.lecturers.domain.feeds import FeedEntry, build_feed
 from services.lecturers.domain.links import (
     OfferLink,
-    answer_link_claim,
+    answer_links,
     feed_token_matches,
-    sign,
     verify,
+    web_link_pages,
 )
 from shared import ical
 from shared.auth import Principal
@@ -74,8 +74,9 @@ async def answer_offer(
     return await store.move_offer(session, row, status, reason=reason, now=now)
 
 
-def _link_base(request: Request[Any, Any, Any]) -> str:
-    return f"{service_state(request.app.state).settings.service_url('lecturers')}/v1/offer-links"
+def _link_pages(request: Request[Any, Any, Any]) -> str:
+    """Where people open the one-click links: the web service's pages."""
+    return web_link_pages(service_state(request.app.state).settings.service_url("web"))
 
 
 def _key(request: Request[Any, Any, Any]) -> bytes:
@@ -167,12 +168,6 @@ def _wants_json(request: Request[Any, Any, Any]) -> bool:
     return request.accept.best_match(offered, default=MediaType.HTML.value) == MediaType.JSON
 
 
-def _web_page(request: Request[Any, Any, Any], token: str) -> str:
-    """Where the link's page is now: the web service's."""
-    web = service_state(request.app.state).settings.service_url("web")
-    return f"{web}/offers/links/{quote(token, safe='')}"
-
-
 async def _shown(
     session: AsyncSession, offer: Offer, answer: Answer, *, done: bool
 ) -> Response[Any]:
@@ -221,7 +216,11 @@ class OfferLinkController(Controller):
         """What a one-click link will do, as JSON; a browser goes to the link's page."""
         if not _wants_json(request):
             # Checked by the page it lands on, which says in words what is wrong with a link.
-            return Redirect(_web_page(request, token), status_code=303, headers=_LINK_HEADERS)
+            return Redirect(
+                f"{_link_pages(request)}/{quote(token, safe='')}",
+                status_code=303,
+                headers=_LINK_HEADERS,
+            )
         row, answer = await _linked_offer(request, public_session, token, lock=False)
         offer = await store.offer_of(public_session, row)
         return await _shown(public_session, offer, answer, done=False)
@@ -249,10 +248,7 @@ def _entry(
     row = found.offer
     links: dict[str, str] = {}
     if row.status == OfferStatus.OFFERED.value and now < row.expires_at:
-        base = _link_base(request)
-        for answer in ("accept", "decline"):
-            claim = answer_link_claim(row.id, answer, row.sequence, row.expires_at)
-            links[f"{answer}_url"] = f"{base}/{sign(key, claim)}"
+        links = answer_links(key, _link_pages(request), row.id, row.sequence, row.expires_at)
     return FeedEntry(
         offer_id=row.id,
         request_id=row.request_id,
