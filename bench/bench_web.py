@@ -42,7 +42,7 @@ _ROOM_LINK = re.compile(r'href="/rooms/([0-9a-f-]{36})')
 
 # API.md § Web: the pages each role opens (a venue's pages are filled in with its first venue).
 PAGES = {
-    "community_manager": ["/", "/me", "/rooms", "/bookings", "/bookings/new"],
+    "community_manager": ["/", "/me", "/rooms", "/rooms?type=room", "/bookings", "/bookings/new"],
     "venue_manager": [
         "/",
         "/rooms",
@@ -131,7 +131,7 @@ def measure(output: str, urls: dict[str, str], rounds: int) -> None:
             status, samples = timed(client, path, rounds)
             rows.append((role, path, _figure(status, samples, 150)))
         if role == "community_manager":
-            room = _ROOM_LINK.search(client.get("/rooms").text)
+            room = _ROOM_LINK.search(client.get("/rooms?type=room").text)
             assert room is not None, "the room search found no room"
             booked = busy_week(urls["booking"], office_token, room.group(1))
             path = f"/rooms/{room.group(1)}?week={next_monday().isoformat()}"
