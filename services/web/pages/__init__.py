@@ -1,5 +1,6 @@
 """The web service's pages, one module per concern."""
 
-from services.web.pages import account, auth, rooms
+from services.web.pages import account, auth, bookings, rooms
 
 ROUTES = [*auth.ROUTES, *account.ROUTES, *rooms.ROUTES]
+ROUTES += bookings.ROUTES
