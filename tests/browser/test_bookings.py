@@ -340,14 +340,15 @@ def test_a_lecturer_may_not_open_the_booking_pages(page: Page, running: RunningS
         expect(page.locator("h1")).to_have_text("无权访问")
 
 
-def _moved_a_month_back(base: Path, purpose: str) -> None:
+def _moved_two_months_back(base: Path, purpose: str) -> None:
     """Time passing, for one booking: the booking service takes no booking in the past, so the
-    test moves one of its own a month back in booking's SQLite file (`commonroom up`'s)."""
+    test moves one of its own two months back (it was at most seven weeks ahead) in booking's
+    SQLite file (`commonroom up`'s)."""
     [database] = sorted(base.glob("up[0-9]*/var/booking.db"))
     with closing(sqlite3.connect(database)) as db, db:
         moved = db.execute(
-            "UPDATE bookings SET start_at = datetime(start_at, '-30 days'), "
-            "end_at = datetime(end_at, '-30 days') WHERE purpose = ?",
+            "UPDATE bookings SET start_at = datetime(start_at, '-60 days'), "
+            "end_at = datetime(end_at, '-60 days') WHERE purpose = ?",
             (purpose,),
         ).rowcount
     assert moved == 1
@@ -362,10 +363,10 @@ def test_the_head_count_that_came_is_recorded_after_the_end(
     book_from_the_grid(page, purpose, NIGHT, attendees="20")
     made(page, "zh-CN")
     expect(page.locator("#confirmation h1")).to_have_text(said("zh-CN", "confirmed"))
-    _moved_a_month_back(tmp_path_factory.getbasetemp(), purpose)
+    _moved_two_months_back(tmp_path_factory.getbasetemp(), purpose)
     page.goto("/bookings?show=past")
     row = row_of(page, purpose)
-    row.locator("input[name=attended]").fill("很多")
+    row.locator("input[name=attended]").fill("-3")
     row.get_by_role("button").click()
     expect(row_of(page, purpose).locator(".error")).to_have_text(said("zh-CN", "not_a_count"))
     row_of(page, purpose).locator("input[name=attended]").fill("17")
