@@ -107,7 +107,7 @@ def made(page: Page, locale: str) -> None:
     expect(heading).to_have_text(
         re.compile(f"^({said(locale, 'confirmed')}|{said(locale, 'pending')})$")
     )
-    assert page.evaluate("document.activeElement.id") == "confirmation"
+    expect(page.locator("#confirmation")).to_be_focused()
 
 
 @contextmanager
@@ -143,7 +143,7 @@ def test_a_community_manager_books_a_room_and_cancels_it_in_chinese_and_english(
             page.locator("#reason").fill("场地调整" if locale == "zh-CN" else "moved elsewhere")
             page.get_by_role("button", name=said(locale, "cancel")).click()
             expect(page.locator("#done")).to_have_text(said(locale, "cancelled"))
-            assert page.evaluate("document.activeElement.id") == "done"
+            expect(page.locator("#done")).to_be_focused()
             expect(row_of(page, purpose)).to_contain_text(
                 "场地调整" if locale == "zh-CN" else "moved elsewhere"
             )
@@ -219,7 +219,7 @@ def test_booking_works_with_javascript_off_and_a_double_submit_makes_one_booking
         expect(row_of(page, purpose)).to_have_count(1)
         # And the form itself, sent by the browser without script, for a slot of its own.
         open_a_week(page, 1)
-        book_from_the_grid(page, purpose_for("no script form"), NIGHT)
+        book_from_the_grid(page, purpose_for("no script form"), LATE)
         made(page, "zh-CN")
     finally:
         context.close()
@@ -238,7 +238,7 @@ def test_a_refused_booking_says_why_beside_the_field_in_the_readers_language(
     fill_and_send(page, purpose_for("too far"))
     expect(page.locator("#date-error")).to_contain_text(said("zh-CN", "too_far"))
     expect(page.locator("#date")).to_have_attribute("aria-invalid", "true")
-    assert page.evaluate("document.activeElement.id") == "problems"
+    expect(page.locator("#problems")).to_be_focused()
     screenshot(page, "booking-refused-zh-CN-1280")
     # Taken: the same slot booked first, then asked for again, in English.
     with in_language(page, "en"):
@@ -372,6 +372,6 @@ def test_the_head_count_that_came_is_recorded_after_the_end(
     row_of(page, purpose).locator("input[name=attended]").fill("17")
     row_of(page, purpose).get_by_role("button").click()
     expect(page.locator("#done")).to_have_text(said("zh-CN", "recorded"))
-    assert page.evaluate("document.activeElement.id") == "done"
+    expect(page.locator("#done")).to_be_focused()
     expect(row_of(page, purpose).locator("input[name=attended]")).to_have_value("17")
     screenshot(page, "bookings-past-zh-CN-1280")

@@ -31,6 +31,8 @@ PROGRAMMES: Final = {
     "citizen": N_("Citizen literacy"),
 }
 MODES: Final = ("skip_conflicts", "all_or_nothing")
+# The roles whose pages these are: the office, and the managers who book for their organisation.
+BOOKING_ROLES: Final = frozenset({"office", "venue_manager", "community_manager"})
 # The booking service expands at most this many occurrences of a series.
 MOST_OCCURRENCES: Final = 200
 LONGEST_PURPOSE: Final = 500
@@ -526,7 +528,3 @@ def read_reason(text: str) -> str | None:
     """A cancellation's reason, trimmed; None for an empty one (the API takes it as optional)."""
     reason = text.strip()[:LONGEST_REASON]
     return reason or None
-
-
-# The roles whose pages these are: the office, and the managers who book for their organisation.
-BOOKING_ROLES: Final = frozenset({"office", "venue_manager", "community_manager"})

@@ -19,9 +19,7 @@ from litestar.response import Redirect, Template
 from services.web.clients import (
     BookingMade,
     CatalogueClient,
-    Resource,
     RoomToBook,
-    Venue,
     booking_of,
     bookings_between,
     cancel_series,
@@ -233,18 +231,10 @@ async def _listing(
 ) -> Template:
     now = datetime.now(UTC)
     found = await bookings_between(catalogue, bearer, now - LIST_REACH, now + LIST_REACH)
-    # The names of every venue and resource on the list: two calls, whatever its length.
-    venue_ids = sorted({b.venue_id for b in found})[:100]
-    venues: list[Venue] = []
-    resources: list[Resource] = []
-    if venue_ids:
-        venues, resources = await asyncio.gather(
-            catalogue.venues(bearer, ids=venue_ids),
-            catalogue.resources(bearer, venue_ids=venue_ids, limit=500),
-        )
+    resource_names, venue_names = await _names(
+        catalogue, bearer, sorted({b.venue_id for b in found})
+    )
     split = sections(found, now)
-    venue_names = {v.id: v.name for v in venues}
-    resource_names = {r.id: r.name for r in resources}
     chosen = show if show in SECTIONS else "upcoming"
     return view(
         page,
@@ -276,16 +266,47 @@ async def bookings(
     return await _listing(page, bearer, catalogue, show=show, done=done, count=count)
 
 
+async def _names(
+    catalogue: CatalogueClient, bearer: str, venue_ids: list[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The names of the venues and of their resources: two calls, however many bookings."""
+    if not venue_ids:
+        return {}, {}
+    venues, resources = await asyncio.gather(
+        catalogue.venues(bearer, ids=venue_ids[:100]),
+        catalogue.resources(bearer, venue_ids=venue_ids[:100], limit=500),
+    )
+    return {r.id: r.name for r in resources}, {v.id: v.name for v in venues}
+
+
+async def _cancel_view(
+    page: PageContext,
+    bearer: str,
+    catalogue: CatalogueClient,
+    booking_id: str,
+    *,
+    problem: Problem | None = None,
+) -> Template:
+    booking = await booking_of(catalogue, bearer, booking_id)
+    resource_names, venue_names = await _names(catalogue, bearer, [booking.venue_id])
+    return view(
+        page,
+        "booking_cancel.html",
+        status_code=200 if problem is None else 409,
+        booking=booking,
+        place=place_of(booking, resource_names, venue_names),
+        problems={} if problem is None else {"form": problem},
+        status_words=STATUS_WORDS,
+    )
+
+
 @get("/bookings/{booking_id:str}/cancel")
 async def cancel_form(
     booking_id: str, page: Page, bearer: Bearer, catalogue: Catalogue
 ) -> Template:
     """Ask for the reason before cancelling; for a series, offer to cancel the rest of it."""
     _booker(page)
-    booking = await booking_of(catalogue, bearer, booking_id)
-    return view(
-        page, "booking_cancel.html", booking=booking, problems={}, status_words=STATUS_WORDS
-    )
+    return await _cancel_view(page, bearer, catalogue, booking_id)
 
 
 @post("/bookings/{booking_id:str}/cancel")
@@ -306,16 +327,8 @@ async def cancel(
     except RemoteError as refused:
         if refused.code != "invalid_transition":
             raise
-        booking = await booking_of(catalogue, bearer, booking_id)
         problem = Problem("form", refusal_words(refused.code))
-        return view(
-            page,
-            "booking_cancel.html",
-            status_code=409,
-            booking=booking,
-            problems={"form": problem},
-            status_words=STATUS_WORDS,
-        )
+        return await _cancel_view(page, bearer, catalogue, booking_id, problem=problem)
     return Redirect("/bookings?show=cancelled&done=cancelled", status_code=303)
 
 
