@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import msgspec
 
+from services.web.domain.bookings import Listed
 from services.web.domain.offers import WeeklySpan
 from services.web.domain.sessions import Membership
 from shared.config import ConfigurationError, Settings
@@ -413,3 +414,98 @@ class OffersClient:
 
 def _link_path(token: str) -> str:
     return f"/v1/offer-links/{quote(token, safe='')}"
+# Bookings, made, listed and changed with the visitor's own token (booking checks every right).
+
+
+class Skipped(msgspec.Struct, frozen=True):
+    start: datetime
+    end: datetime
+    code: str
+
+
+class BookingMade(msgspec.Struct, frozen=True):
+    """What `POST /v1/bookings` answers: one booking, or a series with the dates it skipped."""
+
+    id: str | None = None
+    status: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    series_id: str | None = None
+    bookings: list[Listed] = msgspec.field(default_factory=list)
+    skipped: list[Skipped] = msgspec.field(default_factory=list)
+
+
+async def make_booking(
+    catalogue: CatalogueClient, token: str, body: dict[str, Any], idempotency_key: str
+) -> BookingMade:
+    """One booking or a series; the same key and body made twice make one (the form's key)."""
+    response = await catalogue.booking.request(
+        "POST", "/v1/bookings", body=body, headers=_bearer(token), idempotency_key=idempotency_key
+    )
+    return msgspec.json.decode(response.content, type=BookingMade)
+
+
+# At most this many pages of 500 for one list: a year of a venue's bookings.
+MOST_BOOKING_PAGES = 10
+
+
+async def bookings_between(
+    catalogue: CatalogueClient, token: str, start: datetime, end: datetime
+) -> list[Listed]:
+    """The bookings the visitor may see that touch [start, end), in pages of 500."""
+    found: list[Listed] = []
+    params: dict[str, Any] = {"from": start.isoformat(), "to": end.isoformat(), "limit": 500}
+    for _ in range(MOST_BOOKING_PAGES):
+        response = await catalogue.booking.request(
+            "GET", "/v1/bookings", params=params, headers=_bearer(token)
+        )
+        page = msgspec.json.decode(response.content, type=_Page[Listed])
+        found += page.items
+        if page.next_cursor is None:
+            break
+        params["cursor"] = page.next_cursor
+    return found
+
+
+async def booking_of(catalogue: CatalogueClient, token: str, booking_id: str) -> Listed:
+    return await _one(catalogue.booking, f"/v1/bookings/{booking_id}", Listed, token)
+
+
+async def change_booking(
+    catalogue: CatalogueClient, token: str, booking_id: str, action: str, body: dict[str, Any]
+) -> Listed:
+    """`cancel` (with an optional reason) or `attendance` (the head count that came)."""
+    response = await catalogue.booking.request(
+        "POST", f"/v1/bookings/{booking_id}/{action}", body=body, headers=_bearer(token)
+    )
+    return msgspec.json.decode(response.content, type=Listed)
+
+
+async def cancel_series(catalogue: CatalogueClient, token: str, series_id: str) -> int:
+    """Cancel the occurrences of a series that have not started; how many were cancelled."""
+    response = await catalogue.booking.request(
+        "DELETE", f"/v1/series/{series_id}", headers=_bearer(token)
+    )
+    return len(msgspec.json.decode(response.content, type=_Cancelled).cancelled)
+
+
+class _Cancelled(msgspec.Struct):
+    cancelled: list[Listed]
+
+
+class RoomToBook(msgspec.Struct, frozen=True):
+    """The resource a booking form books, its venue, and the venue's equipment to add."""
+
+    resource: ResourceDetail
+    venue: Venue
+    equipment: list[Resource]
+
+
+async def room_to_book(catalogue: CatalogueClient, token: str, resource_id: str) -> RoomToBook:
+    """Three calls, the last two at once."""
+    resource = await _one(catalogue.registry, f"/v1/resources/{resource_id}", ResourceDetail, token)
+    venue, items = await asyncio.gather(
+        _one(catalogue.registry, f"/v1/venues/{resource.venue_id}", Venue, token),
+        catalogue.resources(token, venue_ids=[resource.venue_id], type="equipment", limit=500),
+    )
+    return RoomToBook(resource, venue, [item for item in items if item.id != resource.id])

@@ -143,3 +143,27 @@ class LoginThrottle:
             pipe.incr(key)
             pipe.expire(key, FAILED_LOGINS_WINDOW_SECONDS, nx=True)
             await pipe.execute()
+
+
+# A booking's confirmation outlives its POST by this long: the page the browser is sent to after
+# it (Post/Redirect/Get) reads it, and a reload within the hour shows it again.
+CONFIRMATION_SECONDS: Final = 3600
+
+
+class Confirmations:
+    """What a booking form made, kept for the confirmation page after the redirect: the booking
+    service does not keep the dates a repeat skipped, so the page could not ask it again. Kept
+    per session and per form (its idempotency key), so nobody else's link shows it."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+
+    def _key(self, session_id: str, form_key: str) -> str:
+        return f"{_PREFIX}made:{_hashed(session_id)}:{_hashed(form_key)}"
+
+    async def keep(self, session_id: str, form_key: str, made: bytes) -> None:
+        await self._redis.set(self._key(session_id, form_key), made, ex=CONFIRMATION_SECONDS)
+
+    async def find(self, session_id: str, form_key: str) -> bytes | None:
+        found: bytes | None = await self._redis.get(self._key(session_id, form_key))
+        return found

@@ -19,10 +19,11 @@ _START = NavItem("/", N_("Start"))
 _ME = NavItem("/me", N_("My account"))
 _ROOMS = NavItem("/rooms", N_("Find rooms"))
 _OFFERS = NavItem("/offers", N_("Offers and lectures"))
+_BOOKINGS = NavItem("/bookings", N_("Bookings"))
 _ROLE_PAGES: Final[dict[str, tuple[NavItem, ...]]] = {
-    "office": (_ROOMS,),
-    "venue_manager": (_ROOMS,),
-    "community_manager": (_ROOMS,),
+    "office": (_ROOMS, _BOOKINGS),
+    "venue_manager": (_ROOMS, _BOOKINGS),
+    "community_manager": (_ROOMS, _BOOKINGS),
     "lecturer": (_OFFERS, _ROOMS),
 }
 

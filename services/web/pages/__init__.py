@@ -1,5 +1,5 @@
 """The web service's pages, one module per concern."""
 
-from services.web.pages import account, auth, offers, rooms
+from services.web.pages import account, auth, bookings, offers, rooms
 
-ROUTES = [*auth.ROUTES, *account.ROUTES, *rooms.ROUTES, *offers.ROUTES]
+ROUTES = [*auth.ROUTES, *account.ROUTES, *rooms.ROUTES, *bookings.ROUTES, *offers.ROUTES]
