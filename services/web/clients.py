@@ -414,6 +414,8 @@ class OffersClient:
 
 def _link_path(token: str) -> str:
     return f"/v1/offer-links/{quote(token, safe='')}"
+
+
 # Bookings, made, listed and changed with the visitor's own token (booking checks every right).
 
 
