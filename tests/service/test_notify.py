@@ -6,14 +6,10 @@ every calendar part with icalendar."""
 from __future__ import annotations
 
 import asyncio
-import email
 import stat
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,193 +18,25 @@ import httpx
 import icalendar
 import msgspec
 import pytest
-from aiosmtpd.controller import Controller
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
-from services.cli import service_package
-from services.identity.cli import add_user
 from services.identity.domain.accounts import Locale
-from services.identity.domain.tokens import Membership
 from services.identity.store import tables as identity_tables
 from services.notify import store
 from services.notify.app import create_app
-from services.notify.clients import Directory
-from services.notify.mailer import FolderMailer, Mailer, SmtpMailer
-from services.notify.worker import Notifier, send_due
+from services.notify.mailer import FolderMailer, SmtpMailer
+from services.notify.worker import send_due
 from shared.auth import Role
-from shared.config import Settings
 from shared.contracts import BookingChanged
-from shared.db import Database, connect
+from shared.db import connect
 from shared.events import Event, decode
 from shared.ids import new_id
-from shared.outbox import handle_once
-from tests.conftest import Tokens, as_client, free_port, make_settings, migrated_database, wipe
-from tests.service.conftest import serving
+from tests.conftest import Tokens, free_port
+from tests.service.conftest import MailServer, Notify, People, parsed
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 WEB = "https://web.commonroom.test"
-
-
-# --- the servers -------------------------------------------------------------------------------
-
-
-class MailServer:
-    """What an aiosmtpd server on loopback received, and what it is to answer: a recipient's
-    queued answers (`451 ...`, `550 ...`) are given one per try, then 250."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[list[str], bytes]] = []
-        self.answers: dict[str, list[str]] = {}
-        # The client end of the connection each message came over.
-        self.peers: list[Any] = []
-
-    # aiosmtpd calls its hooks with every argument by position, used or not.
-    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
-        self,
-        server: Any,  # noqa: ARG002
-        session: Any,  # noqa: ARG002
-        envelope: Any,
-        address: str,
-        rcpt_options: Any,  # noqa: ARG002
-    ) -> str:
-        queued = self.answers.get(address)
-        if queued:
-            return queued.pop(0)
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
-        self,
-        server: Any,  # noqa: ARG002
-        session: Any,
-        envelope: Any,
-    ) -> str:
-        self.received.append((list(envelope.rcpt_tos), bytes(envelope.original_content)))
-        self.peers.append(session.peer)
-        return "250 Message accepted for delivery"
-
-    def messages_to(self, address: str) -> list[EmailMessage]:
-        return [parsed(content) for to, content in self.received if address in to]
-
-
-@pytest.fixture(scope="session")
-def smtp_port() -> Iterator[tuple[int, MailServer]]:
-    """One real SMTP server for the session (a free port chosen first: aiosmtpd connects to
-    itself to start, so it cannot take port 0)."""
-    handler = MailServer()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller.port, handler
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def smtp(smtp_port: tuple[int, MailServer]) -> MailServer:
-    _, server = smtp_port
-    server.received.clear()
-    server.answers.clear()
-    server.peers.clear()
-    return server
-
-
-@dataclass
-class People:
-    """A real identity process and its database, where a test makes the users it mails."""
-
-    url: str
-    settings: Settings
-
-    async def add(
-        self, org: str, role: Role, locale: Locale = Locale.ZH_CN, name: str = "读者"
-    ) -> tuple[str, str]:
-        """A new user holding `role` in `org`: (id, e-mail address)."""
-        address = f"u-{uuid.uuid4().hex[:10]}@example.org"
-        user_id = await add_user(
-            self.settings,
-            email=address,
-            password=None,
-            membership=Membership(org=org, role=role),
-            name=name,
-            locale=locale,
-        )
-        return user_id, address
-
-
-@pytest.fixture(scope="session")
-def people(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[People]:
-    folder = tmp_path_factory.mktemp("notify-identity")
-    url = f"sqlite+aiosqlite:///{folder / 'identity.db'}"
-    settings = make_settings(redis_url, identity_url="http://127.0.0.1:1", identity=url)
-    with serving("identity", settings, tmp_path_factory, url) as base:
-        yield People(base, settings)
-
-
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-async def notify_db(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[str]:
-    async for url in migrated_database(
-        request.param, service_package("notify"), request, tmp_path_factory.mktemp("notify")
-    ):
-        yield url
-
-
-@dataclass
-class Notify:
-    """Notify's worker parts, run in the test's own loop: handle an event, send what is due."""
-
-    settings: Settings
-    database: Database
-    notifier: Notifier
-    mailer: Mailer
-    sent_events: list[Event] = field(default_factory=list)
-
-    async def deliver(self, event: Event) -> bool:
-        """The event as the worker's queue hands it over (again, where it was before)."""
-        return await handle_once(self.database, store.tables, event, self.notifier.handlers())
-
-    async def send(self, now: datetime | None = None) -> int:
-        return await send_due(
-            self.database,
-            self.mailer,
-            mail_from=self.settings.mail_from,
-            now=now or datetime.now(UTC),
-        )
-
-    async def deliveries(self) -> list[store.DeliveryRow]:
-        async with self.database.read() as session:
-            return await store.list_deliveries(
-                session, recipient=None, status=None, event_id=None, after=None, limit=500
-            )
-
-
-def notify_settings(
-    notify_db: str, redis_url: str, people: People, smtp_url: str | None
-) -> Settings:
-    settings = as_client(
-        make_settings(redis_url, identity_url=people.url, notify=notify_db), "notify"
-    ).with_service_url("web", WEB)
-    return replace(settings, smtp_url=smtp_url)
-
-
-@pytest.fixture
-async def notify(
-    notify_db: str, redis_url: str, people: People, smtp_port: tuple[int, MailServer]
-) -> AsyncIterator[Notify]:
-    await wipe(notify_db, store.Base.metadata)
-    settings = notify_settings(notify_db, redis_url, people, f"smtp://127.0.0.1:{smtp_port[0]}")
-    directory = Directory(settings)
-    database = connect(notify_db)
-    try:
-        yield Notify(
-            settings, database, Notifier(settings, directory), SmtpMailer(settings.smtp_url or "")
-        )
-    finally:
-        await directory.aclose()
-        await database.dispose()
 
 
 # --- events and messages -----------------------------------------------------------------------
@@ -268,12 +96,6 @@ def cancelled(booker: str, booking_id: str, version: int = 3) -> Event:
         status="cancelled",
         version=version,
     )
-
-
-def parsed(content: bytes) -> EmailMessage:
-    message = email.message_from_bytes(content, policy=default_policy)
-    assert isinstance(message, EmailMessage)
-    return message
 
 
 def text_of(message: EmailMessage) -> str:
