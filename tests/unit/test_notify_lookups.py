@@ -1,5 +1,6 @@
 """Notify's look-ups of readers under load: asks made while one fetch is out go together in the
-next, so many event handlers at once cost identity one request, not one each."""
+next, so many event handlers at once cost identity one request, not one each; and what was found
+is answered again, for a short while, without asking."""
 
 from __future__ import annotations
 
@@ -73,3 +74,17 @@ async def test_a_cancelled_asker_leaves_the_others_their_answer() -> None:
     names.go.set()
     assert await staying == {"a": "A", "b": "B"}
     assert leaving.cancelled()
+
+
+async def test_what_was_found_is_answered_again_while_fresh_and_asked_anew_after() -> None:
+    names = Names()
+    names.go.set()
+    gathered = Gathered(names, fresh_seconds=0.2)
+    assert await gathered.get(["a", "nobody"]) == {"a": "A"}
+    # Fresh: "a" is answered without asking; only what was not found, or never asked, is asked.
+    assert await gathered.get(["a", "b", "nobody"]) == {"a": "A", "b": "B"}
+    assert await gathered.get(["b", "a"]) == {"a": "A", "b": "B"}
+    assert names.asked == [["a", "nobody"], ["b", "nobody"]]
+    await asyncio.sleep(0.25)
+    assert await gathered.get(["a"]) == {"a": "A"}
+    assert names.asked[-1] == ["a"]
