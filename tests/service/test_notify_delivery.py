@@ -35,8 +35,9 @@ from tests.conftest import free_port
 from tests.service.conftest import MailServer, Notify, People, parsed
 from tests.service.test_notify import booking_event, cancelled, confirmed, unique_org
 
-# How long the SMTP server is away under the stream. The issue asks for 30 s; 10 s keeps CI
-# short and still outlasts the first retry's wait no message, so every one meets the restart.
+# How long the SMTP server is away under the stream: the issue asks for 30 s (passed so by hand,
+# on PostgreSQL, 2026-12-06); 10 s keeps CI short, and the messages that meet it still wait out
+# a retry (FIRST_RETRY) before they go.
 OUTAGE_SECONDS: Final = 10.0
 # The stream: one booking event this often, before, during and after the outage.
 EVENT_EVERY_SECONDS: Final = 0.25
