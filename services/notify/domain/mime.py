@@ -7,7 +7,7 @@ header; words outside ASCII go as RFC 2047 encoded words.
 
 Built with the standard library's `email.mime` classes under the compat32 policy rather than
 `EmailMessage`: the newer API parses every header as it is set and again as the message is
-written, which was most of the worker's time per message (bench/README.md, § Notify).
+written, which was a fifth of the worker's time under bench_notify (bench/README.md, § Notify).
 """
 
 from __future__ import annotations
