@@ -421,24 +421,39 @@ async def _last_sent(
 EMPTIED = b""
 
 
-async def mark_sent(session: AsyncSession, due: Due, now: datetime) -> None:
+async def mark_sent(session: AsyncSession, sent: Sequence[Due], now: datetime) -> None:
+    """Record a batch as sent in a few statements, not a few per message: the sender's record
+    of a batch was as slow as sending it."""
+    if not sent:
+        return
+    ids = [due.id for due in sent]
     await session.execute(
         update(DeliveryRow)
-        .where(DeliveryRow.id == due.id)
+        .where(DeliveryRow.id.in_(ids))
         .values(status=SENT, sent_at=now, last_error=None)
     )
-    await _empty_secret(session, due.id)
-    if due.calendar_uid is not None and due.calendar_sequence is not None:
-        values = {"sequence": due.calendar_sequence}
-        await session.execute(
-            insert_ignoring_duplicates(session, CalendarSentRow)
-            .values(uid=due.calendar_uid, recipient=due.recipient, **values)
-            .on_conflict_do_update(
-                index_elements=[CalendarSentRow.uid, CalendarSentRow.recipient],
-                set_=values,
-                where=CalendarSentRow.sequence < due.calendar_sequence,
-            )
+    await _empty_secrets(session, ids)
+    # One row per UID and recipient (a statement may not update a row twice), its newest part.
+    newest: dict[tuple[str, str], int] = {}
+    for due in sent:
+        if due.calendar_uid is not None and due.calendar_sequence is not None:
+            key = (due.calendar_uid, due.recipient)
+            newest[key] = max(newest.get(key, due.calendar_sequence), due.calendar_sequence)
+    if not newest:
+        return
+    insert = insert_ignoring_duplicates(session, CalendarSentRow)
+    await session.execute(
+        insert.values(
+            [
+                {"uid": uid, "recipient": recipient, "sequence": sequence}
+                for (uid, recipient), sequence in newest.items()
+            ]
+        ).on_conflict_do_update(
+            index_elements=[CalendarSentRow.uid, CalendarSentRow.recipient],
+            set_={"sequence": insert.excluded.sequence},
+            where=CalendarSentRow.sequence < insert.excluded.sequence,
         )
+    )
 
 
 async def mark_failed(session: AsyncSession, delivery_id: str, error: str) -> None:
@@ -447,13 +462,13 @@ async def mark_failed(session: AsyncSession, delivery_id: str, error: str) -> No
         .where(DeliveryRow.id == delivery_id)
         .values(status=FAILED, last_error=error[:500])
     )
-    await _empty_secret(session, delivery_id)
+    await _empty_secrets(session, [delivery_id])
 
 
-async def _empty_secret(session: AsyncSession, delivery_id: str) -> None:
+async def _empty_secrets(session: AsyncSession, delivery_ids: Sequence[str]) -> None:
     await session.execute(
         update(DeliveryRow)
-        .where(DeliveryRow.id == delivery_id, DeliveryRow.secret.is_(True))
+        .where(DeliveryRow.id.in_(delivery_ids), DeliveryRow.secret.is_(True))
         .values(message=EMPTIED)
     )
 

@@ -244,15 +244,17 @@ async def send_due(
         if going
         else []
     )
+    results = list(zip(going, outcomes, strict=True))
     async with database.write() as session:
         for item, reason in dropped:
             await store.mark_failed(session, item.id, reason)
-        for item, outcome in zip(going, outcomes, strict=True):
-            if outcome.kind == "sent":
-                await store.mark_sent(session, item, now)
-            elif outcome.kind == "permanent":
+        await store.mark_sent(
+            session, [item for item, outcome in results if outcome.kind == "sent"], now
+        )
+        for item, outcome in results:
+            if outcome.kind == "permanent":
                 await store.mark_failed(session, item.id, outcome.error)
-            else:
+            elif outcome.kind == "temporary":
                 await store.retry_later(
                     session, item.id, outcome.error, next_try(now, item.attempts)
                 )

@@ -262,7 +262,7 @@ def _sends_text_on_the_wire(case: Any, _: int) -> bool:
     return False
 
 
-FUZZED: tuple[ServiceName, ...] = ("registry", "booking", "lecturers", "identity")
+FUZZED: tuple[ServiceName, ...] = ("registry", "booking", "lecturers", "identity", "notify")
 
 # Not defects: what the fuzzer calls a schema-violating request that the services rightly accept.
 LENIENT = [

@@ -8,7 +8,9 @@ grant) reads what the office reads and writes only what the contract names for t
 services (the lecturer service's holds, approvals and cancels): every other write is 403; in
 identity it reads users and organisations and changes no account (403). At identity a manager
 invites, lists, withdraws and ends memberships in its own org and its own role only; anyone reads
-and changes oneself. (Bad tokens: tests/suite/test_tokens.py.)
+and changes oneself. Notify's delivery log is the office's (and a service's, which reads what the
+office reads): nobody else reads it, not even the mail sent to oneself. (Bad tokens:
+tests/suite/test_tokens.py.)
 
 The people act with tokens of real accounts, signed in with the password grant, and the service
 with the token identity grants booking, so `/v1/me` answers for each as it would in production.
@@ -166,6 +168,7 @@ class Table:
             "booking": self.suite.booking,
             "lecturers": self.suite.lecturers,
             "identity": self.suite.identity,
+            "notify": self.suite.notify,
         }[service]
 
     async def call(
@@ -292,10 +295,14 @@ async def build(table: Table) -> None:
 def cases(table: Table) -> list[Case]:
     # Outside identity a service's own token reads as the office does, and writes only where the
     # contract names the call.
-    return [
-        replace(case, expect={**case.expect, "service": _as_a_service(case)})
-        for case in catalogue_booking_and_lectures(table)
-    ] + accounts(table)
+    return (
+        [
+            replace(case, expect={**case.expect, "service": _as_a_service(case)})
+            for case in catalogue_booking_and_lectures(table)
+        ]
+        + accounts(table)
+        + delivery_log()
+    )
 
 
 def _as_a_service(case: Case) -> int:
@@ -574,6 +581,16 @@ def accounts(table: Table) -> list[Case]:
             table.fresh_invitation,
             only({"office": 204, "community_manager_own": 204}),
         ),
+    ]
+
+
+def delivery_log() -> list[Case]:
+    """Notify: what went to whom is the office's to read, whatever the filter."""
+    office = only({"office": 200, "service": 200})
+    return [
+        Case("notify", "GET", "/v1/messages", office),
+        Case("notify", "GET", "/v1/messages?status=failed", office),
+        Case("notify", "GET", "/v1/messages?recipient=lecturer_own@example.org", office),
     ]
 
 
