@@ -9,6 +9,7 @@ milliseconds). `pybabel extract -F babel.cfg` over the Python and the templates 
 from __future__ import annotations
 
 import gettext
+from collections.abc import Iterable
 from contextvars import ContextVar
 from io import BytesIO
 from pathlib import Path
@@ -20,6 +21,7 @@ from jinja2 import Environment
 
 from services.web.domain import formatting
 from services.web.domain.locales import DEFAULT, LOCALES, babel_locale
+from services.web.domain.text import FEATURE_NAMES
 
 TRANSLATIONS = Path(__file__).parent / "translations"
 DOMAIN = "messages"
@@ -64,6 +66,16 @@ class Translator:
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         return self.catalogues[current_locale()].ngettext(singular, plural, n)
 
+    def features(self, codes: Iterable[str]) -> str:
+        """A resource's features in words, as one list in the reader's language."""
+        return formatting.word_list(
+            [
+                self.gettext(FEATURE_NAMES[code]) if code in FEATURE_NAMES else code
+                for code in codes
+            ],
+            current_locale(),
+        )
+
     def install(self, environment: Environment) -> None:
         """Give templates `_`, `{% trans %}` and Babel's formats in the request's language."""
         environment.add_extension("jinja2.ext.i18n")
@@ -76,5 +88,6 @@ class Translator:
             "clock": lambda moment: formatting.clock(moment, current_locale()),
             "date_time": lambda moment: formatting.date_time(moment, current_locale()),
             "number": lambda value: formatting.number(value, current_locale()),
+            "features": self.features,
         }
         environment.filters.update(filters)

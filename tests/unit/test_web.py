@@ -3,6 +3,7 @@ page is in, when a session ends, and that the one catalogue is complete in both 
 
 from __future__ import annotations
 
+import contextvars
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -26,7 +27,7 @@ from services.web.domain.sessions import (
     seconds_left,
 )
 from services.web.domain.week import Span, Status, week_grid
-from services.web.i18n import TRANSLATIONS, load_catalogues, po_file
+from services.web.i18n import TRANSLATIONS, Translator, load_catalogues, po_file, use_locale
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,6 +102,21 @@ def test_chinese_dates_have_no_english_names() -> None:
     assert formatting.short_day(day, "en") == "Mon, Nov 23"
     moment = datetime(2026, 11, 23, 18, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
     assert formatting.clock(moment, "zh-CN") == "18:00"
+
+
+def test_features_are_named_in_the_readers_language_and_a_venues_own_word_kept() -> None:
+    translator = Translator()
+
+    def named(locale: str, codes: list[str]) -> str:
+        use_locale(locale)  # in a context of its own, as each request is rendered
+        return translator.features(codes)
+
+    def in_request(locale: str, codes: list[str]) -> str:
+        return contextvars.copy_context().run(named, locale, codes)
+
+    assert in_request("zh-CN", ["projector", "whiteboard", "木地板"]) == "投影仪、白板和木地板"
+    assert in_request("en", ["sound_system", "piano"]) == "sound system and piano"
+    assert in_request("en", []) == ""
 
 
 def test_every_message_of_the_pages_is_translated_in_both_languages() -> None:

@@ -6,9 +6,11 @@ takes the page's locale (`zh-CN` or `en`) and plain values.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 
 from babel.dates import format_date, format_datetime, format_skeleton, format_time
+from babel.lists import format_list
 from babel.numbers import format_decimal
 
 from services.web.domain.locales import babel_locale
@@ -36,3 +38,8 @@ def date_time(moment: datetime, locale: str) -> str:
 
 def number(value: float, locale: str) -> str:
     return format_decimal(value, locale=babel_locale(locale))
+
+
+def word_list(words: Sequence[str], locale: str) -> str:
+    """投影仪、白板和钢琴 / projector, whiteboard, and piano."""
+    return format_list(list(words), locale=babel_locale(locale))

@@ -20,6 +20,19 @@ ROLE_NAMES: Final = {
     "lecturer": N_("Lecturer"),
 }
 
+# Features a venue gives its rooms and equipment; one it names otherwise is shown as it wrote it.
+FEATURE_NAMES: Final = {
+    "computers": N_("computers"),
+    "lighting": N_("stage lighting"),
+    "mirrors": N_("mirror wall"),
+    "piano": N_("piano"),
+    "portable": N_("portable"),
+    "projector": N_("projector"),
+    "sound_system": N_("sound system"),
+    "stage": N_("stage"),
+    "whiteboard": N_("whiteboard"),
+}
+
 # The API's error codes in words, for a message next to the field or at the top of a form.
 _CODES: Final = {
     "invalid_credentials": N_("The e-mail address or the password is wrong."),
