@@ -76,5 +76,8 @@ class Translator:
             "clock": lambda moment: formatting.clock(moment, current_locale()),
             "date_time": lambda moment: formatting.date_time(moment, current_locale()),
             "number": lambda value: formatting.number(value, current_locale()),
+            "percent": lambda value: formatting.percent(value, current_locale()),
+            "weekday_name": lambda day: formatting.weekday_name(day, current_locale()),
+            "month_name": lambda month: formatting.month_name(month, current_locale()),
         }
         environment.filters.update(filters)

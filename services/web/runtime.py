@@ -18,7 +18,7 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.web.clients import CatalogueClient, IdentityClient, Tokens
+from services.web.clients import CatalogueClient, IdentityClient, OfficeClient, Tokens
 from services.web.domain.locales import chosen_locale, known
 from services.web.domain.navigation import NavItem, navigation
 from services.web.domain.sessions import (
@@ -59,6 +59,7 @@ class WebRuntime:
     catalogue: CatalogueClient
     translator: Translator
     secure_cookies: bool
+    office: OfficeClient
 
     def new_session(self, tokens: Tokens, *, now: float, email: str = "") -> WebSession:
         return WebSession(

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -38,6 +38,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+SERVICES = ("web", "registry", "booking", "lecturers", "identity", "notify")
 _ACCOUNT = re.compile(r"^\s+(\S+@\S+)\s+(\S+)\s+\((\w+), org (\S+)\)$")
 
 
@@ -53,6 +54,8 @@ class Account:
 class RunningSuite:
     web_url: str
     accounts: dict[str, Account]
+    # Each service's base URL, for tests that set up through an API what no page makes.
+    service_urls: dict[str, str] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +68,7 @@ def running(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "COMMONROOM_VAR_DIR": str(where / "var"),
         "COMMONROOM_WEB_TOKEN_SECONDS": str(TOKEN_SECONDS),
     }
-    for service in ("web", "registry", "booking", "lecturers", "identity", "notify"):
+    for service in SERVICES:
         env[f"{service.upper()}_URL"] = f"http://127.0.0.1:{free_port()}"
     output = where / "up.out"
     with output.open("wb") as out:
@@ -89,7 +92,8 @@ def running(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             if found := _ACCOUNT.match(line):
                 email, password, role, org = found.groups()
                 accounts[role] = Account(email, password, role, org)
-        yield RunningSuite(web_url=env["WEB_URL"], accounts=accounts)
+        urls = {service: env[f"{service.upper()}_URL"] for service in SERVICES}
+        yield RunningSuite(web_url=env["WEB_URL"], accounts=accounts, service_urls=urls)
     finally:
         up.send_signal(signal.SIGINT)
         try:

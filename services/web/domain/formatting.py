@@ -6,10 +6,17 @@ takes the page's locale (`zh-CN` or `en`) and plain values.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 
-from babel.dates import format_date, format_datetime, format_skeleton, format_time
-from babel.numbers import format_decimal
+from babel.dates import (
+    format_date,
+    format_datetime,
+    format_skeleton,
+    format_time,
+    get_day_names,
+)
+from babel.numbers import format_decimal, format_percent
 
 from services.web.domain.locales import babel_locale
 
@@ -36,3 +43,19 @@ def date_time(moment: datetime, locale: str) -> str:
 
 def number(value: float, locale: str) -> str:
     return format_decimal(value, locale=babel_locale(locale))
+
+
+def percent(value: float, locale: str) -> str:
+    """0.853 → 85%: utilisation, to the whole per cent."""
+    return format_percent(value, locale=babel_locale(locale))
+
+
+def weekday_name(iso_weekday: int, locale: str) -> str:
+    """1 → 星期一 / Monday (ISO: 1 is Monday)."""
+    names: Mapping[int, str] = get_day_names("wide", locale=babel_locale(locale))
+    return names[iso_weekday - 1]
+
+
+def month_name(month: str, locale: str) -> str:
+    """`2027-03` → 2027年3月 / March 2027."""
+    return format_skeleton("yMMMM", date.fromisoformat(f"{month}-01"), locale=babel_locale(locale))

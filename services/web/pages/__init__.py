@@ -1,5 +1,5 @@
 """The web service's pages, one module per concern."""
 
-from services.web.pages import account, auth, rooms
+from services.web.pages import account, auth, office, rooms
 
-ROUTES = [*auth.ROUTES, *account.ROUTES, *rooms.ROUTES]
+ROUTES = [*auth.ROUTES, *account.ROUTES, *rooms.ROUTES, *office.ROUTES]
