@@ -79,5 +79,6 @@ class Translator:
             "percent": lambda value: formatting.percent(value, current_locale()),
             "weekday_name": lambda day: formatting.weekday_name(day, current_locale()),
             "month_name": lambda month: formatting.month_name(month, current_locale()),
+            "language_name": lambda code: formatting.language_name(code, current_locale()),
         }
         environment.filters.update(filters)

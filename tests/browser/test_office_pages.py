@@ -85,10 +85,15 @@ def test_the_office_sees_a_report_for_a_range_with_its_heatmap_and_downloads_its
     assert words["school"] in labels  # a kind in words, never its code
     assert all("_" not in label for label in labels)
     utilisation = rows.first.locator("td").nth(2).inner_text()
-    assert re.fullmatch(r"\d+%", utilisation), utilisation
+    assert re.fullmatch(r"\d+\.\d%", utilisation), utilisation
     heatmap = office.locator("figure.heatmap img")
     expect(heatmap).to_have_attribute("alt", re.compile("^" + re.escape(words["busiest"])))
-    assert office.evaluate("document.querySelector('figure.heatmap img').naturalWidth") > 0
+    picture = office.request.get(heatmap.get_attribute("src") or "")
+    assert picture.status == 200, picture.text()
+    assert picture.headers["content-type"] == "image/png"
+    office.wait_for_function(
+        "document.querySelector('figure.heatmap img').naturalWidth > 0", timeout=30_000
+    )
     if locale == "zh-CN":
         screenshot(office, "reports-zh-CN-1280")
     with office.expect_download() as downloading:

@@ -206,11 +206,15 @@ def test_a_lecturers_invitation_carries_its_lecturer_id_and_a_name_where_typed()
 
 
 def test_percentages_weekdays_and_months_are_in_the_readers_language() -> None:
-    assert formatting.percent(0.853, "zh-CN") == "85%"
+    assert formatting.percent(0.8534, "zh-CN") == "85.3%"
+    assert formatting.percent(0.0038, "en") == "0.4%"
     assert formatting.weekday_name(1, "zh-CN") == "星期一"
     assert formatting.weekday_name(7, "en") == "Sunday"
     assert formatting.month_name("2027-03", "zh-CN") == "2027年3月"
     assert formatting.month_name("2027-03", "en") == "March 2027"
+    assert formatting.language_name("wuu", "zh-CN") == "吴语"
+    assert formatting.language_name("zh", "en") == "Chinese"
+    assert formatting.language_name("xx-unknown", "en") == "xx-unknown"
 
 
 def test_a_report_query_keeps_its_form_for_the_pages_links() -> None:

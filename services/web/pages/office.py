@@ -4,7 +4,7 @@ corps, matching runs, and the members and invitations of an organisation (manage
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from uuid import uuid4
@@ -67,7 +67,7 @@ def _allow(page: PageContext, path: str) -> str:
     return role
 
 
-def _today() -> Any:
+def _today() -> date:
     return datetime.now(CITY_ZONE).date()
 
 
@@ -261,7 +261,7 @@ async def start_run(page: Page, bearer: Bearer, office: Office, data: Form) -> T
             wrong = refused.code
         else:
             return Redirect(f"/runs/{run_id}", status_code=303)
-    listed = month if wrong == "month_in_past" or not wrong else next_month(_today())
+    listed = parse_month(month) or next_month(_today())
     return await _runs_page(page, bearer, office, listed, errors={"month": wrong}, typed=month)
 
 
