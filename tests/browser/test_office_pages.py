@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -100,7 +101,7 @@ def test_the_office_sees_a_report_for_a_range_with_its_heatmap_and_downloads_its
         office.get_by_role("link", name=words["csv"]).click()
     download = downloading.value
     assert download.suggested_filename == f"utilisation-by-kind-{first}-to-{last}.csv"
-    content = open(download.path(), "rb").read()  # noqa: PTH123, SIM115 - Playwright's own file
+    content = Path(download.path()).read_bytes()
     assert content.startswith(b"\xef\xbb\xbf")  # UTF-8 with a BOM, for Excel
     header = content[3:].decode("utf-8").splitlines()[0]
     assert header.startswith("key,label,open_hours,booked_hours,utilisation")
