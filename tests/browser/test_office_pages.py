@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import RunningSuite, next_monday, screenshot, sign_in
 from tests.browser.test_accessibility import _check, view  # noqa: F401 - `view` is a fixture
@@ -111,6 +111,23 @@ def test_a_wrong_report_range_is_said_beside_the_field(office: Page) -> None:
     office.goto("/reports?lang=zh-CN&from=2026-12-10&to=2026-12-01")
     expect(office.locator("#to-error")).to_have_text("结束日期不能早于开始日期。")
     expect(office.locator("#to")).to_have_attribute("aria-invalid", "true")
+
+
+def test_a_venue_manager_reports_on_its_own_venues_only(
+    browser: Browser, office: Page, running: RunningSuite
+) -> None:
+    office.goto("/reports?group_by=venue")
+    venues_of_the_city = office.locator("table tbody tr").count()
+    own = browser.new_context(base_url=running.web_url)
+    try:
+        mine = own.new_page()
+        sign_in(mine, running.accounts["venue_manager"])
+        mine.goto("/reports?group_by=venue")
+        expect(mine.locator("table tbody tr").first).to_be_visible()
+        assert 1 <= mine.locator("table tbody tr").count() < venues_of_the_city
+        expect(mine.locator("figure.heatmap img")).to_have_attribute("alt", re.compile(r"\S"))
+    finally:
+        own.close()
 
 
 def _office_token(running: RunningSuite) -> str:
