@@ -77,6 +77,10 @@ def test_a_report_covers_whole_days_in_the_city_zone_with_the_last_day_included(
         "to": "2027-01-01T00:00:00+08:00",
         "group_by": "area",
     }
+    assert query.heatmap_params() == {
+        "from": "2026-12-01T00:00:00+08:00",
+        "to": "2027-01-01T00:00:00+08:00",
+    }
     assert query.filename() == "utilisation-by-area-2026-12-01-to-2026-12-31.csv"
     assert query.start == datetime(2026, 12, 1, tzinfo=SHANGHAI)
 

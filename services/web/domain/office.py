@@ -84,12 +84,11 @@ class ReportQuery(msgspec.Struct, frozen=True):
         """The instant after the last day: the API's ranges are half-open."""
         return datetime.combine(self.last + timedelta(days=1), time(0), CITY_ZONE)
 
+    def heatmap_params(self) -> dict[str, str]:
+        return {"from": self.start.isoformat(), "to": self.end.isoformat()}
+
     def api_params(self) -> dict[str, str]:
-        return {
-            "from": self.start.isoformat(),
-            "to": self.end.isoformat(),
-            "group_by": self.group_by,
-        }
+        return {**self.heatmap_params(), "group_by": self.group_by}
 
     def filename(self) -> str:
         """utilisation-by-venue-2026-12-01-to-2026-12-28.csv: the days it covers, both ends."""

@@ -85,10 +85,12 @@ def _refused_fields(refused: RemoteError, fields: tuple[str, ...], fallback: str
 
 
 class ReportRow:
-    """A row of the utilisation table, its label in words where the API gives a code."""
+    """A row of the utilisation table; `translated` where its label is a message id (a kind or
+    a programme), not a name as the API gave it."""
 
     def __init__(self, group_by: str, row: UtilisationRow) -> None:
         self.label = row_label(group_by, row.key, row.label)
+        self.translated = self.label != row.label
         self.row = row
 
 
@@ -113,9 +115,7 @@ async def reports(
         try:
             rows, matrix = await asyncio.gather(
                 office.utilisation(bearer, query.api_params()),
-                office.heatmap(
-                    bearer, {k: v for k, v in query.api_params().items() if k != "group_by"}
-                ),
+                office.heatmap(bearer, query.heatmap_params()),
             )
         except RemoteError as refused:
             if refused.remote_status not in (400, 422):
@@ -169,8 +169,7 @@ async def heatmap_png(
     query = _file(request)
     if query is None:
         return view(page, "error.html", status_code=400, status=400, code="invalid_request")
-    params = {k: v for k, v in query.api_params().items() if k != "group_by"}
-    picture = await office.heatmap_png(bearer, params)
+    picture = await office.heatmap_png(bearer, query.heatmap_params())
     return Response(picture.content, media_type="image/png")
 
 
