@@ -189,7 +189,10 @@ def test_the_office_starts_a_run_and_reads_why_a_session_went_unmatched(
     assert "no_lecturer_with_topic" not in office.locator("main").inner_text()
     if locale == "zh-CN":
         screenshot(office, "run-zh-CN-1280")
-    office.goto(f"/runs?month={month}")
+    office.goto(f"/runs?lang={locale}")
+    office.locator("#shown_month").fill(month)
+    office.locator("#shown_month").press("Enter")
+    expect(office).to_have_url(re.compile(f"month={month}"))
     expect(office.locator("tbody tr").first).to_be_visible()
 
 
@@ -209,6 +212,7 @@ def test_the_office_invites_someone_sends_it_again_and_withdraws_it(
     office.locator("#locale").select_option("en")
     office.get_by_role("button", name=words["invite"]).click()
     expect(office.get_by_role("status")).to_have_text(words["invited"])
+    expect(office.get_by_role("status")).to_be_focused()  # what was done is read out first
     invited = office.locator("tbody tr", has=office.locator("th", has_text=email))
     expect(invited).to_have_count(1)
     if locale == "zh-CN":

@@ -383,7 +383,8 @@ async def users(
 
 
 def _back(org: str, done: str) -> Redirect:
-    return Redirect(f"/users?{urlencode({'org': org, 'done': done})}", status_code=303)
+    # To the notice: the browser moves focus to it, so a screen reader reads what was done.
+    return Redirect(f"/users?{urlencode({'org': org, 'done': done})}#done", status_code=303)
 
 
 @post("/users/invitations")
