@@ -19,6 +19,7 @@ from services.web.domain.office import (
     InviteForm,
     ReportQuery,
     heatmap_summary,
+    in_city,
     invitable_roles,
     invitation_body,
     invite_form,
@@ -224,3 +225,9 @@ def test_percentages_weekdays_and_months_are_in_the_readers_language() -> None:
 def test_a_report_query_keeps_its_form_for_the_pages_links() -> None:
     query = ReportQuery(date(2026, 12, 1), date(2026, 12, 7), "kind")
     assert query.form() == {"from": "2026-12-01", "to": "2026-12-07", "group_by": "kind"}
+
+
+def test_instants_an_api_gives_in_utc_are_shown_on_the_citys_clock() -> None:
+    shown = in_city(datetime(2026, 12, 6, 19, 8, tzinfo=ZoneInfo("UTC")))
+    assert shown == datetime(2026, 12, 7, 3, 8, tzinfo=SHANGHAI)
+    assert formatting.date_time(shown, "zh-CN") == "2026年12月7日 03:08:00"

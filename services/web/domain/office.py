@@ -36,6 +36,11 @@ def may_open(page: str, role: str) -> bool:
     return role in PAGE_ROLES.get(page, frozenset())
 
 
+def in_city(moment: datetime) -> datetime:
+    """An instant an API gave in UTC (a run's, an invitation's), on the city's clock to show."""
+    return moment.astimezone(CITY_ZONE)
+
+
 # ---------------------------------------------------------------------------------------------
 # Utilisation reports
 
