@@ -111,6 +111,8 @@ def test_a_wrong_report_range_is_said_beside_the_field(office: Page) -> None:
     office.goto("/reports?lang=zh-CN&from=2026-12-10&to=2026-12-01")
     expect(office.locator("#to-error")).to_have_text("结束日期不能早于开始日期。")
     expect(office.locator("#to")).to_have_attribute("aria-invalid", "true")
+    for wrong in ("/reports/utilisation.csv?from=soon", "/reports/heatmap.png?to=2026-13-01"):
+        assert office.request.get(wrong).status == 400, wrong
 
 
 def test_a_venue_manager_reports_on_its_own_venues_only(

@@ -12,6 +12,7 @@ from uuid import uuid4
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
@@ -138,21 +139,22 @@ async def reports(
     )
 
 
-def _file(request: Request[Any, Any, Any]) -> ReportQuery | None:
+def _file_query(page: PageContext, request: Request[Any, Any, Any]) -> ReportQuery:
+    """The report a file link of the page asks for; a hand-made wrong one is the 400 page."""
+    _allow(page, "/reports")
     form = {key: str(value) for key, value in request.query_params.items()}
     query, errors = report_query(form, _today())
-    return None if errors else query
+    if errors:
+        raise ValidationException(f"wrong report fields: {sorted(errors)}")
+    return query
 
 
 @get("/reports/utilisation.csv")
 async def utilisation_csv(
     request: Request[Any, Any, Any], page: Page, bearer: Bearer, office: Office
-) -> Response[bytes] | Template:
+) -> Response[bytes]:
     """The API's CSV (UTF-8 with a BOM, for Excel) as it came, named for the days it covers."""
-    _allow(page, "/reports")
-    query = _file(request)
-    if query is None:
-        return view(page, "error.html", status_code=400, status=400, code="invalid_request")
+    query = _file_query(page, request)
     download = await office.utilisation_csv(bearer, query.api_params())
     return Response(
         download.content,
@@ -164,12 +166,9 @@ async def utilisation_csv(
 @get("/reports/heatmap.png")
 async def heatmap_png(
     request: Request[Any, Any, Any], page: Page, bearer: Bearer, office: Office
-) -> Response[bytes] | Template:
+) -> Response[bytes]:
     """The booking service's picture, fetched with the visitor's token (the browser has none)."""
-    _allow(page, "/reports")
-    query = _file(request)
-    if query is None:
-        return view(page, "error.html", status_code=400, status=400, code="invalid_request")
+    query = _file_query(page, request)
     picture = await office.heatmap_png(bearer, query.heatmap_params())
     return Response(picture.content, media_type="image/png")
 
