@@ -18,6 +18,7 @@ from litestar.response import Redirect, Template
 from litestar.types import ControllerRouterHandler
 
 from services.web.clients import (
+    CatalogueClient,
     LectureRequestBrief,
     Member,
     OfficeClient,
@@ -266,11 +267,22 @@ async def start_run(page: Page, bearer: Bearer, office: Office, data: Form) -> T
 
 
 class UnmatchedSession:
-    def __init__(self, request: LectureRequestBrief | None, venue: str, index: int, reason: str):
+    """A session the run could not place: its request (None once withdrawn), where, why."""
+
+    def __init__(
+        self, request: LectureRequestBrief | None, venue: str, index: int, reason: str
+    ) -> None:
         self.request = request
         self.venue = venue
         self.number = index + 1
         self.reason = reason_message(reason)
+
+
+async def _venue_names(catalogue: CatalogueClient, bearer: str, ids: list[str]) -> dict[str, str]:
+    """The names of the venues `ids`, asked a hundred at a time (the registry's limit)."""
+    chunks = [ids[first : first + 100] for first in range(0, len(ids), 100)]
+    found = await asyncio.gather(*(catalogue.venues(bearer, ids=chunk) for chunk in chunks))
+    return {venue.id: venue.name for part in found for venue in part}
 
 
 @get("/runs/{run_id:str}")
@@ -280,26 +292,18 @@ async def run(
     _allow(page, "/runs")
     found = await office.run(bearer, run_id)
     requests = {item.id: item for item in await office.requests(bearer, found.month)}
-    lecturer_ids = {a.lecturer_id for a in found.assignments}
     venue_ids = sorted(
         {r.venue_id for r in requests.values()} | {a.venue_id for a in found.assignments}
     )
-    venues, lecturers = await asyncio.gather(
-        catalogue.venues(bearer, ids=venue_ids) if venue_ids else _nothing(),
-        office.corps_by_id(bearer, lecturer_ids),
+    venue_names, lecturers = await asyncio.gather(
+        _venue_names(catalogue, bearer, venue_ids),
+        office.corps_by_id(bearer, {a.lecturer_id for a in found.assignments}),
     )
-    venue_names = {venue.id: venue.name for venue in venues}
-    unmatched = [
-        UnmatchedSession(
-            requests.get(item.request_id),
-            venue_names.get(requests[item.request_id].venue_id, "")
-            if item.request_id in requests
-            else "",
-            item.session_index,
-            item.reason,
-        )
-        for item in found.unmatched
-    ]
+    unmatched = []
+    for item in found.unmatched:
+        request = requests.get(item.request_id)
+        venue = venue_names.get(request.venue_id, "") if request is not None else ""
+        unmatched.append(UnmatchedSession(request, venue, item.session_index, item.reason))
     return view(
         page,
         "run.html",
@@ -315,6 +319,7 @@ async def run(
 
 
 async def _nothing() -> list[Any]:
+    """Nothing, awaited beside the calls a role does need (the org list is the office's)."""
     return []
 
 
