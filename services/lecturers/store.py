@@ -888,6 +888,18 @@ async def get_run_row(session: AsyncSession, run_id: str, *, lock: bool = False)
     return await one_or_404(session, query, "matching run", lock=lock)
 
 
+async def list_runs(
+    session: AsyncSession, *, month: str | None, after: str | None, limit: int
+) -> list[RunRow]:
+    """Runs in id order (creation order: ids are UUIDv7), optionally of one month."""
+    query = select(RunRow).order_by(RunRow.id).limit(limit + 1)
+    if month is not None:
+        query = query.where(RunRow.month == month)
+    if after is not None:
+        query = query.where(RunRow.id > after)
+    return list((await session.scalars(query)).all())
+
+
 async def start_run(session: AsyncSession, run_id: str, *, now: datetime) -> RunRow | None:
     """Mark a queued (or interrupted) run running; None when it has already finished."""
     row = await get_run_row(session, run_id, lock=True)

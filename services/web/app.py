@@ -17,7 +17,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from redis.asyncio import Redis
 
-from services.web.clients import CatalogueClient, IdentityClient, OffersClient
+from services.web.clients import CatalogueClient, IdentityClient, OffersClient, OfficeClient
 from services.web.i18n import Translator
 from services.web.pages import ROUTES
 from services.web.pages.errors import EXCEPTION_HANDLERS
@@ -76,6 +76,7 @@ def create_app(settings: Settings) -> Litestar:
         identity = IdentityClient(settings)
         catalogue = CatalogueClient(settings)
         offers = OffersClient(settings)
+        office = OfficeClient(settings)
         app.state["web"] = WebRuntime(
             settings=settings,
             sessions=Sessions(redis, secret),
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> Litestar:
             translator=translator,
             secure_cookies=secure,
             offers=offers,
+            office=office,
         )
         try:
             yield
@@ -92,6 +94,7 @@ def create_app(settings: Settings) -> Litestar:
             await identity.aclose()
             await catalogue.aclose()
             await offers.aclose()
+            await office.aclose()
             await redis.aclose()
 
     app = Litestar(

@@ -511,3 +511,228 @@ async def room_to_book(catalogue: CatalogueClient, token: str, resource_id: str)
         catalogue.resources(token, venue_ids=[resource.venue_id], type="equipment", limit=500),
     )
     return RoomToBook(resource, venue, [item for item in items if item.id != resource.id])
+
+
+# The office's pages (and the managers' share of reports and members): utilisation reports at
+# booking, the corps and matching runs at the lecturer service, members and invitations at
+# identity, each read with the visitor's own token.
+
+
+class UtilisationRow(msgspec.Struct, frozen=True):
+    key: str | None
+    label: str
+    open_hours: float
+    booked_hours: float
+    utilisation: float
+    bookings: int
+    attendees: int
+    attended: int
+
+
+class _Heatmap(msgspec.Struct, frozen=True):
+    matrix: list[list[float]]
+
+
+class Download(msgspec.Struct, frozen=True):
+    """A file an API answered, passed on to the browser as it came."""
+
+    content: bytes
+    media_type: str
+    disposition: str | None
+
+
+class CorpsMember(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    topics: list[str]
+    area_id: str
+    max_per_month: int
+    languages: list[str] = msgspec.field(default_factory=list)
+    email: str | None = None
+    phone: str | None = None
+
+
+class CorpsPage(msgspec.Struct, frozen=True):
+    items: list[CorpsMember]
+    next_cursor: str | None = None
+
+
+class RunUnmatched(msgspec.Struct, frozen=True):
+    request_id: str
+    session_index: int
+    reason: str
+
+
+class RunAssignment(msgspec.Struct, frozen=True):
+    request_id: str
+    session_index: int
+    lecturer_id: str
+    venue_id: str
+    start: datetime
+    end: datetime
+
+
+class MatchingRun(msgspec.Struct, frozen=True):
+    id: str
+    month: str
+    status: str
+    created_at: datetime
+    assignments: list[RunAssignment] = msgspec.field(default_factory=list)
+    unmatched: list[RunUnmatched] = msgspec.field(default_factory=list)
+    request_ids: list[str] | None = None
+    failure: str | None = None
+    finished_at: datetime | None = None
+
+
+class LectureRequestBrief(msgspec.Struct, frozen=True):
+    id: str
+    venue_id: str
+    topic: str
+    programme: str
+    month: str
+    sessions: int
+
+
+class Member(msgspec.Struct, frozen=True):
+    id: str
+    email: str
+    name: str
+    memberships: list[Membership]
+    disabled: bool = False
+
+
+class OpenInvitation(msgspec.Struct, frozen=True):
+    id: str
+    email: str
+    org: str
+    role: str
+    locale: str
+    created_at: datetime
+    expires_at: datetime
+    name: str | None = None
+    lecturer_id: str | None = None
+
+
+class Org(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    kind: str
+
+
+class OfficeClient:
+    """Reports, the corps, matching runs, members and invitations, for the office's pages."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.booking = ServiceClient(caller=None, target="booking", settings=settings)
+        self.lecturers = ServiceClient(caller=None, target="lecturers", settings=settings)
+        self.identity = ServiceClient(caller=None, target="identity", settings=settings)
+
+    async def aclose(self) -> None:
+        await self.booking.aclose()
+        await self.lecturers.aclose()
+        await self.identity.aclose()
+
+    async def utilisation(self, token: str, params: dict[str, str]) -> list[UtilisationRow]:
+        return (
+            await _one(
+                self.booking, "/v1/reports/utilisation", _Page[UtilisationRow], token, **params
+            )
+        ).items
+
+    async def heatmap(self, token: str, params: dict[str, str]) -> list[list[float]]:
+        return (await _one(self.booking, "/v1/reports/heatmap", _Heatmap, token, **params)).matrix
+
+    async def _download(self, path: str, token: str, params: dict[str, str]) -> Download:
+        response = await self.booking.request("GET", path, params=params, headers=_bearer(token))
+        return Download(
+            content=response.content,
+            media_type=response.headers.get("content-type", "application/octet-stream"),
+            disposition=response.headers.get("content-disposition"),
+        )
+
+    async def utilisation_csv(self, token: str, params: dict[str, str]) -> Download:
+        return await self._download("/v1/reports/utilisation", token, {**params, "format": "csv"})
+
+    async def heatmap_png(self, token: str, params: dict[str, str]) -> Download:
+        return await self._download("/v1/reports/heatmap", token, {**params, "format": "png"})
+
+    async def corps(self, token: str, **params: str) -> CorpsPage:
+        return await _one(self.lecturers, "/v1/lecturers", CorpsPage, token, **params)
+
+    async def corps_by_id(self, token: str, ids: set[str]) -> dict[str, str]:
+        """The names of the lecturers `ids` (the corps is read whole: the API has no id filter,
+        and a city's corps is a few dozen to a few hundred)."""
+        if not ids:
+            return {}
+        everyone = await self._every(self.lecturers, "/v1/lecturers", CorpsMember, token)
+        return {lecturer.id: lecturer.name for lecturer in everyone if lecturer.id in ids}
+
+    async def runs(self, token: str, month: str) -> list[MatchingRun]:
+        return await self._every(
+            self.lecturers, "/v1/matching/runs", MatchingRun, token, month=month
+        )
+
+    async def run(self, token: str, run_id: str) -> MatchingRun:
+        return await _one(self.lecturers, f"/v1/matching/runs/{run_id}", MatchingRun, token)
+
+    async def start_run(self, token: str, month: str, idempotency_key: str) -> str:
+        response = await self.lecturers.request(
+            "POST",
+            "/v1/matching/runs",
+            body={"month": month},
+            headers=_bearer(token),
+            idempotency_key=idempotency_key,
+        )
+        run_id: str = msgspec.json.decode(response.content)["run_id"]
+        return run_id
+
+    async def requests(self, token: str, month: str) -> list[LectureRequestBrief]:
+        return await self._every(
+            self.lecturers, "/v1/requests", LectureRequestBrief, token, month=month
+        )
+
+    async def orgs(self, token: str) -> list[Org]:
+        return await self._every(self.identity, "/v1/orgs", Org, token)
+
+    async def members(self, token: str, org: str) -> list[Member]:
+        return await self._every(self.identity, "/v1/users", Member, token, org=org)
+
+    async def invitations(self, token: str, org: str) -> list[OpenInvitation]:
+        return await self._every(self.identity, "/v1/invitations", OpenInvitation, token, org=org)
+
+    async def invite(self, token: str, body: dict[str, str], idempotency_key: str) -> None:
+        await self.identity.request(
+            "POST",
+            "/v1/invitations",
+            body=body,
+            headers=_bearer(token),
+            idempotency_key=idempotency_key,
+        )
+
+    async def withdraw(self, token: str, invitation_id: str) -> None:
+        await self.identity.request(
+            "DELETE", f"/v1/invitations/{invitation_id}", headers=_bearer(token)
+        )
+
+    async def end_membership(self, token: str, org: str, user_id: str, role: str) -> None:
+        await self.identity.request(
+            "DELETE",
+            f"/v1/orgs/{org}/members/{user_id}",
+            params={"role": role},
+            headers=_bearer(token),
+        )
+
+    @staticmethod
+    async def _every(
+        http: ServiceClient, path: str, item: type[T], token: str, **params: str
+    ) -> list[T]:
+        """Every item of a list, page after page (a city has a few hundred of each at most)."""
+        found: list[T] = []
+        cursor: str | None = None
+        while True:
+            more = {"cursor": cursor} if cursor else {}
+            page = await _one(http, path, _Page[item], token, limit=500, **params, **more)  # type: ignore[valid-type]
+            found += page.items
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor

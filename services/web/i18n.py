@@ -89,5 +89,9 @@ class Translator:
             "date_time": lambda moment: formatting.date_time(moment, current_locale()),
             "number": lambda value: formatting.number(value, current_locale()),
             "features": self.features,
+            "percent": lambda value: formatting.percent(value, current_locale()),
+            "weekday_name": lambda day: formatting.weekday_name(day, current_locale()),
+            "month_name": lambda month: formatting.month_name(month, current_locale()),
+            "language_name": lambda code: formatting.language_name(code, current_locale()),
         }
         environment.filters.update(filters)

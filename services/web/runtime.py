@@ -18,7 +18,13 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.web.clients import CatalogueClient, IdentityClient, OffersClient, Tokens
+from services.web.clients import (
+    CatalogueClient,
+    IdentityClient,
+    OffersClient,
+    OfficeClient,
+    Tokens,
+)
 from services.web.domain.locales import chosen_locale, known
 from services.web.domain.navigation import NavItem, navigation
 from services.web.domain.sessions import (
@@ -60,6 +66,7 @@ class WebRuntime:
     translator: Translator
     secure_cookies: bool
     offers: OffersClient
+    office: OfficeClient
 
     def new_session(self, tokens: Tokens, *, now: float, email: str = "") -> WebSession:
         return WebSession(

@@ -471,6 +471,12 @@ def catalogue_booking_and_lectures(table: Table) -> list[Case]:
         Case(
             "lecturers",
             "GET",
+            "/v1/matching/runs",
+            only({"office": 200, "service": 200}),
+        ),
+        Case(
+            "lecturers",
+            "GET",
             f"/v1/offers/{w.offer}",
             only({"office": 200, "venue_manager_own": 200, "lecturer_own": 200}, otherwise=404),
         ),

@@ -6,14 +6,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import JSONBody
+from litestar.params import FromQuery, JSONBody
 
 from services.lecturers import store
-from services.lecturers.domain.corps import check_month_ahead
+from services.lecturers.domain.corps import Month, check_month_ahead
 from services.lecturers.domain.runs import Run, RunAccepted, RunCreate
 from shared.auth import Role
 from shared.ids import new_id
-from shared.web import Caller, DbSession, PathId, answer_spec, create_once
+from shared.web import (
+    Caller,
+    Cursor,
+    DbSession,
+    Limit,
+    Page,
+    PathId,
+    answer_spec,
+    create_once,
+    decode_cursor,
+    page_of,
+)
 
 
 class RunController(Controller):
@@ -54,3 +65,19 @@ class RunController(Controller):
     async def read(self, run_id: PathId, principal: Caller, session: DbSession) -> Run:
         principal.require(Role.SERVICE)  # the office's, and a service reads everything
         return (await store.get_run_row(session, run_id)).to_domain()
+
+    @get("/")
+    async def search(
+        self,
+        principal: Caller,
+        session: DbSession,
+        month: FromQuery[Month | None] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> Page[Run]:
+        """The runs, oldest first (of one month where `month` is given): the office's pages
+        list them, so a run started elsewhere (the demo's, a script's) is found too."""
+        principal.require(Role.SERVICE)
+        rows = await store.list_runs(session, month=month, after=decode_cursor(cursor), limit=limit)
+        page = page_of(rows, limit, lambda row: row.id)
+        return Page(items=[row.to_domain() for row in page.items], next_cursor=page.next_cursor)

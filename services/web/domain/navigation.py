@@ -26,11 +26,24 @@ _ROLE_PAGES: Final[dict[str, tuple[NavItem, ...]]] = {
     "community_manager": (_ROOMS, _BOOKINGS),
     "lecturer": (_OFFERS, _ROOMS),
 }
+# The office's pages, and the managers' share of them (reports, members).
+_REPORTS = NavItem("/reports", N_("Reports"))
+_USERS = NavItem("/users", N_("Members and invitations"))
+_OFFICE_PAGES: Final[dict[str, tuple[NavItem, ...]]] = {
+    "office": (
+        _REPORTS,
+        NavItem("/lecturers", N_("Lecturers")),
+        NavItem("/runs", N_("Matching runs")),
+        _USERS,
+    ),
+    "venue_manager": (_REPORTS, _USERS),
+    "community_manager": (_USERS,),
+}
 
 
 def navigation(role: str) -> tuple[NavItem, ...]:
     """The links of the navigation for `role`, start page first and one's account last."""
-    return (_START, *_ROLE_PAGES.get(role, ()), _ME)
+    return (_START, *_ROLE_PAGES.get(role, ()), *_OFFICE_PAGES.get(role, ()), _ME)
 
 
 def current(items: tuple[NavItem, ...], path: str) -> str | None:

@@ -73,6 +73,14 @@ _CODES: Final = {
         "This offer can no longer be answered: it was answered already, withdrawn, or its time "
         "has passed."
     ),
+    # The office's pages: reports, matching runs, members and invitations.
+    "last_before_first": N_("The last day must not come before the first."),
+    "range_too_long": N_("Choose at most a year at a time."),
+    "not_a_month": N_("Enter a month such as 2027-03."),
+    "month_in_past": N_("This month is over: choose this month or a later one."),
+    "month_too_far": N_("This month is too far ahead."),
+    "lecturer_id_required": N_("A lecturer's invitation needs the lecturer's id from the corps."),
+    "already_member": N_("This address already holds this role in the organisation."),
 }
 
 
