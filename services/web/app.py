@@ -17,7 +17,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from redis.asyncio import Redis
 
-from services.web.clients import CatalogueClient, IdentityClient
+from services.web.clients import CatalogueClient, IdentityClient, VenueDeskClient
 from services.web.i18n import Translator
 from services.web.pages import ROUTES
 from services.web.pages.errors import EXCEPTION_HANDLERS
@@ -75,6 +75,7 @@ def create_app(settings: Settings) -> Litestar:
         redis: Redis = Redis.from_url(settings.redis_url)
         identity = IdentityClient(settings)
         catalogue = CatalogueClient(settings)
+        desk = VenueDeskClient(settings)
         app.state["web"] = WebRuntime(
             settings=settings,
             sessions=Sessions(redis, secret),
@@ -83,12 +84,14 @@ def create_app(settings: Settings) -> Litestar:
             catalogue=catalogue,
             translator=translator,
             secure_cookies=secure,
+            desk=desk,
         )
         try:
             yield
         finally:
             await identity.aclose()
             await catalogue.aclose()
+            await desk.aclose()
             await redis.aclose()
 
     app = Litestar(

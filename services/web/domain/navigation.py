@@ -25,6 +25,16 @@ _ROLE_PAGES: Final[dict[str, tuple[NavItem, ...]]] = {
     "lecturer": (_ROOMS,),
 }
 
+# The venue manager's desk: its approvals, its venues (rooms, equipment, hours) and its venues'
+# lecture requests. The office opens the same pages for every venue.
+_VENUE_DESK = (
+    NavItem("/approvals", N_("Approvals")),
+    NavItem("/venues", N_("Venues")),
+    NavItem("/requests", N_("Lecture requests")),
+)
+for _role in ("venue_manager", "office"):
+    _ROLE_PAGES[_role] = (*_ROLE_PAGES[_role], *_VENUE_DESK)
+
 
 def navigation(role: str) -> tuple[NavItem, ...]:
     """The links of the navigation for `role`, start page first and one's account last."""
