@@ -44,6 +44,7 @@ WORDS = {
         "buffer_shown": "预订间隔 15 分钟",
         "min_over_max": "最短预订时长不能超过最长预订时长。",
         "approvals": r"^待审批 \((\d+)\)$",
+        "approvals_label": "待审批",
         "approve": "批准",
         "reject": "拒绝",
         "approved": "已批准：",
@@ -83,6 +84,7 @@ WORDS = {
         "buffer_shown": "15 minutes between bookings",
         "min_over_max": "The shortest booking must not be longer than the longest.",
         "approvals": r"^Approvals \((\d+)\)$",
+        "approvals_label": "Approvals",
         "approve": "Approve",
         "reject": "Reject",
         "approved": "Approved: ",
@@ -207,6 +209,7 @@ def test_a_room_is_added_its_rules_edited_and_its_bookings_approved_and_rejected
     expect(page.locator(f"#booking-{asked[0]['id']}")).to_have_text(
         words["approved"] + asked[0]["purpose"]
     )
+    expect(badge).to_have_text(f"{words['approvals_label']} ({waiting - 1})")
     second.get_by_role("button", name=re.compile(f"^{words['reject']}")).click()
     expect(page.locator(f"#reason-{asked[1]['id']}-error")).to_have_text(words["reason_required"])
     page.locator(f"#booking-{asked[1]['id']}").get_by_label(words["reason"]).fill("场地维修")

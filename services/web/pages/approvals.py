@@ -12,13 +12,14 @@ import msgspec
 from litestar import Request, get, post
 from litestar.response import Redirect, Template
 
-from services.web.badges import forget_pending_approvals
+from services.web.badges import forget_pending_approvals, pending_approvals
 from services.web.clients import Booking, ManagedVenue
 from services.web.domain.venue_desk import PROGRAMME_NAMES, awaiting, decision, managed
 from services.web.pages.auth import Form
 from services.web.pages.venue_desk import DESK, membership
 from services.web.pages.views import Bearer, Page, Web, view
 from services.web.runtime import PageContext, WebRuntime
+from shared.errors import ServiceError
 from shared.http import RemoteError
 
 
@@ -85,6 +86,17 @@ async def _page(
     )
 
 
+async def _badge(web: WebRuntime, page: PageContext, bearer: str) -> int | None:
+    """The navigation's new count, for the page that changes in place (a venue manager's)."""
+    role, org = membership(page)
+    if role != "venue_manager" or page.session_id is None:
+        return None
+    try:
+        return await pending_approvals(web.sessions.redis, web.desk, page.session_id, bearer, org)
+    except ServiceError:  # the decision is made; the count follows on the next page
+        return None
+
+
 @get("/approvals", guards=DESK)
 async def approvals(web: Web, page: Page, bearer: Bearer, done: str | None = None) -> Template:
     return await _page(web, page, bearer, done=done)
@@ -130,7 +142,13 @@ async def _decide(
         await forget_pending_approvals(web.sessions.redis, page.session_id)
     outcome = "approved" if action == "approve" else "rejected"
     if _is_htmx(request):
-        return view(page, "approval_done.html", booking=booking, outcome=outcome)
+        return view(
+            page,
+            "approval_done.html",
+            booking=booking,
+            outcome=outcome,
+            waiting=await _badge(web, page, bearer),
+        )
     return Redirect(f"/approvals?done={outcome}", status_code=303)
 
 
