@@ -38,3 +38,8 @@ async def pending_approvals(
 
 async def forget_pending_approvals(redis: Redis, session_id: str) -> None:
     await redis.delete(_key(session_id))
+
+
+async def remember_pending_approvals(redis: Redis, session_id: str, count: int) -> None:
+    """The count the approvals page has just counted itself, so the navigation agrees."""
+    await redis.set(_key(session_id), count, ex=BADGE_SECONDS)

@@ -27,7 +27,7 @@ CITY = ZoneInfo("Asia/Shanghai")
 WORDS = {
     "zh-CN": {
         "venues": "场馆",
-        "resources": "房间与设备",
+        "resources": "场地和设备",
         "hours": "开放时间",
         "name": "名称",
         "capacity": "容量（人）",
@@ -56,7 +56,7 @@ WORDS = {
         "first_day": "第一天",
         "last_day": "最后一天",
         "add_closure": "添加闭馆",
-        "closed": "关闭",
+        "closed": "不开放",
         "period_name": "名称，例如秋季学期",
         "add_period": "添加时段",
         "end_before_start": "最后一天不能早于第一天。",
@@ -69,7 +69,7 @@ WORDS = {
         "venues": "Venues",
         "resources": "Rooms and equipment",
         "hours": "Opening hours",
-        "name": "Name",
+        "name": "Name of the room or item",
         "capacity": "Capacity (people)",
         "features": "Features, separated by commas",
         "approval": "Bookings need my approval",
@@ -127,8 +127,13 @@ def _open_venue(page: Page, words: dict[str, str], venue: dict[str, Any], what: 
     """From the start page, through the navigation and the pick of a venue."""
     page.goto("/")
     page.get_by_role("navigation").get_by_role("link", name=words["venues"], exact=True).click()
-    page.get_by_role("link", name=f"{words[what]}: {venue['name']}").click()
+    page.get_by_role("link", name=_for(words[what], venue["name"])).click()
     page.wait_for_load_state()
+
+
+def _for(action: str, thing: str) -> re.Pattern[str]:
+    """A control's name: what it does, and (for screen readers) what it does it to."""
+    return re.compile(rf"^{re.escape(action)}\s*:\s*{re.escape(thing)}$")
 
 
 def _day_label(day: date, locale: str) -> str:
@@ -162,7 +167,7 @@ def test_a_room_is_added_its_rules_edited_and_its_bookings_approved_and_rejected
     row = page.locator("tbody tr").filter(has_text=room)
     expect(row).to_contain_text("投影仪" if locale == "zh-CN" else "projector")
 
-    row.get_by_role("link", name=f"{words['edit']}: {room}").click()
+    row.get_by_role("link", name=_for(words["edit"], room)).click()
     page.get_by_label(words["min"]).fill("300")
     page.get_by_role("button", name=words["save"], exact=True).click()
     expect(page.locator("#min_minutes-error")).to_have_text(words["min_over_max"])

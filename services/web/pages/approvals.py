@@ -12,7 +12,11 @@ import msgspec
 from litestar import Request, get, post
 from litestar.response import Redirect, Template
 
-from services.web.badges import forget_pending_approvals, pending_approvals
+from services.web.badges import (
+    forget_pending_approvals,
+    pending_approvals,
+    remember_pending_approvals,
+)
 from services.web.clients import Booking, ManagedVenue
 from services.web.domain.venue_desk import PROGRAMME_NAMES, awaiting, decision, managed
 from services.web.pages.auth import Form
@@ -73,6 +77,10 @@ async def _page(
     done: str | None = None,
 ) -> Template:
     waiting, holds = await _queue(web, page, bearer)
+    if membership(page)[0] == "venue_manager" and page.session_id is not None:
+        # The queue just counted is newer than the navigation's cached count: show it there too.
+        page.badges["/approvals"] = len(waiting)
+        await remember_pending_approvals(web.sessions.redis, page.session_id, len(waiting))
     return view(
         page,
         "approvals.html",
@@ -128,7 +136,7 @@ async def _decide(
             return view(
                 page,
                 "approval_card.html",
-                card=found,
+                found=found,
                 booking_id=booking_id,
                 errors={booking_id: problem},
                 reasons={booking_id: reason},
