@@ -5,6 +5,7 @@ of the weeks they resolve to."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -70,9 +71,17 @@ async def resources(
     return await _resources_page(web, page, bearer, venue, saved=saved)
 
 
-def _registry_errors(refusal: RemoteError) -> dict[str, str]:
-    codes = {resource_form.field_of(f): c for f, c in field_codes(refusal.errors).items()}
-    return codes or {"name": refusal.code}
+async def _refusals(change: Awaitable[object], *, within: str = "") -> dict[str, str]:
+    """Make the change at the registry; what it refuses, as form field → message code (empty
+    where it took the change). A refusal naming no field of the form is shown at the name."""
+    try:
+        await change
+    except RemoteError as refusal:
+        if refusal.remote_status >= 500:
+            raise
+        codes = field_codes(refusal.errors, within=within)
+        return {resource_form.field_of(f): c for f, c in codes.items()} or {"name": refusal.code}
+    return {}
 
 
 @post("/venues/{venue_id:str}/resources", guards=DESK)
@@ -82,13 +91,8 @@ async def add_resource(
     venue = await venue_managed(web, page, bearer, venue_id)
     body, errors = resource_form.resource_from_form(data)
     if body is not None:
-        try:
-            await web.desk.add_resource(bearer, venue_id, body)
-        except RemoteError as refusal:
-            if refusal.remote_status >= 500:
-                raise
-            errors = _registry_errors(refusal)
-        else:
+        errors = await _refusals(web.desk.add_resource(bearer, venue_id, body))
+        if not errors:
             return Redirect(f"/venues/{venue_id}/resources?saved=added", status_code=303)
     return await _resources_page(
         web, page, bearer, venue, status_code=400, form=data, errors=errors
@@ -128,13 +132,8 @@ async def change_resource(
     venue, resource = await _owned_resource(web, page, bearer, venue_id, resource_id)
     body, errors = resource_form.resource_from_form(data)
     if body is not None:
-        try:
-            await web.desk.change_resource(bearer, resource_id, body)
-        except RemoteError as refusal:
-            if refusal.remote_status >= 500:
-                raise
-            errors = _registry_errors(refusal)
-        else:
+        errors = await _refusals(web.desk.change_resource(bearer, resource_id, body))
+        if not errors:
             return Redirect(f"/venues/{venue_id}/resources?saved=changed", status_code=303)
     return view(
         page,
@@ -238,19 +237,6 @@ async def _form(request: Request[Any, Any, Any]) -> dict[str, list[str]]:
     return {key: [str(v) for v in sent.getall(key)] for key in sent}
 
 
-async def _publish(
-    web: WebRuntime, bearer: str, venue_id: str, hours: HoursDoc, within: str
-) -> dict[str, str]:
-    """Publish the hours; the registry's refusals as form field → code (empty: published)."""
-    try:
-        await web.desk.publish_hours(bearer, venue_id, hours)
-    except RemoteError as refusal:
-        if refusal.remote_status >= 500:
-            raise
-        return field_codes(refusal.errors, within=within) or {"name": refusal.code}
-    return {}
-
-
 @post("/venues/{venue_id:str}/hours/periods", guards=DESK)
 async def save_period(
     request: Request[Any, Any, Any], venue_id: str, web: Web, page: Page, bearer: Bearer
@@ -265,7 +251,9 @@ async def save_period(
     published = await web.desk.hours(bearer, venue_id)
     if period is not None:
         changed, at = hours_editor.with_period(published, period, index)
-        errors = await _publish(web, bearer, venue_id, changed, f"periods[{at}].")
+        errors = await _refusals(
+            web.desk.publish_hours(bearer, venue_id, changed), within=f"periods[{at}]."
+        )
         if not errors:
             saved = "changed" if index is not None else "added"
             return Redirect(f"/venues/{venue_id}/hours?saved={saved}", status_code=303)
