@@ -231,8 +231,10 @@ class PageMiddleware:
         session = page.session
         if session is None or page.session_id is None or session.membership.role != "venue_manager":
             return
-        if scope.get("method") != "GET" or page.path.startswith(("/static/", "/health/")):
+        if page.path.startswith(("/static/", "/health/")):
             return
+        if any(name == b"hx-request" for name, _ in scope.get("headers", [])):
+            return  # a fragment, not a page with a navigation
         try:
             token = await runtime.bearer(page)
             page.badges["/approvals"] = await pending_approvals(
