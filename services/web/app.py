@@ -17,7 +17,13 @@ from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from redis.asyncio import Redis
 
-from services.web.clients import CatalogueClient, IdentityClient, OffersClient, OfficeClient
+from services.web.clients import (
+    CatalogueClient,
+    IdentityClient,
+    OffersClient,
+    OfficeClient,
+    VenueDeskClient,
+)
 from services.web.i18n import Translator
 from services.web.pages import ROUTES
 from services.web.pages.errors import EXCEPTION_HANDLERS
@@ -77,6 +83,7 @@ def create_app(settings: Settings) -> Litestar:
         catalogue = CatalogueClient(settings)
         offers = OffersClient(settings)
         office = OfficeClient(settings)
+        desk = VenueDeskClient(settings)
         app.state["web"] = WebRuntime(
             settings=settings,
             sessions=Sessions(redis, secret),
@@ -87,6 +94,7 @@ def create_app(settings: Settings) -> Litestar:
             secure_cookies=secure,
             offers=offers,
             office=office,
+            desk=desk,
         )
         try:
             yield
@@ -95,6 +103,7 @@ def create_app(settings: Settings) -> Litestar:
             await catalogue.aclose()
             await offers.aclose()
             await office.aclose()
+            await desk.aclose()
             await redis.aclose()
 
     app = Litestar(

@@ -736,3 +736,163 @@ class OfficeClient:
             if page.next_cursor is None:
                 return found
             cursor = page.next_cursor
+
+
+# The venue manager's desk: its venues, their resources and opening hours, the bookings waiting
+# for its approval, and its venues' lecture requests.
+
+
+class ManagedVenue(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    kind: str
+    owner_org: str
+    address: str | None = None
+    timezone: str = "Asia/Shanghai"
+    holiday_calendar: str = "CN"
+
+
+class Booking(msgspec.Struct, frozen=True):
+    id: str
+    resource_ids: list[str]
+    venue_id: str
+    org: str
+    booked_by: str
+    start: datetime
+    end: datetime
+    status: str
+    purpose: str
+    hold: bool = False
+    programme: str | None = None
+    attendees: int | None = None
+    reason: str | None = None
+
+
+class OrgName(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+
+
+class SpanDoc(msgspec.Struct, frozen=True):
+    weekdays: list[int]
+    start: str
+    end: str
+
+
+class PeriodDoc(msgspec.Struct, frozen=True, omit_defaults=True):
+    name: str
+    start_date: str
+    end_date: str | None = None
+    spans: list[SpanDoc] = msgspec.field(default_factory=list)
+    closed: bool = False
+
+
+class HoursDoc(msgspec.Struct, frozen=True):
+    periods: list[PeriodDoc] = msgspec.field(default_factory=list)
+    public_holidays: str = "closed"
+
+
+class LectureRequest(msgspec.Struct, frozen=True):
+    id: str
+    venue_id: str
+    org: str
+    topic: str
+    programme: str
+    month: str
+    sessions: int
+    minutes: int
+    status: str
+    audience: str | None = None
+
+
+class VenueDeskClient:
+    """The registry, booking and lecturer calls of the venue manager's pages, each with the
+    visitor's own token: the services check who may change what."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.registry = ServiceClient(caller=None, target="registry", settings=settings)
+        self.booking = ServiceClient(caller=None, target="booking", settings=settings)
+        self.lecturers = ServiceClient(caller=None, target="lecturers", settings=settings)
+        self.identity = ServiceClient(caller=None, target="identity", settings=settings)
+
+    async def aclose(self) -> None:
+        for http in (self.registry, self.booking, self.lecturers, self.identity):
+            await http.aclose()
+
+    async def venues(self, token: str) -> list[ManagedVenue]:
+        """Every venue of the catalogue in one call (a city has a few hundred at most)."""
+        return await CatalogueClient._page(
+            self.registry, "/v1/venues", ManagedVenue, token, {"limit": 500}
+        )
+
+    async def venue(self, token: str, venue_id: str) -> ManagedVenue:
+        return await _one(self.registry, f"/v1/venues/{venue_id}", ManagedVenue, token)
+
+    async def resources(self, token: str, venue_ids: list[str]) -> list[ResourceDetail]:
+        params = {"limit": 500, "venue_id": venue_ids[:100]}
+        return await CatalogueClient._page(
+            self.registry, "/v1/resources", ResourceDetail, token, params
+        )
+
+    async def resource(self, token: str, resource_id: str) -> ResourceDetail:
+        return await _one(self.registry, f"/v1/resources/{resource_id}", ResourceDetail, token)
+
+    async def add_resource(self, token: str, venue_id: str, body: dict[str, Any]) -> ResourceDetail:
+        response = await self.registry.request(
+            "POST", f"/v1/venues/{venue_id}/resources", body=body, headers=_bearer(token)
+        )
+        return msgspec.json.decode(response.content, type=ResourceDetail)
+
+    async def change_resource(
+        self, token: str, resource_id: str, body: dict[str, Any]
+    ) -> ResourceDetail:
+        response = await self.registry.request(
+            "PATCH", f"/v1/resources/{resource_id}", body=body, headers=_bearer(token)
+        )
+        return msgspec.json.decode(response.content, type=ResourceDetail)
+
+    async def hours(self, token: str, venue_id: str) -> HoursDoc:
+        return await _one(self.registry, f"/v1/venues/{venue_id}/opening-hours", HoursDoc, token)
+
+    async def publish_hours(self, token: str, venue_id: str, hours: HoursDoc) -> None:
+        await self.registry.request(
+            "PUT", f"/v1/venues/{venue_id}/opening-hours", body=hours, headers=_bearer(token)
+        )
+
+    async def open_intervals(
+        self, token: str, venue_id: str, start: datetime, end: datetime
+    ) -> list[Interval]:
+        window = {"from": start.isoformat(), "to": end.isoformat()}
+        found = await _one(
+            self.registry, f"/v1/venues/{venue_id}/open-intervals", _Intervals, token, **window
+        )
+        return found.items
+
+    async def pending(
+        self, token: str, *, hold: bool, venue_id: str | None = None
+    ) -> list[Booking]:
+        params: dict[str, Any] = {"status": "pending", "hold": str(hold).lower(), "limit": 500}
+        if venue_id is not None:
+            params["venue_id"] = venue_id
+        return await CatalogueClient._page(self.booking, "/v1/bookings", Booking, token, params)
+
+    async def decide(self, token: str, booking_id: str, action: str, reason: str | None) -> Booking:
+        """`approve` or `reject` a pending booking."""
+        response = await self.booking.request(
+            "POST",
+            f"/v1/bookings/{booking_id}/{action}",
+            body={"reason": reason} if reason else {},
+            headers=_bearer(token),
+        )
+        return msgspec.json.decode(response.content, type=Booking)
+
+    async def org_names(self, token: str) -> dict[str, str]:
+        orgs = await CatalogueClient._page(
+            self.identity, "/v1/orgs", OrgName, token, {"limit": 500}
+        )
+        return {org.id: org.name for org in orgs}
+
+    async def lecture_requests(self, token: str) -> list[LectureRequest]:
+        return await CatalogueClient._page(
+            self.lecturers, "/v1/requests", LectureRequest, token, {"limit": 500}
+        )

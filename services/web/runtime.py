@@ -18,12 +18,14 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.web.badges import pending_approvals
 from services.web.clients import (
     CatalogueClient,
     IdentityClient,
     OffersClient,
     OfficeClient,
     Tokens,
+    VenueDeskClient,
 )
 from services.web.domain.locales import chosen_locale, known
 from services.web.domain.navigation import NavItem, navigation
@@ -67,6 +69,7 @@ class WebRuntime:
     secure_cookies: bool
     offers: OffersClient
     office: OfficeClient
+    desk: VenueDeskClient
 
     def new_session(self, tokens: Tokens, *, now: float, email: str = "") -> WebSession:
         return WebSession(
@@ -129,6 +132,8 @@ class PageContext:
     session: WebSession | None = None
     new_locale: str | None = None
     set_cookies: list[str] = field(default_factory=list)
+    # Counts shown beside navigation items, by path (the approvals waiting, for a venue manager).
+    badges: dict[str, int] = field(default_factory=dict)
 
     @property
     def nav(self) -> tuple[NavItem, ...]:
@@ -227,7 +232,27 @@ class PageMiddleware:
                 touched = msgspec.structs.replace(session, seen_at=now)
                 await runtime.sessions.save(session_id, touched, now=now)
                 page.session = touched
+        await self._badges(runtime, page, scope)
         return page
+
+    async def _badges(self, runtime: WebRuntime, page: PageContext, scope: Scope) -> None:
+        """The venue manager's count of approvals waiting, on every page it opens."""
+        session = page.session
+        if session is None or page.session_id is None or session.membership.role != "venue_manager":
+            return
+        if page.path.startswith(("/static/", "/health/")):
+            return
+        if any(name == b"hx-request" for name, _ in scope.get("headers", [])):
+            return  # a fragment, not a page with a navigation
+        try:
+            token = await runtime.bearer(page)
+            page.badges["/approvals"] = await pending_approvals(
+                runtime.sessions.redis, runtime.desk, page.session_id, token, session.membership.org
+            )
+        except SessionGone:
+            return
+        except Exception:  # a page is served without its count rather than not at all
+            _log.warning("the approvals waiting could not be counted", exc_info=True)
 
     async def _keep_locale(self, runtime: WebRuntime, page: PageContext, locale: str) -> None:
         """Save the language chosen at identity (so mail follows) and in the session."""

@@ -18,32 +18,38 @@ class NavItem(msgspec.Struct, frozen=True):
 _START = NavItem("/", N_("Start"))
 _ME = NavItem("/me", N_("My account"))
 _ROOMS = NavItem("/rooms", N_("Find rooms"))
-_OFFERS = NavItem("/offers", N_("Offers and lectures"))
 _BOOKINGS = NavItem("/bookings", N_("Bookings"))
-_ROLE_PAGES: Final[dict[str, tuple[NavItem, ...]]] = {
-    "office": (_ROOMS, _BOOKINGS),
-    "venue_manager": (_ROOMS, _BOOKINGS),
-    "community_manager": (_ROOMS, _BOOKINGS),
-    "lecturer": (_OFFERS, _ROOMS),
-}
-# The office's pages, and the managers' share of them (reports, members).
+_APPROVALS = NavItem("/approvals", N_("Approvals"))
+_VENUES = NavItem("/venues", N_("Venues"))
+_REQUESTS = NavItem("/requests", N_("Lecture requests"))
+_OFFERS = NavItem("/offers", N_("Offers and lectures"))
 _REPORTS = NavItem("/reports", N_("Reports"))
+_LECTURERS = NavItem("/lecturers", N_("Lecturers"))
+_RUNS = NavItem("/runs", N_("Matching runs"))
 _USERS = NavItem("/users", N_("Members and invitations"))
-_OFFICE_PAGES: Final[dict[str, tuple[NavItem, ...]]] = {
+# API.md § Web: the pages each role opens, in the order of its day's work. The office opens the
+# venue manager's desk (approvals, venues, requests) for every venue.
+_ROLE_PAGES: Final[dict[str, tuple[NavItem, ...]]] = {
     "office": (
+        _ROOMS,
+        _BOOKINGS,
+        _APPROVALS,
+        _VENUES,
+        _REQUESTS,
         _REPORTS,
-        NavItem("/lecturers", N_("Lecturers")),
-        NavItem("/runs", N_("Matching runs")),
+        _LECTURERS,
+        _RUNS,
         _USERS,
     ),
-    "venue_manager": (_REPORTS, _USERS),
-    "community_manager": (_USERS,),
+    "venue_manager": (_APPROVALS, _VENUES, _REQUESTS, _ROOMS, _BOOKINGS, _REPORTS, _USERS),
+    "community_manager": (_ROOMS, _BOOKINGS, _USERS),
+    "lecturer": (_OFFERS, _ROOMS),
 }
 
 
 def navigation(role: str) -> tuple[NavItem, ...]:
     """The links of the navigation for `role`, start page first and one's account last."""
-    return (_START, *_ROLE_PAGES.get(role, ()), *_OFFICE_PAGES.get(role, ()), _ME)
+    return (_START, *_ROLE_PAGES.get(role, ()), _ME)
 
 
 def current(items: tuple[NavItem, ...], path: str) -> str | None:

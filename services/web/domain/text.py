@@ -81,6 +81,21 @@ _CODES: Final = {
     "month_too_far": N_("This month is too far ahead."),
     "lecturer_id_required": N_("A lecturer's invitation needs the lecturer's id from the corps."),
     "already_member": N_("This address already holds this role in the organisation."),
+    # The venue manager's desk: approvals, rooms and equipment, opening hours.
+    "reason_required": N_("Give a reason: the booker reads it in the rejection."),
+    "reason_too_long": N_("Keep the reason under 500 characters."),
+    "invalid_transition": N_("This booking has already been decided or cancelled."),
+    "end_date_before_start": N_("The last day must not be before the first day."),
+    "spans_required": N_("Give at least one span of opening hours, or mark the period closed."),
+    "closed_has_spans": N_("A closed period has no opening hours: leave the spans empty."),
+    "span_empty": N_("A span must not end when it starts."),
+    "weekdays_required": N_("Tick at least one weekday."),
+    "weekdays_repeated": N_("Tick each weekday once."),
+    "min_over_max": N_("The shortest booking must not be longer than the longest."),
+    "not_whole_slots": N_("The shortest booking must be a whole number of slots."),
+    "too_small": N_("This number is too small."),
+    "too_large": N_("This number is too large."),
+    "too_long": N_("This is too long."),
 }
 
 
