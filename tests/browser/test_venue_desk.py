@@ -53,8 +53,8 @@ WORDS = {
         "reason_required": "请填写理由：预订人会在拒绝通知中看到。",
         "approved_notice": "预订已批准，系统会发邮件通知预订人。",
         "closure_name": "原因，例如考试",
-        "first_day": "第一天",
-        "last_day": "最后一天",
+        "first_day": "开始日期",
+        "last_day": "结束日期",
         "add_closure": "添加闭馆",
         "closed": "不开放",
         "period_name": "名称，例如秋季学期",
@@ -233,6 +233,33 @@ def test_a_room_is_added_its_rules_edited_and_its_bookings_approved_and_rejected
     badge = page.get_by_role("navigation").get_by_role("link", name=re.compile(words["approvals"]))
     assert int(re.match(words["approvals"], badge.inner_text()).group(1)) == waiting - 2  # type: ignore[union-attr]
     page.goto("/?lang=zh-CN")
+
+
+def test_a_room_is_marked_part_of_a_hall_and_a_cycle_is_refused_beside_the_field(
+    page: Page, running: RunningSuite, api: DeskApi
+) -> None:
+    words = WORDS["zh-CN"]
+    venue = _school(api)
+    sign_in(page, running.accounts["venue_manager"], at="/login?lang=zh-CN")
+    _open_venue(page, words, venue, "resources")
+    hall, half = unique("体育馆"), unique("东半场")
+    page.get_by_label(words["name"], exact=True).fill(hall)
+    page.get_by_role("button", name=words["add"], exact=True).click()
+    expect(page.get_by_role("status")).to_have_text(words["added"])
+    page.get_by_label(words["name"], exact=True).fill(half)
+    page.get_by_label("属于哪个大厅").select_option(label=hall)
+    page.get_by_role("button", name=words["add"], exact=True).click()
+    expect(page.get_by_role("status")).to_have_text(words["added"])
+    expect(page.locator("tbody tr").filter(has_text=half)).to_contain_text(f"属于{hall}")
+    # The hall made part of its own half: the registry's refusal, in words, beside the field.
+    hall_row = page.locator("tbody tr").filter(
+        has=page.locator("th", has_text=re.compile(f"^{hall}$"))
+    )
+    hall_row.get_by_role("link", name=_for(words["edit"], hall)).click()
+    page.get_by_label("属于哪个大厅").select_option(label=half)
+    page.get_by_role("button", name=words["save"], exact=True).click()
+    expect(page.locator("#part_of-error")).to_have_text("房间不能属于它自己或它的某一部分。")
+    expect(page.locator("#part_of")).to_have_attribute("aria-invalid", "true")
 
 
 def test_a_booking_is_approved_with_javascript_off(

@@ -19,7 +19,7 @@ from services.web.clients import (
 )
 from services.web.domain import hours_editor, resource_form
 from services.web.domain.navigation import navigation
-from services.web.domain.registry_errors import field_codes
+from services.web.domain.registry_errors import code_of, field_codes
 from services.web.domain.venue_desk import awaiting, decision, managed, may_manage, month_label
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -103,7 +103,24 @@ def test_the_room_form_reads_features_in_either_comma_and_rules_as_whole_numbers
         "features": ["投影仪", "白板", "钢琴", "wifi"],
         "requires_approval": True,
         "rules": {"min_minutes": 60, "buffer_minutes": 15},
+        "part_of": None,  # a room of its own: null takes a room out of a hall
     }
+
+
+def test_a_room_is_marked_part_of_another_room_of_its_venue_never_of_itself_or_equipment() -> None:
+    body, _ = resource_form.resource_from_form({"name": "东半场", "type": "room", "part_of": "h1"})
+    assert body is not None
+    assert body["part_of"] == "h1"
+    venue = [
+        ResourceDetail(id="h1", venue_id="v", name="体育馆", type="room"),
+        ResourceDetail(id="e1", venue_id="v", name="投影仪", type="equipment"),
+        ResourceDetail(id="r1", venue_id="v", name="东半场", type="room", part_of="h1"),
+    ]
+    assert [hall.id for hall in resource_form.halls_for("r1", venue)] == ["h1"]
+    assert [hall.id for hall in resource_form.halls_for(None, venue)] == ["r1", "h1"]
+    assert resource_form.form_of(venue[2])["part_of"] == "h1"
+    assert code_of("part_of must name another room of the same venue") == "hall_elsewhere"
+    assert code_of("a room cannot be part of itself or of its own parts") == "hall_cycle"
 
 
 def test_the_room_form_names_each_field_it_cannot_read() -> None:

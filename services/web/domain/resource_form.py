@@ -5,7 +5,7 @@ come back beside the fields."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from services.web.clients import ResourceDetail
@@ -69,6 +69,8 @@ def resource_from_form(form: Mapping[str, str]) -> tuple[dict[str, Any] | None, 
         "features": features_of(text.get("features", "")),
         "requires_approval": text.get("requires_approval") == "true",
         "rules": rules,
+        # Empty: a room of its own (null takes it out of a hall); the registry checks the rest.
+        "part_of": text.get("part_of") or None,
     }, {}
 
 
@@ -81,8 +83,17 @@ def form_of(resource: ResourceDetail) -> dict[str, str]:
         "capacity": "" if resource.capacity is None else str(resource.capacity),
         "features": ", ".join(resource.features),
         "requires_approval": "true" if resource.requires_approval else "",
+        "part_of": resource.part_of or "",
         **{rule: str(getattr(rules, rule)) for rule in RULES},
     }
+
+
+def halls_for(resource_id: str | None, resources: Iterable[ResourceDetail]) -> list[ResourceDetail]:
+    """The rooms of the venue a room may be marked part of: any other room (the registry refuses
+    a cycle or a fourth level, in words beside the field)."""
+    return sorted(
+        (r for r in resources if r.type == "room" and r.id != resource_id), key=lambda r: r.name
+    )
 
 
 def field_of(api_field: str) -> str:

@@ -96,6 +96,15 @@ _CODES: Final = {
     "too_small": N_("This number is too small."),
     "too_large": N_("This number is too large."),
     "too_long": N_("This is too long."),
+    # A room as part of a hall (the registry's `invalid_hierarchy` and `resource_in_use`).
+    "hall_elsewhere": N_("Choose another room of this venue."),
+    "hall_not_room": N_("Only a room can be divided into parts, not equipment."),
+    "hall_too_deep": N_("A hall can be divided at most twice: a hall, its halves, their quarters."),
+    "hall_cycle": N_("A room cannot be part of itself or of one of its own parts."),
+    "resource_in_use": N_(
+        "This room or one of its parts has bookings to come: it can be moved into or out of a "
+        "hall once they are over or cancelled."
+    ),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import msgspec
@@ -28,13 +29,14 @@ async def start(web: Web, page: Page, bearer: Bearer) -> Template:
 
 
 async def _me(web: WebRuntime, page: PageContext, bearer: str, **context: object) -> Template:
-    account = await web.identity.me(bearer)
+    account, org_names = await asyncio.gather(web.identity.me(bearer), web.desk.org_names(bearer))
     status = 400 if context.get("errors") else 200
     return view(
         page,
         "me.html",
         status_code=status,
         account=account,
+        org_names=org_names,
         **{"errors": {}, "saved": None, **context},
     )
 

@@ -57,6 +57,8 @@ async def _resources_page(
         status_code=status_code,
         venue=venue,
         resources=sorted(resources, key=lambda r: (r.type, r.name)),
+        names={r.id: r.name for r in resources},
+        halls=resource_form.halls_for(None, resources),
         form=form or {"type": "room"},
         errors=errors or {},
         saved=saved if saved in _SAVED else None,
@@ -80,6 +82,8 @@ async def _refusals(change: Awaitable[object], *, within: str = "") -> dict[str,
         if refusal.remote_status >= 500:
             raise
         codes = field_codes(refusal.errors, within=within)
+        if refusal.code == "resource_in_use":  # what the registry refuses under bookings to come
+            return {"part_of": refusal.code}
         return {resource_form.field_of(f): c for f, c in codes.items()} or {"name": refusal.code}
     return {}
 
@@ -101,25 +105,28 @@ async def add_resource(
 
 async def _owned_resource(
     web: WebRuntime, page: PageContext, bearer: str, venue_id: str, resource_id: str
-) -> tuple[ManagedVenue, ResourceDetail]:
-    venue, resource = await asyncio.gather(
-        venue_managed(web, page, bearer, venue_id), web.desk.resource(bearer, resource_id)
+) -> tuple[ManagedVenue, ResourceDetail, list[ResourceDetail]]:
+    venue, resource, neighbours = await asyncio.gather(
+        venue_managed(web, page, bearer, venue_id),
+        web.desk.resource(bearer, resource_id),
+        web.desk.resources(bearer, [venue_id]),
     )
     if resource.venue_id != venue.id:
         raise NotFoundException("no such resource at this venue")
-    return venue, resource
+    return venue, resource, resource_form.halls_for(resource.id, neighbours)
 
 
 @get("/venues/{venue_id:str}/resources/{resource_id:str}", guards=DESK)
 async def edit_resource(
     venue_id: str, resource_id: str, web: Web, page: Page, bearer: Bearer
 ) -> Template:
-    venue, resource = await _owned_resource(web, page, bearer, venue_id, resource_id)
+    venue, resource, halls = await _owned_resource(web, page, bearer, venue_id, resource_id)
     return view(
         page,
         "venue_resource.html",
         venue=venue,
         resource=resource,
+        halls=halls,
         form=resource_form.form_of(resource),
         errors={},
     )
@@ -129,7 +136,7 @@ async def edit_resource(
 async def change_resource(
     venue_id: str, resource_id: str, web: Web, page: Page, bearer: Bearer, data: Form
 ) -> Template | Redirect:
-    venue, resource = await _owned_resource(web, page, bearer, venue_id, resource_id)
+    venue, resource, halls = await _owned_resource(web, page, bearer, venue_id, resource_id)
     body, errors = resource_form.resource_from_form(data)
     if body is not None:
         errors = await _refusals(web.desk.change_resource(bearer, resource_id, body))
@@ -141,6 +148,7 @@ async def change_resource(
         status_code=400,
         venue=venue,
         resource=resource,
+        halls=halls,
         form=data,
         errors=errors,
     )
