@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import cast
 
 import msgspec
 from sqlalchemy import (
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     select,
@@ -80,6 +82,9 @@ class DeliveryRow(Base):
         Index("ix_deliveries_due", "status", "due_at"),
         Index("ix_deliveries_recipient", "recipient"),
     )
+
+
+DELIVERIES = cast(Table, DeliveryRow.__table__)
 
 
 class CalendarSentRow(Base):
@@ -330,22 +335,23 @@ async def record_deliveries(
     """Record the event's messages, queued; one recorded before for its recipient stays."""
     if not deliveries:
         return
+    # On the table, not the mapped class, and its rows as parameters: one statement compiled
+    # once and cached, without the ORM's bulk machinery (a seventh of the worker's time).
     await session.execute(
-        insert_ignoring_duplicates(session, DeliveryRow)
-        .values(
-            [
-                {
-                    **msgspec.structs.asdict(delivery),
-                    "event_id": event_id,
-                    "status": QUEUED,
-                    "attempts": 0,
-                    "created_at": now,
-                    "due_at": now,
-                }
-                for delivery in deliveries
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["event_id", "recipient"])
+        insert_ignoring_duplicates(session, DELIVERIES).on_conflict_do_nothing(
+            index_elements=["event_id", "recipient"]
+        ),
+        [
+            {
+                **msgspec.structs.asdict(delivery),
+                "event_id": event_id,
+                "status": QUEUED,
+                "attempts": 0,
+                "created_at": now,
+                "due_at": now,
+            }
+            for delivery in deliveries
+        ],
     )
 
 
