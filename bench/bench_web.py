@@ -42,7 +42,7 @@ _ROOM_LINK = re.compile(r'href="/rooms/([0-9a-f-]{36})')
 
 # API.md § Web: the pages each role opens (a venue's pages are filled in with its first venue).
 PAGES = {
-    "community_manager": ["/", "/me", "/rooms", "/rooms?type=room", "/bookings", "/bookings/new"],
+    "community_manager": ["/", "/me", "/rooms", "/rooms?type=room", "/bookings"],
     "venue_manager": [
         "/",
         "/rooms",
@@ -137,6 +137,8 @@ def measure(output: str, urls: dict[str, str], rounds: int) -> None:
             path = f"/rooms/{room.group(1)}?week={next_monday().isoformat()}"
             status, samples = timed(client, path, rounds)
             rows.append((role, f"{path} ({booked} bookings)", _figure(status, samples, 200)))
+            path = f"/bookings/new?resource_id={room.group(1)}"
+            rows.append((role, path, _figure(*timed(client, path, rounds), 150)))
         client.close()
     print(f"| role | page | median (p90) of {rounds} |")
     print("| --- | --- | --- |")
@@ -145,8 +147,8 @@ def measure(output: str, urls: dict[str, str], rounds: int) -> None:
 
 
 def _first_venue(client: httpx.Client) -> str:
-    """The first venue the role's pages link to (its own, for a venue manager), else none."""
-    found = re.search(r'href="/venues/([0-9a-f-]{36})/', client.get("/").text)
+    """The first venue the role's venue list links to (its own, for a venue manager), else none."""
+    found = re.search(r'href="/venues/([0-9a-f-]{36})/', client.get("/venues").text)
     return found.group(1) if found else "-"
 
 

@@ -559,14 +559,23 @@ async def heatmap(session: AsyncSession, span: Interval, scope: Scope) -> list[H
     hour_start = hours.c.n * 3600
     hour_end = hour_start + 3600
 
-    def in_hour(pieces: Any, start: Any, end: Any) -> tuple[Any, ColumnElement[bool]]:
-        """Seconds of [start, end) in the hour, and whether they meet, on the piece's clock."""
+    def on_the_clock(pieces: Any, name: str) -> Any:
+        """Each piece's [start, end) as seconds of its wall clock, computed once per piece:
+        materialized, so the join with the day's hours does arithmetic, not date functions,
+        on each of its pieces-times-24 rows."""
 
         def wall(instant: Any) -> Any:
             return pieces.c.wall_second + seconds_between(pieces.c.piece_start, instant)
 
-        seconds = least(wall(end), hour_end) - greatest(wall(start), hour_start)
-        return seconds, and_(wall(start) < hour_end, wall(end) > hour_start)
+        return (
+            select(
+                pieces.c.weekday,
+                wall(pieces.c.start).label("wall_start"),
+                wall(pieces.c.end).label("wall_end"),
+            )
+            .cte(name)
+            .prefix_with("MATERIALIZED")
+        )
 
     open_pieces = (
         select(
@@ -585,11 +594,13 @@ async def heatmap(session: AsyncSession, span: Interval, scope: Scope) -> list[H
     )
 
     def cells(pieces: Any, name: str) -> Any:
-        seconds, meets = in_hour(pieces, pieces.c.start, pieces.c.end)
+        clock = on_the_clock(pieces, f"{name}_clock")
+        seconds = least(clock.c.wall_end, hour_end) - greatest(clock.c.wall_start, hour_start)
+        meets = and_(clock.c.wall_start < hour_end, clock.c.wall_end > hour_start)
         return (
-            select(pieces.c.weekday, hours.c.n.label("hour"), func.sum(seconds).label("seconds"))
-            .select_from(pieces.join(hours, meets))
-            .group_by(pieces.c.weekday, hours.c.n)
+            select(clock.c.weekday, hours.c.n.label("hour"), func.sum(seconds).label("seconds"))
+            .select_from(clock.join(hours, meets))
+            .group_by(clock.c.weekday, hours.c.n)
             .subquery(name)
         )
 
