@@ -40,6 +40,12 @@ class Account(msgspec.Struct, frozen=True):
     memberships: list[Membership]
 
 
+class Org(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+    kind: str
+
+
 class InvitationPreview(msgspec.Struct, frozen=True):
     email: str
     org: str
@@ -102,6 +108,10 @@ class IdentityClient:
 
     async def logout(self, refresh_token: str) -> None:
         await self._http.request("POST", "/v1/logout", body={"refresh_token": refresh_token})
+
+    async def orgs(self, token: str) -> list[Org]:
+        """Every organisation, for its name where a page would otherwise show its id."""
+        return await every_item(self._http, "/v1/orgs", Org, token)
 
     async def me(self, token: str) -> Account:
         response = await self._http.request("GET", "/v1/me", headers=_bearer(token))
@@ -286,6 +296,21 @@ class _Intervals(msgspec.Struct):
 async def _one(http: ServiceClient, path: str, shape: type[T], token: str, **params: Any) -> T:
     response = await http.request("GET", path, params=params or None, headers=_bearer(token))
     return msgspec.json.decode(response.content, type=shape)
+
+
+async def every_item(
+    http: ServiceClient, path: str, item: type[T], token: str, **params: str
+) -> list[T]:
+    """Every item of a list, page after page (a city has a few hundred of each at most)."""
+    found: list[T] = []
+    cursor: str | None = None
+    while True:
+        more = {"cursor": cursor} if cursor else {}
+        page = await _one(http, path, _Page[item], token, limit=500, **params, **more)  # type: ignore[valid-type]
+        found += page.items
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
 
 
 class ResourceWeek(msgspec.Struct, frozen=True):
@@ -613,12 +638,6 @@ class OpenInvitation(msgspec.Struct, frozen=True):
     lecturer_id: str | None = None
 
 
-class Org(msgspec.Struct, frozen=True):
-    id: str
-    name: str
-    kind: str
-
-
 class OfficeClient:
     """Reports, the corps, matching runs, members and invitations, for the office's pages."""
 
@@ -664,11 +683,11 @@ class OfficeClient:
         and a city's corps is a few dozen to a few hundred)."""
         if not ids:
             return {}
-        everyone = await self._every(self.lecturers, "/v1/lecturers", CorpsMember, token)
+        everyone = await every_item(self.lecturers, "/v1/lecturers", CorpsMember, token)
         return {lecturer.id: lecturer.name for lecturer in everyone if lecturer.id in ids}
 
     async def runs(self, token: str, month: str) -> list[MatchingRun]:
-        return await self._every(
+        return await every_item(
             self.lecturers, "/v1/matching/runs", MatchingRun, token, month=month
         )
 
@@ -687,18 +706,15 @@ class OfficeClient:
         return run_id
 
     async def requests(self, token: str, month: str) -> list[LectureRequestBrief]:
-        return await self._every(
+        return await every_item(
             self.lecturers, "/v1/requests", LectureRequestBrief, token, month=month
         )
 
-    async def orgs(self, token: str) -> list[Org]:
-        return await self._every(self.identity, "/v1/orgs", Org, token)
-
     async def members(self, token: str, org: str) -> list[Member]:
-        return await self._every(self.identity, "/v1/users", Member, token, org=org)
+        return await every_item(self.identity, "/v1/users", Member, token, org=org)
 
     async def invitations(self, token: str, org: str) -> list[OpenInvitation]:
-        return await self._every(self.identity, "/v1/invitations", OpenInvitation, token, org=org)
+        return await every_item(self.identity, "/v1/invitations", OpenInvitation, token, org=org)
 
     async def invite(self, token: str, body: dict[str, str], idempotency_key: str) -> None:
         await self.identity.request(
@@ -721,21 +737,6 @@ class OfficeClient:
             params={"role": role},
             headers=_bearer(token),
         )
-
-    @staticmethod
-    async def _every(
-        http: ServiceClient, path: str, item: type[T], token: str, **params: str
-    ) -> list[T]:
-        """Every item of a list, page after page (a city has a few hundred of each at most)."""
-        found: list[T] = []
-        cursor: str | None = None
-        while True:
-            more = {"cursor": cursor} if cursor else {}
-            page = await _one(http, path, _Page[item], token, limit=500, **params, **more)  # type: ignore[valid-type]
-            found += page.items
-            if page.next_cursor is None:
-                return found
-            cursor = page.next_cursor
 
 
 # The venue manager's desk: its venues, their resources and opening hours, the bookings waiting
@@ -766,11 +767,6 @@ class Booking(msgspec.Struct, frozen=True):
     programme: str | None = None
     attendees: int | None = None
     reason: str | None = None
-
-
-class OrgName(msgspec.Struct, frozen=True):
-    id: str
-    name: str
 
 
 class SpanDoc(msgspec.Struct, frozen=True):
@@ -885,12 +881,6 @@ class VenueDeskClient:
             headers=_bearer(token),
         )
         return msgspec.json.decode(response.content, type=Booking)
-
-    async def org_names(self, token: str) -> dict[str, str]:
-        orgs = await CatalogueClient._page(
-            self.identity, "/v1/orgs", OrgName, token, {"limit": 500}
-        )
-        return {org.id: org.name for org in orgs}
 
     async def lecture_requests(self, token: str) -> list[LectureRequest]:
         return await CatalogueClient._page(

@@ -18,9 +18,10 @@ from services.web.clients import (
     SpanDoc,
 )
 from services.web.domain import hours_editor, resource_form
+from services.web.domain.formatting import month_name
 from services.web.domain.navigation import navigation
 from services.web.domain.registry_errors import code_of, field_codes
-from services.web.domain.venue_desk import awaiting, decision, managed, may_manage, month_label
+from services.web.domain.venue_desk import awaiting, decision, managed, may_manage
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -78,8 +79,8 @@ def test_venue_managers_and_the_office_find_the_desk_in_the_navigation() -> None
 
 
 def test_a_month_is_named_in_the_readers_language() -> None:
-    assert month_label("2027-03", "zh-CN") == "2027年3月"
-    assert month_label("2027-03", "en") == "March 2027"
+    assert month_name("2027-03", "zh-CN") == "2027年3月"
+    assert month_name("2027-03", "en") == "March 2027"
 
 
 def test_the_room_form_reads_features_in_either_comma_and_rules_as_whole_numbers() -> None:

@@ -18,6 +18,7 @@ import msgspec
 from babel.dates import format_timedelta
 
 from services.web.domain import formatting
+from services.web.domain.fields import whole_number
 from services.web.domain.locales import babel_locale
 from services.web.domain.text import N_
 from shared.contracts import Rules
@@ -87,14 +88,6 @@ def _instant(text: str) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else None
-
-
-def _whole(text: str, *, low: int, high: int) -> int | None:
-    try:
-        value = int(text)
-    except ValueError:
-        return None
-    return value if low <= value <= high else None
 
 
 def form_times(start: datetime, end: datetime, zone: ZoneInfo) -> dict[str, str]:
@@ -175,7 +168,7 @@ def _repeat(
     until_text, count_text = _first(form, "until"), _first(form, "count")
     until = count = None
     if count_text:
-        count = _whole(count_text, low=2, high=MOST_OCCURRENCES)
+        count = whole_number(count_text, low=2, high=MOST_OCCURRENCES)
         if count is None:
             problems.append(
                 Problem(
@@ -222,7 +215,7 @@ def read_booking_form(
         problems.append(Problem("programme", N_("Please check what you entered.")))
     attendees = None
     if _first(form, "attendees"):
-        attendees = _whole(_first(form, "attendees"), low=0, high=MOST_ATTENDEES)
+        attendees = whole_number(_first(form, "attendees"), low=0, high=MOST_ATTENDEES)
         if attendees is None:
             problems.append(Problem("attendees", N_("Enter a whole number, such as 30.")))
     rrule, mode = _repeat(form, start, zone, problems)
@@ -518,7 +511,7 @@ def may_record_attendance(booking: Listed, now: datetime) -> bool:
 
 
 def read_attendance(text: str) -> int | None:
-    return _whole(text.strip(), low=0, high=MOST_ATTENDEES)
+    return whole_number(text.strip(), low=0, high=MOST_ATTENDEES)
 
 
 LONGEST_REASON: Final = 2000

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from services.web.clients import ResourceDetail
+from services.web.domain.fields import whole_number
 
 TYPES: Final = ("room", "equipment")
 RULES: Final = (
@@ -20,13 +21,6 @@ RULES: Final = (
     "slot_minutes",
 )
 LONGEST_NAME: Final = 200
-
-
-def _whole(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        return None
 
 
 def features_of(text: str) -> list[str]:
@@ -48,14 +42,14 @@ def resource_from_form(form: Mapping[str, str]) -> tuple[dict[str, Any] | None, 
         errors["type"] = "required"
     capacity = None
     if text.get("capacity"):
-        capacity = _whole(text["capacity"])
+        capacity = whole_number(text["capacity"])
         if capacity is None:
             errors["capacity"] = "not_a_count"
     rules: dict[str, int] = {}
     for rule in RULES:
         if not text.get(rule):
             continue
-        value = _whole(text[rule])
+        value = whole_number(text[rule])
         if value is None:
             errors[rule] = "not_a_count"
         else:

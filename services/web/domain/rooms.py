@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from services.web.domain.fields import whole_number
+
 CITY_ZONE: Final = ZoneInfo("Asia/Shanghai")
 TYPES: Final = ("room", "equipment")
 LONGEST_QUERY: Final = 200
@@ -42,14 +44,6 @@ class RoomQuery(msgspec.Struct, frozen=True):
         return params
 
 
-def _whole(raw: str, *, low: int, high: int) -> int | None:
-    try:
-        value = int(raw)
-    except ValueError:
-        return None
-    return value if low <= value <= high else None
-
-
 def room_query(form: dict[str, str]) -> tuple[RoomQuery, dict[str, str]]:
     """The query, and for each field that is wrong the code of what is wrong with it."""
     errors: dict[str, str] = {}
@@ -59,12 +53,12 @@ def room_query(form: dict[str, str]) -> tuple[RoomQuery, dict[str, str]]:
         errors["type"] = "invalid_request"
     capacity = None
     if text.get("min_capacity"):
-        capacity = _whole(text["min_capacity"], low=0, high=100_000)
+        capacity = whole_number(text["min_capacity"], low=0, high=100_000)
         if capacity is None:
             errors["min_capacity"] = "not_a_count"
     minutes = 60
     if text.get("minutes"):
-        minutes = _whole(text["minutes"], low=15, high=24 * 60) or 0
+        minutes = whole_number(text["minutes"], low=15, high=24 * 60) or 0
         if not minutes:
             errors["minutes"] = "not_minutes"
     day = start = end = None

@@ -8,13 +8,11 @@ that another organisation's venue page is refused rather than shown.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import datetime
 from typing import Final, Protocol, TypeVar
 
 import msgspec
-from babel.dates import format_skeleton
 
-from services.web.domain.locales import babel_locale
 from services.web.domain.text import N_
 
 DESK_ROLES: Final = frozenset({"venue_manager", "office"})
@@ -96,8 +94,3 @@ def decision(action: str, reason: str) -> tuple[Decision | None, str | None]:
     if len(reason) > REASON_LONGEST:
         return None, "reason_too_long"
     return Decision(action=action, reason=reason or None), None
-
-
-def month_label(month: str, locale: str) -> str:
-    """A `YYYY-MM` month in the reader's language: 2027年3月 / March 2027."""
-    return format_skeleton("yMMMM", date.fromisoformat(f"{month}-01"), locale=babel_locale(locale))

@@ -29,14 +29,14 @@ async def start(web: Web, page: Page, bearer: Bearer) -> Template:
 
 
 async def _me(web: WebRuntime, page: PageContext, bearer: str, **context: object) -> Template:
-    account, org_names = await asyncio.gather(web.identity.me(bearer), web.desk.org_names(bearer))
+    account, orgs = await asyncio.gather(web.identity.me(bearer), web.identity.orgs(bearer))
     status = 400 if context.get("errors") else 200
     return view(
         page,
         "me.html",
         status_code=status,
         account=account,
-        org_names=org_names,
+        org_names={org.id: org.name for org in orgs},
         **{"errors": {}, "saved": None, **context},
     )
 

@@ -43,12 +43,13 @@ def _is_htmx(request: Request[Any, Any, Any]) -> bool:
 async def _queue(web: WebRuntime, page: PageContext, bearer: str) -> tuple[list[Card], list[Card]]:
     """The bookings waiting for a decision and the lecture holds, at the visitor's venues."""
     role, org = membership(page)
-    venues, asked, held, orgs = await asyncio.gather(
+    venues, asked, held, known = await asyncio.gather(
         web.desk.venues(bearer),
         web.desk.pending(bearer, hold=False),
         web.desk.pending(bearer, hold=True),
-        web.desk.org_names(bearer),
+        web.identity.orgs(bearer),
     )
+    orgs = {org.id: org.name for org in known}
     mine: dict[str, ManagedVenue] = {v.id: v for v in managed(role, org, venues)}
     waiting, holds = awaiting(asked, mine), awaiting(held, mine)
     venue_ids = sorted({b.venue_id for b in (*waiting, *holds)})

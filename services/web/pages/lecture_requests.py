@@ -8,11 +8,11 @@ import asyncio
 from litestar import get
 from litestar.response import Template
 
+from services.web.domain.formatting import month_name
 from services.web.domain.venue_desk import (
     PROGRAMME_NAMES,
     REQUEST_STATUS_NAMES,
     managed,
-    month_label,
 )
 from services.web.pages.venue_desk import DESK, membership
 from services.web.pages.views import Bearer, Page, Web, view
@@ -34,7 +34,7 @@ async def lecture_requests(web: Web, page: Page, bearer: Bearer) -> Template:
         "lecture_requests.html",
         requests=shown,
         venue_names=names,
-        months={r.month: month_label(r.month, page.locale) for r in shown},
+        months={r.month: month_name(r.month, page.locale) for r in shown},
         programme_names=PROGRAMME_NAMES,
         status_names=REQUEST_STATUS_NAMES,
     )

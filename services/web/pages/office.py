@@ -19,6 +19,7 @@ from litestar.types import ControllerRouterHandler
 
 from services.web.clients import (
     CatalogueClient,
+    IdentityClient,
     LectureRequestBrief,
     Member,
     OfficeClient,
@@ -49,7 +50,7 @@ from services.web.domain.office import (
 )
 from services.web.domain.rooms import CITY_ZONE
 from services.web.pages.auth import Form
-from services.web.pages.views import Bearer, Catalogue, Page, field_errors, runtime_of, view
+from services.web.pages.views import Bearer, Catalogue, Page, Web, field_errors, runtime_of, view
 from services.web.runtime import PageContext
 from shared.errors import Forbidden
 from shared.http import RemoteError
@@ -344,12 +345,18 @@ def _org_of(page: PageContext, role: str, asked: str) -> str:
 
 
 async def _users_page(
-    page: PageContext, bearer: str, office: OfficeClient, role: str, org: str, **context: Any
+    page: PageContext,
+    bearer: str,
+    office: OfficeClient,
+    identity: IdentityClient,
+    role: str,
+    org: str,
+    **context: Any,
 ) -> Template:
     members, invitations, orgs = await asyncio.gather(
         office.members(bearer, org),
         office.invitations(bearer, org),
-        office.orgs(bearer) if role == "office" else _nothing(),
+        identity.orgs(bearer) if role == "office" else _nothing(),
     )
     rows = [
         MemberRow(member, held.role, may_end_membership(role, held.role))
@@ -383,11 +390,13 @@ async def users(
     page: Page,
     bearer: Bearer,
     office: Office,
+    web: Web,
     org: Id = "",
     done: Annotated[str, QueryParameter(required=False, max_length=20)] = "",
 ) -> Template:
     role = _allow(page, "/users")
-    return await _users_page(page, bearer, office, role, _org_of(page, role, org), done=done)
+    org = _org_of(page, role, org)
+    return await _users_page(page, bearer, office, web.identity, role, org, done=done)
 
 
 def _back(org: str, done: str) -> Redirect:
@@ -396,7 +405,9 @@ def _back(org: str, done: str) -> Redirect:
 
 
 @post("/users/invitations")
-async def invite(page: Page, bearer: Bearer, office: Office, data: Form) -> Template | Redirect:
+async def invite(
+    page: Page, bearer: Bearer, office: Office, web: Web, data: Form
+) -> Template | Redirect:
     role = _allow(page, "/users")
     org = _org_of(page, role, data.get("org", ""))
     typed, errors = invite_form(data, invitable_roles(role), LOCALES)
@@ -409,7 +420,9 @@ async def invite(page: Page, bearer: Bearer, office: Office, data: Form) -> Temp
             errors = _refused_fields(refused, ("email", "role", "locale", "lecturer_id"), "email")
         else:
             return _back(org, "invited")
-    return await _users_page(page, bearer, office, role, org, errors=errors, form=data)
+    return await _users_page(
+        page, bearer, office, web.identity, role, org, errors=errors, form=data
+    )
 
 
 async def _open_invitation(
