@@ -30,6 +30,7 @@ FEATURE_NAMES: Final = {
     "projector": N_("projector"),
     "sound_system": N_("sound system"),
     "stage": N_("stage"),
+    "sports": N_("sports ground"),
     "whiteboard": N_("whiteboard"),
 }
 
