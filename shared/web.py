@@ -48,6 +48,7 @@ from shared.config import ServiceName, Settings
 from shared.db import Database, connect
 from shared.errors import FieldError, InvalidRequest, ServiceUnavailable
 from shared.events import queue_name
+from shared.idempotency import Keyed
 from shared.ids import is_uuid
 from shared.observability import RequestLog, RequestObservability, ServiceMetrics
 from shared.outbox import OutboxTables, unsent_count
@@ -186,6 +187,19 @@ def page_of(items: Sequence[T], limit: int, id_of: Callable[[T], str]) -> Page[T
     return Page(items=shown, next_cursor=encode_cursor(id_of(shown[-1])) if more else None)
 
 
+async def request_key(request: Request[Any, Any, Any], principal: Principal) -> Keyed | None:
+    """The request's Idempotency-Key, if it sent one (422 when it is malformed)."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    idempotency.check_key(key)
+    return Keyed(
+        scope=f"{principal.sub}:{request.method}:{request.url.path}",
+        key=key,
+        fingerprint=idempotency.fingerprint(await request.body()),
+    )
+
+
 async def create_once(
     request: Request[Any, Any, Any],
     session: AsyncSession,
@@ -195,23 +209,24 @@ async def create_once(
     status: int = 201,
 ) -> Response[bytes]:
     """Run a create under the request's Idempotency-Key, if it sent one."""
-    key = request.headers.get("idempotency-key")
-    if key is None:
+    keyed = await request_key(request, principal)
+    if keyed is None:
         return Response(msgspec.json.encode(await make()), status_code=status)
     table = service_state(request.app.state).tables.idempotency_keys
-    scope = f"{principal.sub}:{request.method}:{request.url.path}"
     replay = await idempotency.claim(
         session,
         table,
-        scope=scope,
-        key=key,
-        body_fingerprint=idempotency.fingerprint(await request.body()),
+        scope=keyed.scope,
+        key=keyed.key,
+        body_fingerprint=keyed.fingerprint,
         now=datetime.now(UTC),
     )
     if replay is not None:
         return Response(replay.body, status_code=replay.status)
     body = msgspec.json.encode(await make())
-    await idempotency.remember(session, table, scope=scope, key=key, status=status, body=body)
+    await idempotency.remember(
+        session, table, scope=keyed.scope, key=keyed.key, status=status, body=body
+    )
     return Response(body, status_code=status)
 
 

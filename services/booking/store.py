@@ -13,11 +13,10 @@ insert after it cannot interleave with another writer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from functools import cache
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -27,6 +26,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     ColumnElement,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -34,6 +34,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    TextClause,
     and_,
     bindparam,
     delete,
@@ -45,23 +46,28 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.booking.domain.bookings import LIVE, Booking, Status
+from services.booking.domain.fair_use import WeekCharge
 from services.booking.domain.halls import Held, Reach
+from shared import idempotency
 from shared.config import ServiceName
 from shared.contracts import LONGEST_BLOCK, LONGEST_BUFFER, BookingChanged, Programme
 from shared.db import Database, UTCDateTime, database_outage, new_metadata
 from shared.errors import Conflict, FieldError, NotFound, ServiceUnavailable
+from shared.idempotency import Keyed, Replay
 from shared.outbox import insert_ignoring_duplicates, outbox_row, outbox_tables, publish
 from shared.time import Interval
 
-# PostgreSQL's SQLSTATEs: two inserters deadlocked; a slot held for a booking not inserted.
+# PostgreSQL's SQLSTATEs: two inserters deadlocked; a slot or a charge for a booking not
+# inserted; a key already there.
 _DEADLOCK = "40P01"
 _FOREIGN_KEY_VIOLATION = "23503"
+_UNIQUE_VIOLATION = "23505"
 
 
 class Base(DeclarativeBase):
@@ -226,6 +232,32 @@ class SlotRow(Base):
     )
 
 
+class WeeklyHoursRow(Base):
+    """The seconds of live bookings an organisation holds at a venue in one local week (the
+    week's Monday): what its weekly share is checked against, by the booking's own statement."""
+
+    __tablename__ = "weekly_hours"
+
+    org: Mapped[str] = mapped_column(String(100), primary_key=True)
+    venue_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    week: Mapped[date] = mapped_column(Date, primary_key=True)
+    seconds: Mapped[int] = mapped_column(Integer)
+
+
+class ChargeRow(Base):
+    """What a live booking charged a week of its organisation's share (`fair_use.charges`),
+    given back when it ends. A charge's foreign key is also what undoes a booking's statement
+    that charged a week but inserted no booking (`_TAKE`)."""
+
+    __tablename__ = "booking_charges"
+
+    booking_id: Mapped[str] = mapped_column(
+        ForeignKey("bookings.id", ondelete="CASCADE"), primary_key=True
+    )
+    week: Mapped[date] = mapped_column(Date, primary_key=True)
+    seconds: Mapped[int] = mapped_column(Integer)
+
+
 class RegistryCacheRow(Base):
     """A registry answer kept until an event about its venue says it may have changed."""
 
@@ -382,32 +414,343 @@ def conflict_error(found: Sequence[tuple[str, str, datetime, datetime]]) -> Conf
 
 _INSERT_BOOKING = Base.metadata.tables["bookings"].insert()
 _INSERT_SLOT = Base.metadata.tables["booking_slots"].insert()
-_INSERT_SLOT_UNLESS_TAKEN = (
-    pg_insert(Base.metadata.tables["booking_slots"])
-    .on_conflict_do_nothing()
-    .returning(Base.metadata.tables["booking_slots"].c.resource_id)
+_INSERT_CHARGE = Base.metadata.tables["booking_charges"].insert()
+_CHARGE_WEEK = sqlite_insert(Base.metadata.tables["weekly_hours"])
+_CHARGE_WEEK = _CHARGE_WEEK.on_conflict_do_update(
+    index_elements=["org", "venue_id", "week"],
+    set_={"seconds": WeeklyHoursRow.seconds + _CHARGE_WEEK.excluded.seconds},
 )
 
 
-async def insert_booking(
-    session: AsyncSession, row: NewBooking, plans: Sequence[SlotPlan], *, now: datetime
-) -> Booking:
-    """Store a booking, its slots and its event, or refuse with 409 naming what is in the way.
+# Making bookings: one write path for each database
+#
+# Every booking (one, a series' occurrence, a hold; with or without an Idempotency-Key; held to
+# the weekly share or not) is one `Attempt` and goes through `book`. On PostgreSQL each attempt is
+# `_TAKE`, one statement that holds the slots (the exclusion constraints decide), charges the
+# organisation's weeks at the venue (a conditional upsert of its `weekly_hours` rows decides the
+# share, so no lock is taken beyond those rows) and inserts the booking, its charges, its event
+# and the answer kept under its key, or none of them. A lone booking runs it in autocommit on a
+# bare driver connection; a series runs it once per occurrence in one transaction. On SQLite the
+# write transaction holds the database (`BEGIN IMMEDIATE`), and `_refusal`, the statement's
+# rules as queries, is checked before the same rows are inserted.
 
-    SQLite: the check and the insert share one `BEGIN IMMEDIATE` transaction, so no other writer
-    comes between them. PostgreSQL: the exclusion constraint decides, however many replicas insert
-    at once. Its slots go in with ON CONFLICT DO NOTHING (which waits for a racing inserter to
-    finish, then yields to it), so a refused slot leaves the transaction usable: the booking is
-    taken back and the winner named on the same connection, and a series goes on with its other
-    occurrences.
-    """
+
+class Attempt(NamedTuple):
+    """One booking to make: its row, the slots it holds (`domain.halls`) and what it charges
+    each week of its organisation's share at the venue (`domain.fair_use`)."""
+
+    row: NewBooking
+    plans: Sequence[SlotPlan]
+    charges: Sequence[WeekCharge]
+
+
+class Refused(NamedTuple):
+    """An attempt not made: `conflict` (the live slots in the way), or `fair_use_exceeded` (the
+    first week it would overdraw, and the seconds of it the organisation held)."""
+
+    attempt: Attempt
+    code: Literal["conflict", "fair_use_exceeded"]
+    in_the_way: Sequence[tuple[str, str, datetime, datetime]] = ()
+    week: date | None = None
+    held_seconds: int = 0
+
+
+class Made(NamedTuple):
+    """What `book` did: the bookings made, the attempts refused, and the answer it kept."""
+
+    booked: list[NewBooking]
+    refused: list[Refused]
+    answer: bytes = b""
+
+
+class Stale(Exception):
+    """The venue's registry generation is no longer the one the booking's rules were checked
+    against: what was read of the registry must be read again."""
+
+
+async def book(
+    database: Database,
+    attempts: Sequence[Attempt],
+    *,
+    generation: int,
+    share_seconds: int | None,
+    all_or_nothing: bool,
+    keyed: Keyed | None,
+    answer: Callable[[Made], msgspec.Struct],
+) -> Made | Replay:
+    """Make the attempts (in the order given) at the venue's registry `generation`, each held to
+    `share_seconds` a week when given. With `all_or_nothing`, one refusal undoes them all. When
+    anything was made, `answer(made)` is the answer kept under `keyed`; a request whose key was
+    answered before gets that answer (`Replay`) and makes nothing."""
+    if not attempts:
+        return Made([], [])
+    if database.dialect == "postgresql" and len(attempts) == 1:
+        return await _book_alone(
+            database,
+            attempts[0],
+            generation=generation,
+            share=share_seconds,
+            keyed=keyed,
+            answer=answer,
+        )
+    try:
+        async with database.write() as session:
+            return await _book_in(
+                session,
+                attempts,
+                generation=generation,
+                share=share_seconds,
+                all_or_nothing=all_or_nothing,
+                keyed=keyed,
+                answer=answer,
+            )
+    except _Undone as undone:
+        replay = None
+        if keyed is not None:
+            # What was refused may be what this key made before; or another request with the
+            # key answered first.
+            async with database.write() as session:
+                replay = await _replay(session, keyed)
+        if replay is not None:
+            return replay
+        if not undone.answered:
+            return undone.made
+    # The key's answer had expired, and was dropped: make them now.
+    return await book(
+        database,
+        attempts,
+        generation=generation,
+        share_seconds=share_seconds,
+        all_or_nothing=all_or_nothing,
+        keyed=keyed,
+        answer=answer,
+    )
+
+
+class _Undone(Exception):
+    """The transaction is rolled back: all or nothing, and something was refused (`made`), or
+    another request answered under the same key first (`answered`)."""
+
+    def __init__(self, made: Made, *, answered: bool = False) -> None:
+        self.made = made
+        self.answered = answered
+
+
+# A refused attempt on PostgreSQL: a slot or a charge written for a booking that was not (both
+# break their foreign key at the end of the statement), two inserters deadlocked, or the key
+# answered by another request.
+_REFUSED = (_FOREIGN_KEY_VIOLATION, _DEADLOCK, _UNIQUE_VIOLATION)
+# A lone booking whose refusal has no reason left when looked at (what was in the way went
+# meanwhile) is tried again, this many times in all.
+_TRIES = 3
+
+
+async def _book_alone(
+    database: Database,
+    attempt: Attempt,
+    *,
+    generation: int,
+    share: int | None,
+    keyed: Keyed | None,
+    answer: Callable[[Made], msgspec.Struct],
+) -> Made | Replay:
+    """One attempt on PostgreSQL: `_TAKE` in autocommit, on a bare driver connection, with a
+    prepared statement (this is the service's throughput); only a refusal asks why."""
+    made = Made([attempt.row], [])
+    made = made._replace(answer=msgspec.json.encode(answer(made)))
+    arguments = _TAKE.arguments(_take_values(attempt, generation, share, keyed, made.answer))
+    for _ in range(_TRIES):
+        try:
+            async with database.driver() as connection:
+                found = await connection.fetchrow(_TAKE.sql, *arguments)
+        except Exception as exc:
+            # Checked first: a connection error is a PostgresError too. A broken connection is
+            # dropped, not lent again (`StatementConnections`); the client may try again.
+            if database_outage(exc):
+                raise ServiceUnavailable(
+                    "the database does not answer", code="database_unavailable"
+                ) from exc
+            if not isinstance(exc, asyncpg.PostgresError) or exc.sqlstate not in _REFUSED:
+                raise
+        else:
+            if found["generation"] != generation:
+                raise Stale
+            if found["booked"]:
+                return made
+        async with database.write() as session:
+            if keyed is not None and (replay := await _replay(session, keyed)) is not None:
+                return replay
+            refusal = await _refusal(session, attempt, share)
+        if refusal is not None:
+            return Made([], [refusal])
+    raise Conflict("another booking of these resources was being made; try again")
+
+
+async def _book_in(
+    session: AsyncSession,
+    attempts: Sequence[Attempt],
+    *,
+    generation: int,
+    share: int | None,
+    all_or_nothing: bool,
+    keyed: Keyed | None,
+    answer: Callable[[Made], msgspec.Struct],
+) -> Made | Replay:
+    """The attempts in the session's transaction: on PostgreSQL `_TAKE` each, in a savepoint of
+    its own; on SQLite, whose transaction holds the database, `_refusal` then the rows."""
     postgres = session.get_bind().dialect.name == "postgresql"
+    now = datetime.now(UTC)
     if not postgres:
-        found = await conflicts(session, plans)
-        if found:
-            raise conflict_error(found)
+        venue_id = attempts[0].row.venue_id
+        if (await generations(session, [venue_id])).get(venue_id, 0) != generation:
+            raise Stale
+        if keyed is not None:
+            replay = await idempotency.claim(
+                session,
+                tables.idempotency_keys,
+                scope=keyed.scope,
+                key=keyed.key,
+                body_fingerprint=keyed.fingerprint,
+                now=now,
+            )
+            if replay is not None:
+                return replay
+    made = Made([], [])
+    for attempt in attempts:
+        if postgres:
+            refusal = await _take_in(session, attempt, generation=generation, share=share)
+        elif (refusal := await _refusal(session, attempt, share)) is None:
+            await _insert(session, attempt)
+        if refusal is None:
+            made.booked.append(attempt.row)
+        else:
+            made.refused.append(refusal)
+    if not made.booked or (made.refused and all_or_nothing):
+        raise _Undone(made._replace(booked=[]))
+    made = made._replace(answer=msgspec.json.encode(answer(made)))
+    if keyed is not None:
+        await _keep_answer(session, keyed, made.answer, postgres=postgres, now=now)
+    return made
+
+
+async def _take_in(
+    session: AsyncSession, attempt: Attempt, *, generation: int, share: int | None
+) -> Refused | None:
+    """`_TAKE` inside the session's transaction, in a savepoint: a refusal undoes only it."""
+    for _ in range(_TRIES):
+        try:
+            async with session.begin_nested():
+                found = (
+                    await session.execute(
+                        _TAKE.text, _take_values(attempt, generation, share, None, b"")
+                    )
+                ).one()
+        except DBAPIError as exc:
+            if _sqlstate(exc) not in _REFUSED:
+                raise
+        else:
+            if found.generation != generation:
+                raise Stale
+            if found.booked:
+                return None
+        if (refusal := await _refusal(session, attempt, share)) is not None:
+            return refusal
+    raise Conflict("another booking of these resources was being made; try again")
+
+
+async def _refusal(session: AsyncSession, attempt: Attempt, share: int | None) -> Refused | None:
+    """Why the attempt cannot be made now, if it cannot: `_TAKE`'s rules, as queries."""
+    found = await conflicts(session, attempt.plans)
+    if found:
+        return Refused(attempt, "conflict", in_the_way=found)
+    if share is None:
+        return None
+    row = attempt.row
+    held = await weekly_seconds(session, row.org, row.venue_id, [c.week for c in attempt.charges])
+    for charge in attempt.charges:
+        if held.get(charge.week, 0) + charge.seconds > share:
+            return Refused(
+                attempt,
+                "fair_use_exceeded",
+                week=charge.week,
+                held_seconds=held.get(charge.week, 0),
+            )
+    return None
+
+
+async def _insert(session: AsyncSession, attempt: Attempt) -> None:
+    """The rows of a booking `_refusal` let through (SQLite: the transaction holds the database,
+    so nothing came between the two)."""
+    row = attempt.row
+    await session.execute(_INSERT_BOOKING, row.values())
+    await session.execute(_INSERT_SLOT, _slot_values(attempt))
+    await session.execute(
+        _INSERT_CHARGE,
+        [{"booking_id": row.id, "week": c.week, "seconds": c.seconds} for c in attempt.charges],
+    )
+    await session.execute(
+        _CHARGE_WEEK,
+        [
+            {"org": row.org, "venue_id": row.venue_id, "week": c.week, "seconds": c.seconds}
+            for c in attempt.charges
+        ],
+    )
+    await publish(
+        session,
+        tables,
+        source=SOURCE,
+        type="booking.created",
+        data=changed_of(row),
+        now=row.created_at,
+    )
+
+
+async def _keep_answer(
+    session: AsyncSession, keyed: Keyed, answer: bytes, *, postgres: bool, now: datetime
+) -> None:
+    """Keep the answer under the key, with what it answers. SQLite claimed the key first; on
+    PostgreSQL a key someone else answered meanwhile undoes this transaction."""
+    table = tables.idempotency_keys
+    if not postgres:
+        await idempotency.remember(
+            session, table, scope=keyed.scope, key=keyed.key, status=201, body=answer
+        )
+        return
+    try:
+        async with session.begin_nested():
+            await session.execute(
+                table.insert().values(
+                    scope=keyed.scope,
+                    key=keyed.key,
+                    fingerprint=keyed.fingerprint,
+                    created_at=now,
+                    status=201,
+                    body=answer,
+                )
+            )
+    except DBAPIError as exc:
+        if _sqlstate(exc) != _UNIQUE_VIOLATION:
+            raise
+        raise _Undone(Made([], []), answered=True) from exc
+
+
+async def _replay(session: AsyncSession, keyed: Keyed) -> Replay | None:
+    """The answer kept under the key (422 when it answered another body), or None where there
+    is none; one past its lifetime is dropped."""
+    return await idempotency.answered(
+        session,
+        tables.idempotency_keys,
+        scope=keyed.scope,
+        key=keyed.key,
+        body_fingerprint=keyed.fingerprint,
+        now=datetime.now(UTC),
+    )
+
+
+def _slot_values(attempt: Attempt) -> list[dict[str, Any]]:
+    row = attempt.row
     live = row.status in LIVE_VALUES
-    slots = [
+    return [
         {
             "booking_id": row.id,
             "resource_id": plan.resource_id,
@@ -419,161 +762,138 @@ async def insert_booking(
             "reach": plan.reach.value,
         }
         # One order for every inserter, so two multi-resource bookings cannot deadlock.
-        for plan in sorted(plans, key=lambda plan: plan.resource_id)
+        for plan in sorted(attempt.plans, key=lambda plan: plan.resource_id)
     ]
-    # Core statements with the parameters apart, so the compiled SQL is cached: this is the hot
-    # path of the service, and the ORM's unit of work would cost more than the database does.
-    await session.execute(_INSERT_BOOKING, row.values())
-    if not postgres:
-        await session.execute(_INSERT_SLOT, slots)
-    else:
-        try:
-            held = (await session.execute(_INSERT_SLOT_UNLESS_TAKEN, slots)).all()
-        except DBAPIError as exc:
-            if _sqlstate(exc) != _DEADLOCK:
-                raise
-            # The transaction is spent; the client may simply try again.
-            raise Conflict("another booking of these resources was being made; try again") from exc
-        if len(held) < len(slots):
-            await session.execute(delete(BookingRow).where(BookingRow.id == row.id))
-            raise conflict_error(await conflicts(session, plans))
-    await publish(
-        session, tables, source=SOURCE, type="booking.created", data=changed_of(row), now=now
+
+
+def _take_values(
+    attempt: Attempt, generation: int, share: int | None, keyed: Keyed | None, answer: bytes
+) -> dict[str, Any]:
+    """`_TAKE`'s parameters, by name."""
+    row = attempt.row
+    slots = _slot_values(attempt)
+    event = outbox_row(
+        source=SOURCE, type="booking.created", data=changed_of(row), now=row.created_at
     )
-    return booking_of(row)
+    booking = row.values()
+    # A JSON column's value goes to the driver as its text.
+    booking["resource_ids"] = msgspec.json.encode(row.resource_ids).decode()
+    return {
+        **{f"b_{name}": value for name, value in booking.items()},
+        **{f"e_{name}": event[name] for name in _EVENT_COLUMNS},
+        "generation": generation,
+        "share": share,
+        "weeks": [c.week for c in attempt.charges],
+        "week_seconds": [c.seconds for c in attempt.charges],
+        **{f"slot_{name}": [s[name] for s in slots] for name in _SLOT_ARRAYS},
+        "slot_live": row.status in LIVE_VALUES,
+        "k_scope": keyed.scope if keyed else None,
+        "k_key": keyed.key if keyed else None,
+        "k_fingerprint": keyed.fingerprint if keyed else None,
+        "k_body": answer,
+    }
 
 
-class Stale(Exception):
-    """What this process holds of the venue is older than the registry's last event about it."""
+class _Statement(NamedTuple):
+    """A statement written with named parameters, and its form for the bare driver: `$n`
+    placeholders and the names in their order."""
+
+    text: TextClause
+    sql: str
+    names: tuple[str, ...]
+
+    def arguments(self, values: dict[str, Any]) -> list[Any]:
+        return [values[name] for name in self.names]
 
 
-async def insert_booking_at_once(
-    database: Database,
-    row: NewBooking,
-    plans: Sequence[SlotPlan],
-    *,
-    generation: int,
-    now: datetime,
-) -> Booking:
-    """`insert_booking` for PostgreSQL as one statement, and one round trip: the hot path.
-
-    The statement holds the slots (ON CONFLICT DO NOTHING: the exclusion constraint decides,
-    waiting for a racing inserter to finish), then inserts the booking and its event only if every
-    slot was held and the venue's registry generation is still the one the rules were checked
-    against. A slot held for a booking that is not inserted breaks its foreign key at the end of
-    the statement, so nothing of a refused booking stays. Being one statement it needs no
-    transaction of its own, and it runs on the driver's connection with a prepared statement:
-    this path is what the service's throughput is.
-    `Stale` when the generation moved; 409 naming the winner when a slot was taken.
-    """
-    event = outbox_row(source=SOURCE, type="booking.created", data=changed_of(row), now=now)
-    booking = list(msgspec.structs.astuple(row))
-    booking[_RESOURCE_IDS_AT] = msgspec.json.encode(row.resource_ids).decode()
-    # In the order `_at_once_statement` numbers its parameters.
-    arguments = [
-        *booking,
-        *(event[column] for column in _EVENT_COLUMNS),
-        generation,
-        row.start_at,
-        row.end_at,
-        row.status in LIVE_VALUES,
-    ]
-    for plan in sorted(plans, key=lambda plan: plan.resource_id):
-        arguments += (plan.resource_id, plan.blocked.start, plan.blocked.end, plan.reach.value)
-    try:
-        async with database.driver() as connection:
-            found = await connection.fetchrow(_at_once_statement(len(plans)), *arguments)
-    except Exception as exc:
-        # Checked first: a connection error is a PostgresError too. A broken connection is
-        # dropped, not lent again (`StatementConnections`); the client may try again.
-        if database_outage(exc):
-            raise ServiceUnavailable(
-                "the database does not answer", code="database_unavailable"
-            ) from exc
-        if not isinstance(exc, asyncpg.PostgresError) or exc.sqlstate not in (
-            _FOREIGN_KEY_VIOLATION,
-            _DEADLOCK,
-        ):
-            raise
-        found = None
-    if found is not None and found["generation"] != generation:
-        raise Stale
-    if found is None or not found["booked"]:
-        async with database.read() as session:
-            raise conflict_error(await conflicts(session, plans))
-    return booking_of(row)
-
-
-# The hot path's statement takes a booking's columns in the order of `NewBooking`'s fields, so
-# its values go in as they are (`astuple`), with no dict built per booking.
-_BOOKING_COLUMNS = tuple(field.name for field in msgspec.structs.fields(NewBooking))
-_RESOURCE_IDS_AT = _BOOKING_COLUMNS.index("resource_ids")
+_SLOT_ARRAYS = ("resource_id", "blocked_from", "blocked_until", "reach")
 _EVENT_COLUMNS = ("event_id", "type", "payload", "created_at")
 
 
-@cache
-def _at_once_statement(slot_count: int) -> str:
-    """The statement for bookings of `slot_count` resources. Its parameters, in order: the
-    booking's columns (`_BOOKING_COLUMNS`), the event's (`_EVENT_COLUMNS`), the generation, the
-    slot's start and end and whether it is live, then each resource, its blocked stretch and the
-    slot's reach."""
-    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-    bookings, slots = BookingRow.__table__, SlotRow.__table__
-    outbox = tables.outbox
-    if set(_BOOKING_COLUMNS) != set(bookings.columns.keys()):
-        raise RuntimeError("NewBooking's fields must be the columns of bookings")
-    names = [
-        *(f"b_{key}" for key in _BOOKING_COLUMNS),
-        *(f"e_{key}" for key in _EVENT_COLUMNS),
-        "generation",
-        "slot_start",
-        "slot_end",
-        "slot_live",
-        *(f"{part}{n}" for n in range(slot_count) for part in "rfuk"),
-    ]
+def _take_statement() -> _Statement:
+    """`_TAKE`: one booking as one statement. The charges and the slots are taken first; the
+    booking is inserted only if every one was and the venue's registry generation is the one its
+    rules were checked against; its charges' and slots' foreign keys then undo everything of a
+    booking that was not inserted, at the end of the statement."""
+    table = Base.metadata.tables
+    bookings, slots, outbox = table["bookings"], table["booking_slots"], tables.outbox
+    counters, charged = table["weekly_hours"], table["booking_charges"]
+    keys = tables.idempotency_keys
+    dialect = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
 
-    def typed(name: str, column: Any) -> str:
-        # A parameter in a SELECT list or VALUES has no type for PostgreSQL to infer: name it.
-        return f"CAST(${names.index(name) + 1} AS {column.type.compile(dialect=dialect)})"
+    def typed(name: str, column: Any, array: str = "") -> str:
+        # A parameter in a SELECT list has no type for PostgreSQL to infer: name it.
+        return f"CAST(:{name} AS {column.type.compile(dialect=dialect)}{array})"
 
-    generation = typed("generation", RegistryGenerationRow.__table__.c.generation)
-    values = ", ".join(
-        f"({typed(f'r{n}', slots.c.resource_id)}, {typed(f'f{n}', slots.c.blocked_from)}, "
-        f"{typed(f'u{n}', slots.c.blocked_until)}, {typed(f'k{n}', slots.c.reach)})"
-        for n in range(slot_count)
+    booking_columns = list(bookings.columns.keys())
+    slot_arrays = ", ".join(typed(f"slot_{n}", slots.c[n], "[]") for n in _SLOT_ARRAYS)
+    weeks = (
+        f"{typed('weeks', charged.c.week, '[]')}, {typed('week_seconds', charged.c.seconds, '[]')}"
     )
-    booking_id = typed("b_id", bookings.c.id)
-    return f"""
+    share = typed("share", counters.c.seconds)
+    generation = typed("generation", table["registry_generations"].c.generation)
+    week_list = typed("weeks", charged.c.week, "[]")
+    sql = f"""
         WITH current AS (
             SELECT COALESCE(
                 (SELECT generation FROM registry_generations
                  WHERE venue_id = {typed("b_venue_id", bookings.c.venue_id)}), 0
             ) AS generation
+        ), charge AS (
+            INSERT INTO {counters.name} AS held (org, venue_id, week, seconds)
+            SELECT {typed("b_org", counters.c.org)}, {typed("b_venue_id", counters.c.venue_id)},
+                asked.week, asked.seconds
+            FROM current, unnest({weeks}) AS asked (week, seconds)
+            WHERE current.generation = {generation}
+                AND ({share} IS NULL OR asked.seconds <= {share})
+            ON CONFLICT (org, venue_id, week) DO UPDATE
+                SET seconds = held.seconds + EXCLUDED.seconds
+                WHERE {share} IS NULL OR held.seconds + EXCLUDED.seconds <= {share}
+            RETURNING week
         ), slot AS (
-            INSERT INTO booking_slots
+            INSERT INTO {slots.name}
                 (booking_id, resource_id, start_at, end_at, blocked_from, blocked_until, live,
                  reach)
-            SELECT {booking_id}, held.resource_id, {typed("slot_start", slots.c.start_at)},
-                {typed("slot_end", slots.c.end_at)}, held.blocked_from, held.blocked_until,
-                {typed("slot_live", slots.c.live)}, held.reach
-            FROM current, (VALUES {values})
-                AS held (resource_id, blocked_from, blocked_until, reach)
-            WHERE current.generation = {generation}
+            SELECT {typed("b_id", slots.c.booking_id)}, wanted.resource_id,
+                {typed("b_start_at", slots.c.start_at)}, {typed("b_end_at", slots.c.end_at)},
+                wanted.blocked_from, wanted.blocked_until, {typed("slot_live", slots.c.live)},
+                wanted.reach
+            FROM unnest({slot_arrays})
+                AS wanted (resource_id, blocked_from, blocked_until, reach)
+            WHERE (SELECT count(*) FROM charge) = cardinality({week_list})
             ON CONFLICT DO NOTHING
             RETURNING resource_id
         ), booking AS (
-            INSERT INTO bookings ({", ".join(_BOOKING_COLUMNS)})
-            SELECT {", ".join(typed(f"b_{key}", bookings.c[key]) for key in _BOOKING_COLUMNS)}
-            WHERE (SELECT count(*) FROM slot) = {slot_count}
+            INSERT INTO {bookings.name} ({", ".join(booking_columns)})
+            SELECT {", ".join(typed(f"b_{name}", bookings.c[name]) for name in booking_columns)}
+            WHERE (SELECT count(*) FROM slot)
+                = cardinality({typed("slot_resource_id", slots.c.resource_id, "[]")})
             RETURNING id
+        ), charged AS (
+            INSERT INTO {charged.name} (booking_id, week, seconds)
+            SELECT {typed("b_id", charged.c.booking_id)}, asked.week, asked.seconds
+            FROM charge JOIN unnest({weeks}) AS asked (week, seconds) USING (week)
         ), event AS (
             INSERT INTO {outbox.name} ({", ".join(_EVENT_COLUMNS)})
-            SELECT {", ".join(typed(f"e_{key}", outbox.c[key]) for key in _EVENT_COLUMNS)}
+            SELECT {", ".join(typed(f"e_{name}", outbox.c[name]) for name in _EVENT_COLUMNS)}
             FROM booking
+        ), answer AS (
+            INSERT INTO {keys.name} (scope, key, fingerprint, created_at, status, body)
+            SELECT {typed("k_scope", keys.c.scope)}, {typed("k_key", keys.c.key)},
+                {typed("k_fingerprint", keys.c.fingerprint)},
+                {typed("b_created_at", keys.c.created_at)}, 201, {typed("k_body", keys.c.body)}
+            FROM booking
+            WHERE {typed("k_key", keys.c.key)} IS NOT NULL
         )
         SELECT (SELECT generation FROM current) AS generation,
                EXISTS (SELECT 1 FROM booking) AS booked
     """  # noqa: S608 - every name is ours; every value travels as a parameter
+    clause = text(sql)
+    compiled = clause.compile(dialect=dialect)
+    return _Statement(clause, compiled.string, tuple(compiled.positiontup or ()))
+
+
+_TAKE = _take_statement()
 
 
 def _sqlstate(exc: DBAPIError) -> str | None:
@@ -585,28 +905,42 @@ def _sqlstate(exc: DBAPIError) -> str | None:
     return None
 
 
-async def serialise_org_at_venue(session: AsyncSession, org: str, venue_id: str) -> None:
-    """Until the transaction ends, no other one books for `org` at the venue (PostgreSQL; on
-    SQLite the write transaction holds the database already)."""
-    if session.get_bind().dialect.name == "postgresql":
-        key = func.hashtextextended(f"{org}\x1f{venue_id}", 0)
-        await session.execute(select(func.pg_advisory_xact_lock(key)))
-
-
-async def held_by(
-    session: AsyncSession, org: str, venue_id: str, window: Interval
-) -> list[Interval]:
-    """The live bookings of `org` at the venue that meet `window`."""
+async def weekly_seconds(
+    session: AsyncSession, org: str, venue_id: str, weeks: Sequence[date]
+) -> dict[date, int]:
+    """The seconds of live bookings `org` holds at the venue in each of the weeks."""
     rows = await session.execute(
-        select(BookingRow.start_at, BookingRow.end_at).where(
-            BookingRow.org == org,
-            BookingRow.venue_id == venue_id,
-            BookingRow.status.in_(LIVE_VALUES),
-            BookingRow.start_at < window.end,
-            BookingRow.end_at > window.start,
+        select(WeeklyHoursRow.week, WeeklyHoursRow.seconds).where(
+            WeeklyHoursRow.org == org,
+            WeeklyHoursRow.venue_id == venue_id,
+            WeeklyHoursRow.week.in_(weeks),
         )
     )
-    return [Interval(start, end) for start, end in rows.all()]
+    return dict(rows.all())
+
+
+async def _give_back(session: AsyncSession, row: BookingRow) -> None:
+    """A booking that ends gives its weeks' charges back to its organisation's share. Before
+    its slots are freed: the same order as `_TAKE`, so the two cannot deadlock."""
+    given = (
+        await session.execute(
+            delete(ChargeRow)
+            .where(ChargeRow.booking_id == row.id)
+            .returning(ChargeRow.week, ChargeRow.seconds)
+        )
+    ).all()
+    if given:
+        counters = Base.metadata.tables["weekly_hours"]
+        await session.execute(
+            update(counters)
+            .where(
+                counters.c.org == row.org,
+                counters.c.venue_id == row.venue_id,
+                counters.c.week == bindparam("charged_week"),
+            )
+            .values(seconds=counters.c.seconds - bindparam("charged_seconds")),
+            [{"charged_week": week, "charged_seconds": seconds} for week, seconds in given],
+        )
 
 
 async def set_status(
@@ -625,6 +959,7 @@ async def set_status(
     if reason is not None:
         row.reason = reason
     if status not in LIVE:
+        await _give_back(session, row)
         await session.execute(
             update(SlotRow).where(SlotRow.booking_id == row.id).values(live=False)
         )

@@ -9,8 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.booking.domain.fair_use import (
+    WeekCharge,
     bound,
+    charges,
     share_exceeded,
+    used_by,
     week_of,
     weeks_of,
     within_share,
@@ -54,17 +57,21 @@ def test_only_the_booking_roles_are_held_to_a_share() -> None:
 
 def test_what_is_held_counts_and_the_share_may_be_filled_exactly() -> None:
     held = [hours(7, 8, 12)]  # 4 h on Monday
-    fits, over = within_share([hours(8, 8, 10), hours(9, 8, 10)], held, SHANGHAI, 8)
+    fits, over = within_share(
+        [hours(8, 8, 10), hours(9, 8, 10)], used_by(held, SHANGHAI), SHANGHAI, 8
+    )
     assert fits == [hours(8, 8, 10), hours(9, 8, 10)]
     assert over == []
-    fits, over = within_share([hours(8, 8, 10), hours(9, 8, 11)], held, SHANGHAI, 8)
+    fits, over = within_share(
+        [hours(8, 8, 10), hours(9, 8, 11)], used_by(held, SHANGHAI), SHANGHAI, 8
+    )
     assert fits == [hours(8, 8, 10)]
     assert [item.interval for item in over] == [hours(9, 8, 11)]
     assert over[0].held_hours == 6
 
 
 def test_the_next_week_has_its_own_share() -> None:
-    fits, over = within_share([hours(7, 8, 16), hours(14, 8, 16)], [], SHANGHAI, 8)
+    fits, over = within_share([hours(7, 8, 16), hours(14, 8, 16)], {}, SHANGHAI, 8)
     assert len(fits) == 2
     assert over == []
 
@@ -75,12 +82,26 @@ def test_a_booking_over_midnight_on_sunday_counts_in_both_weeks() -> None:
         week_of(at(13, 0), SHANGHAI),
         week_of(at(14, 0), SHANGHAI),
     ]
-    _, over = within_share([late], [hours(14, 8, 15)], SHANGHAI, 8.5)
+    _, over = within_share([late], used_by([hours(14, 8, 15)], SHANGHAI), SHANGHAI, 8.5)
     assert [item.week.start for item in over] == [at(14, 0)]
 
 
+def test_a_booking_charges_each_local_week_it_falls_in_by_its_seconds() -> None:
+    late = Interval(at(13, 22), at(14, 2))  # Sunday 22:00 to Monday 02:00 in Shanghai
+    assert charges(late, SHANGHAI) == [
+        WeekCharge(at(7, 0).date(), 2 * 3600),
+        WeekCharge(at(14, 0).date(), 2 * 3600),
+    ]
+    # The same instants are another week's in Berlin, seven hours behind.
+    assert charges(late, BERLIN) == [WeekCharge(at(7, 0).date(), 4 * 3600)]
+    assert used_by([late, hours(8, 8, 9)], SHANGHAI) == {
+        at(7, 0).date(): 3 * 3600,
+        at(14, 0).date(): 2 * 3600,
+    }
+
+
 def test_the_answer_says_when_to_come_back_and_which_week() -> None:
-    _, over = within_share([hours(9, 8, 20)], [], SHANGHAI, 8)
+    _, over = within_share([hours(9, 8, 20)], {}, SHANGHAI, 8)
     refused = share_exceeded(over, 8, now=at(9, 0))
     assert (refused.status, refused.code) == (429, "fair_use_exceeded")
     assert refused.headers["Retry-After"] == str(5 * 24 * 3600)
@@ -98,7 +119,7 @@ def test_what_fits_never_passes_the_share_of_any_week(
         Interval(at(day, hour), at(day, hour) + timedelta(hours=length))
         for day, hour, length in asked
     ]
-    fits, over = within_share(wanted, [], SHANGHAI, share)
+    fits, over = within_share(wanted, {}, SHANGHAI, share)
     assert len(fits) + len(over) == len(wanted)
     for week in weeks_of(fits, SHANGHAI):
         used = sum(

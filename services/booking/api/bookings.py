@@ -4,50 +4,33 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, NamedTuple
-from zoneinfo import ZoneInfo
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import FromQuery, JSONBody, QueryParameter
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking import store
-from services.booking.clients import Readings, RegistryClient, registry_of
-from services.booking.domain import fair_use, halls, series
+from services.booking import bookings, store
+from services.booking.clients import registry_of
+from services.booking.domain import fair_use
 from services.booking.domain.bookings import (
     AttendanceBody,
-    Bookable,
     Booking,
     BookingCreate,
-    Occurrence,
     ReasonBody,
     SeriesResult,
     Status,
     actor_of,
-    blocked,
-    booking_org,
-    check_venue,
     ensure_attendance_allowed,
-    ensure_may_approve,
-    ensure_may_book,
     ensure_may_change,
-    ensure_may_decide,
     ensure_visible,
-    initial_status,
-    next_status,
-    refusals,
-    refuse,
     visible_scope,
 )
-from services.booking.domain.halls import Room
 from shared import ratelimit
 from shared.auth import Principal
-from shared.db import Database
-from shared.errors import Conflict, FieldError, InvalidRequest, NotFound, TooManyRequests
-from shared.ids import new_id
+from shared.errors import FieldError, InvalidRequest, NotFound, TooManyRequests
 from shared.ratelimit import RateLimit
-from shared.time import Interval, check_range, window, zone
+from shared.time import window
 from shared.web import (
     Caller,
     Cursor,
@@ -56,9 +39,9 @@ from shared.web import (
     Page,
     PathId,
     answer_spec,
-    create_once,
     decode_cursor,
     page_of,
+    request_key,
     service_state,
 )
 
@@ -66,198 +49,6 @@ from shared.web import (
 class SeriesCancelled(msgspec.Struct):
     series_id: str
     cancelled: list[Booking]
-
-
-def _new_row(
-    principal: Principal,
-    data: BookingCreate,
-    resources: list[Bookable],
-    interval: Interval,
-    *,
-    org: str,
-    series_id: str | None,
-    now: datetime,
-) -> store.NewBooking:
-    return store.NewBooking(
-        id=new_id(),
-        org=org,
-        venue_id=resources[0].venue_id,
-        venue_org=resources[0].owner_org,
-        timezone=resources[0].timezone,
-        resource_ids=[resource.id for resource in resources],
-        start_at=interval.start,
-        end_at=interval.end,
-        status=initial_status(resources, hold=data.hold).value,
-        purpose=data.purpose,
-        programme=data.programme.value if data.programme else None,
-        attendees=data.attendees,
-        series_id=series_id,
-        hold=data.hold,
-        override_hours=data.override_hours,
-        booked_by=principal.sub,
-        created_at=now,
-        updated_at=now,
-    )
-
-
-def _plans(loaded: _Loaded, interval: Interval) -> list[store.SlotPlan]:
-    """The slots a booking of the loaded resources over `interval` holds (`domain.halls`)."""
-    booked = [loaded.rooms[resource.id] for resource in loaded.resources]
-    return [
-        store.SlotPlan(claim.resource_id, blocked(interval, claim.buffer_minutes), claim.reach)
-        for claim in halls.claims(booked, loaded.rooms)
-    ]
-
-
-class _Share(NamedTuple):
-    """The organisation's weekly share at the venue, and what it already holds near the ask."""
-
-    hours_per_week: float
-    held: list[Interval]
-    tz: ZoneInfo
-
-
-class _Loaded(NamedTuple):
-    """What a booking request needs of the registry: its resources, occurrences and their hours."""
-
-    resources: list[Bookable]
-    occurrences: list[Interval]
-    open_intervals: dict[str, list[Interval]]
-    # The resources and the wholes and parts of the rooms among them.
-    rooms: dict[str, Room]
-    # The registry generations these answers were read at: the booking stands only on them.
-    readings: Readings
-
-
-async def _load(
-    registry: RegistryClient,
-    principal: Principal,
-    data: BookingCreate,
-    first: Interval,
-    *,
-    refresh: bool,
-) -> _Loaded:
-    readings = Readings()
-    resources = await registry.bookables(data.resource_ids, refresh=refresh, readings=readings)
-    check_venue(resources)
-    ensure_may_book(principal, data, resources[0].owner_org)
-    tz = zone(resources[0].timezone)
-    occurrences = series.expand(data.series.rrule, first, tz) if data.series else [first]
-    covering = Interval(occurrences[0].start, occurrences[-1].end)
-    # Before the registry is asked for its hours: a thousand years would be a call per year.
-    check_range(covering)
-    hours = await registry.open_intervals(resources, covering, refresh=refresh, readings=readings)
-    rooms = await registry.rooms(resources, refresh=refresh, readings=readings)
-    return _Loaded(resources, occurrences, hours, rooms, readings)
-
-
-async def _book_one(
-    into: AsyncSession | Database,
-    principal: Principal,
-    data: BookingCreate,
-    loaded: _Loaded,
-    *,
-    org: str,
-    generation: int | None = None,
-    share: _Share | None = None,
-) -> Booking:
-    """One booking, its rules checked: in the request's transaction, or (PostgreSQL, given the
-    registry generation its rules were checked against) as one statement of its own."""
-    now = datetime.now(UTC)
-    (interval,) = loaded.occurrences
-    broken = refusals(
-        interval,
-        loaded.resources,
-        loaded.open_intervals,
-        attendees=data.attendees,
-        now=now,
-        override_hours=data.override_hours,
-    )
-    if broken:
-        raise refuse(broken)
-    if share is not None:
-        _, over = fair_use.within_share([interval], share.held, share.tz, share.hours_per_week)
-        if over:
-            raise fair_use.share_exceeded(over, share.hours_per_week, now)
-    row = _new_row(principal, data, loaded.resources, interval, org=org, series_id=None, now=now)
-    plans = _plans(loaded, interval)
-    if isinstance(into, AsyncSession):
-        return await store.insert_booking(into, row, plans, now=now)
-    assert generation is not None
-    return await store.insert_booking_at_once(into, row, plans, generation=generation, now=now)
-
-
-async def _book_series(
-    session: AsyncSession,
-    principal: Principal,
-    data: BookingCreate,
-    loaded: _Loaded,
-    *,
-    org: str,
-    now: datetime,
-    share: _Share | None = None,
-) -> SeriesResult:
-    """Book every occurrence, or (all_or_nothing) none when any one fails."""
-    assert data.series is not None
-    series_id = new_id()
-    skip = data.series.mode == "skip_conflicts"
-    failed: list[Occurrence] = []
-    bookable: list[Interval] = []
-    resources = loaded.resources
-    for interval in loaded.occurrences:
-        broken = refusals(
-            interval,
-            resources,
-            loaded.open_intervals,
-            attendees=data.attendees,
-            now=now,
-            override_hours=data.override_hours,
-        )
-        if broken:
-            failed.append(Occurrence(interval.start, interval.end, broken[0].code))
-        else:
-            bookable.append(interval)
-    if failed and not skip:
-        raise _series_failure(failed, status=422)
-    if share is not None:
-        bookable, over = fair_use.within_share(bookable, share.held, share.tz, share.hours_per_week)
-        if over and not skip:
-            raise fair_use.share_exceeded(over, share.hours_per_week, now)
-        failed += [
-            Occurrence(item.interval.start, item.interval.end, "fair_use_exceeded") for item in over
-        ]
-    booked: list[Booking] = []
-    for interval in bookable:
-        row = _new_row(principal, data, resources, interval, org=org, series_id=series_id, now=now)
-        try:
-            booked.append(
-                await store.insert_booking(session, row, _plans(loaded, interval), now=now)
-            )
-        except Conflict:
-            failed.append(Occurrence(interval.start, interval.end, "conflict"))
-    if failed and not skip:
-        raise _series_failure(failed, status=409)
-    tz = zone(resources[0].timezone)
-    return SeriesResult(
-        series_id=series_id,
-        bookings=booked,
-        skipped=[
-            Occurrence(item.start.astimezone(tz), item.end.astimezone(tz), item.code)
-            for item in sorted(failed, key=lambda item: item.start)
-        ],
-    )
-
-
-def _series_failure(failed: list[Occurrence], *, status: int) -> InvalidRequest | Conflict:
-    errors = [
-        FieldError("series", f"{item.code}: {item.start.isoformat()} to {item.end.isoformat()}")
-        for item in sorted(failed, key=lambda item: item.start)
-    ]
-    if status == 409:
-        return Conflict("some occurrences are taken; none was booked", errors=errors)
-    return InvalidRequest(
-        "some occurrences break the rules; none was booked", code=failed[0].code, errors=errors
-    )
 
 
 async def _within_rate(request: Request[Any, Any, Any], principal: Principal) -> None:
@@ -273,39 +64,6 @@ async def _within_rate(request: Request[Any, Any, Any], principal: Principal) ->
             code="rate_limited",
             headers={"Retry-After": str(wait)},
         )
-
-
-async def _share(session: AsyncSession, org: str, loaded: _Loaded, hours_per_week: float) -> _Share:
-    """What the organisation holds at the venue in the weeks the booking touches, read under a
-    lock on the organisation at the venue, so two of its bookings cannot both take the last
-    hours."""
-    venue_id = loaded.resources[0].venue_id
-    tz = zone(loaded.resources[0].timezone)
-    weeks = fair_use.weeks_of(loaded.occurrences, tz)
-    await store.serialise_org_at_venue(session, org, venue_id)
-    held = await store.held_by(session, org, venue_id, Interval(weeks[0].start, weeks[-1].end))
-    return _Share(hours_per_week=hours_per_week, held=held, tz=tz)
-
-
-_GUARDS = {"cancel": ensure_visible, "approve": ensure_may_approve, "reject": ensure_may_decide}
-
-
-async def _move(
-    session: AsyncSession,
-    principal: Principal,
-    booking_id: str,
-    action: Literal["cancel", "approve", "reject"],
-    data: ReasonBody | None,
-) -> Booking:
-    """Cancel, approve or reject: the row locked, the caller's right and the move checked."""
-    row = await store.get_booking_row(session, booking_id, lock=True)
-    _GUARDS[action](principal, row.org, row.venue_org)
-    status = next_status(Status(row.status), action)
-    reason = data.reason if data else None
-    actor = actor_of(principal, row.booked_by, row.venue_org)
-    return await store.set_status(
-        session, row, status, reason=reason, actor=actor, now=datetime.now(UTC)
-    )
 
 
 class BookingController(Controller):
@@ -327,54 +85,18 @@ class BookingController(Controller):
         data: JSONBody[BookingCreate],
         principal: Caller,
     ) -> Response[bytes]:
-        """Book; the transaction is opened here, since the hot path below needs none."""
-        org = booking_org(principal, data)
-        first = window(data.start, data.end, fields=("start", "end"))
-        held = service_state(request.app.state)
-        settings = held.settings
+        """Book one, or a series; see `bookings.make`."""
         await _within_rate(request, principal)
-        registry = registry_of(request)
-        database = held.database
-        loaded = await _load(registry, principal, data, first, refresh=False)
-        venue_id = loaded.resources[0].venue_id
-        shared_out = fair_use.bound(principal, settings.fair_use_hours_per_week)
-        at_once = (
-            data.series is None
-            and database.dialect == "postgresql"
-            and "idempotency-key" not in request.headers
-            # The share is checked under a lock on the organisation at the venue, in a transaction.
-            and not shared_out
+        held = service_state(request.app.state)
+        answer = await bookings.make(
+            registry_of(request),
+            held.database,
+            principal,
+            data,
+            keyed=await request_key(request, principal),
+            hours_per_week=held.settings.fair_use_hours_per_week,
         )
-        if at_once:
-            try:
-                booked = await _book_one(
-                    database,
-                    principal,
-                    data,
-                    loaded,
-                    org=org,
-                    generation=loaded.readings.of(venue_id),
-                )
-            except store.Stale:
-                pass  # the registry changed under what this process holds: the way below
-            else:
-                return Response(msgspec.json.encode(booked), status_code=201)
-        async with database.write() as session:
-            if not await registry.still_current(session, [venue_id], loaded.readings):
-                loaded = await _load(registry, principal, data, first, refresh=True)
-            share = None
-            if shared_out:
-                share = await _share(session, org, loaded, settings.fair_use_hours_per_week)
-
-            async def make() -> Booking | SeriesResult:
-                if data.series is not None:
-                    now = datetime.now(UTC)
-                    return await _book_series(
-                        session, principal, data, loaded, org=org, now=now, share=share
-                    )
-                return await _book_one(session, principal, data, loaded, org=org, share=share)
-
-            return await create_once(request, session, principal, make)
+        return Response(answer.body, status_code=answer.status)
 
     @get("/")
     async def search(
@@ -430,7 +152,7 @@ class BookingController(Controller):
         session: DbSession,
         data: JSONBody[ReasonBody | None] = None,
     ) -> Booking:
-        return await _move(session, principal, booking_id, "cancel", data)
+        return await bookings.move(session, principal, booking_id, "cancel", data)
 
     @post("/{booking_id:str}/approve", status_code=200)
     async def approve(
@@ -440,7 +162,7 @@ class BookingController(Controller):
         session: DbSession,
         data: JSONBody[ReasonBody | None] = None,
     ) -> Booking:
-        return await _move(session, principal, booking_id, "approve", data)
+        return await bookings.move(session, principal, booking_id, "approve", data)
 
     @post("/{booking_id:str}/reject", status_code=200)
     async def reject(
@@ -450,7 +172,7 @@ class BookingController(Controller):
         session: DbSession,
         data: JSONBody[ReasonBody | None] = None,
     ) -> Booking:
-        return await _move(session, principal, booking_id, "reject", data)
+        return await bookings.move(session, principal, booking_id, "reject", data)
 
     @post("/{booking_id:str}/attendance", status_code=200)
     async def attendance(

@@ -3,15 +3,18 @@ venue, however fast it books.
 
 The share is hours of live (pending or confirmed) bookings per venue per week, the venue's local
 ISO week (Monday 00:00 to Monday 00:00 in its zone). It binds the organisations that book (community
-and venue managers); the office, and the services acting for it, are not held to it. Pure: the
-service passes in what the organisation already holds and the occurrences it asks for.
+and venue managers); the office, and the services acting for it, are not held to it, though what
+they book for an organisation counts towards its share. Each booking charges the weeks it falls in
+(`charges`): the store keeps the sum per organisation, venue and week, so the share is checked by
+the booking's own statement. Pure: the service passes in what the organisation already holds and
+the occurrences it asks for.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from datetime import datetime, time, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -24,8 +27,12 @@ BOUND_ROLES = frozenset({Role.COMMUNITY_MANAGER, Role.VENUE_MANAGER})
 
 
 def bound(principal: Principal, hours_per_week: float) -> bool:
-    """Whether the caller's bookings count against its organisation's weekly share."""
+    """Whether the caller's bookings are held to its organisation's weekly share."""
     return hours_per_week > 0 and principal.role in BOUND_ROLES
+
+
+def share_seconds(hours_per_week: float) -> int:
+    return round(hours_per_week * 3600)
 
 
 def week_of(instant: datetime, tz: ZoneInfo) -> Interval:
@@ -34,6 +41,11 @@ def week_of(instant: datetime, tz: ZoneInfo) -> Interval:
     monday = local - timedelta(days=local.weekday())
     start = datetime.combine(monday, time(), tzinfo=tz)
     return Interval(start, datetime.combine(monday + timedelta(days=7), time(), tzinfo=tz))
+
+
+def week_from(monday: date, tz: ZoneInfo) -> Interval:
+    """The venue-local week that begins on `monday`."""
+    return week_of(datetime.combine(monday, time(), tzinfo=tz), tz)
 
 
 def weeks_of(intervals: Iterable[Interval], tz: ZoneInfo) -> list[Interval]:
@@ -47,6 +59,31 @@ def weeks_of(intervals: Iterable[Interval], tz: ZoneInfo) -> list[Interval]:
     return [weeks[start] for start in sorted(weeks)]
 
 
+class WeekCharge(msgspec.Struct, frozen=True, order=True):
+    """What a booking takes of one week's share: the week's local Monday, and its seconds."""
+
+    week: date
+    seconds: int
+
+
+def charges(interval: Interval, tz: ZoneInfo) -> list[WeekCharge]:
+    """The weeks `interval` falls in, in order, and its seconds in each."""
+    return [
+        WeekCharge(week.start.date(), int(part.duration.total_seconds()))
+        for week in weeks_of([interval], tz)
+        if (part := interval.clip(week)) is not None
+    ]
+
+
+def used_by(held: Iterable[Interval], tz: ZoneInfo) -> dict[date, int]:
+    """The seconds of each week that `held` takes."""
+    used: dict[date, int] = defaultdict(int)
+    for interval in held:
+        for charge in charges(interval, tz):
+            used[charge.week] += charge.seconds
+    return dict(used)
+
+
 class Overdrawn(msgspec.Struct, frozen=True):
     """An occurrence that would take the organisation past its share of the week."""
 
@@ -55,33 +92,23 @@ class Overdrawn(msgspec.Struct, frozen=True):
     held_hours: float
 
 
-def _seconds_in(interval: Interval, week: Interval) -> float:
-    part = interval.clip(week)
-    return 0.0 if part is None else part.duration.total_seconds()
-
-
 def within_share(
-    wanted: Sequence[Interval], held: Iterable[Interval], tz: ZoneInfo, hours_per_week: float
+    wanted: Sequence[Interval], used: Mapping[date, int], tz: ZoneInfo, hours_per_week: float
 ) -> tuple[list[Interval], list[Overdrawn]]:
-    """The occurrences that fit the weekly share beside what is held (taken in time order, so
-    the earliest fit), and those that do not."""
-    cap = hours_per_week * 3600
-    used: dict[datetime, float] = defaultdict(float)
-    for interval in held:
-        for week in weeks_of([interval], tz):
-            used[week.start] += _seconds_in(interval, week)
+    """The occurrences that fit the weekly share beside the seconds `used` of each week (taken
+    in time order, so the earliest fit), and those that do not."""
+    cap = share_seconds(hours_per_week)
+    taken: dict[date, int] = defaultdict(int, used)
     fits: list[Interval] = []
     over: list[Overdrawn] = []
     for interval in sorted(wanted):
-        weeks = weeks_of([interval], tz)
-        full = next(
-            (w for w in weeks if used[w.start] + _seconds_in(interval, w) > cap + 1e-6), None
-        )
+        charged = charges(interval, tz)
+        full = next((c for c in charged if taken[c.week] + c.seconds > cap), None)
         if full is not None:
-            over.append(Overdrawn(interval, full, used[full.start] / 3600))
+            over.append(Overdrawn(interval, week_from(full.week, tz), taken[full.week] / 3600))
             continue
-        for week in weeks:
-            used[week.start] += _seconds_in(interval, week)
+        for charge in charged:
+            taken[charge.week] += charge.seconds
         fits.append(interval)
     return fits, over
 
