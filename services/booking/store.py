@@ -8,7 +8,9 @@ is the booking plus its resource's turnover buffer; on PostgreSQL two exclusion 
 live slots refuse any overlap of two `own` slots of a resource (migration 0001) and of two slots
 of a resource with different reaches (migration 0004), whoever inserts them and however many
 replicas run. On SQLite the write transaction is `BEGIN IMMEDIATE`, so the check below and the
-insert after it cannot interleave with another writer.
+insert after it cannot interleave with another writer. The weekly share is kept the same way: a
+row per organisation, venue and week (`weekly_hours`) that a booking's own statement raises only
+while it stays under the share. `book` is the one way in for every booking.
 """
 
 from __future__ import annotations

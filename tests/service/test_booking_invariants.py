@@ -1,6 +1,7 @@
 """Whatever sequence of creates and cancels a client sends, the booking service keeps its promises:
-no two live bookings of a resource come closer than its buffer, each lies inside opening hours, and
-each request is accepted exactly when a simple model of the rules says it should be."""
+no two live bookings of a resource come closer than its buffer, each lies inside opening hours,
+each request is accepted exactly when a simple model of the rules says it should be, and the
+weekly share's rows hold exactly what the organisation's live bookings charge."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.booking import store
+from services.booking.domain.fair_use import used_by
 from shared.time import Interval
-from tests.conftest import Tokens
+from tests.conftest import Tokens, database_of
 from tests.service.conftest import Town
 from tests.service.test_booking import (
     SHANGHAI,
@@ -125,3 +128,20 @@ async def test_no_sequence_of_creates_and_cancels_breaks_the_rules(
         assert local.end.time() <= CLOSES
         for other in stored[index + 1 :]:
             assert one.end + BUFFER <= other.start or other.end + BUFFER <= one.start
+    # Every example books at the one venue for org-a: its weekly rows sum all of them.
+    everything = await booking.get(
+        "/v1/bookings", params={"venue_id": venue["id"], "limit": 500}, headers=tokens("office")
+    )
+    items = everything.json()["items"]
+    charged = used_by(
+        [
+            Interval(datetime.fromisoformat(item["start"]), datetime.fromisoformat(item["end"]))
+            for item in items
+            if item["status"] in ("pending", "confirmed")
+        ],
+        SHANGHAI,
+    )
+    weeks = sorted(used_by([_interval(op) for op in ops if isinstance(op, Create)], SHANGHAI))
+    async with database_of(booking, "booking") as database, database.read() as session:
+        held = await store.weekly_seconds(session, "org-a", venue["id"], [*charged, *weeks])
+    assert {week: seconds for week, seconds in held.items() if seconds} == charged
