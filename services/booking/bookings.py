@@ -54,6 +54,14 @@ from shared.time import Interval, check_range, window, zone
 _READINGS = 3
 
 
+class Answer(NamedTuple):
+    """What a create answers: its status and its JSON body (kept, or kept before, under the
+    request's Idempotency-Key)."""
+
+    status: int
+    body: bytes
+
+
 class _Loaded(NamedTuple):
     """What a booking request needs of the registry: its resources, occurrences and their hours."""
 
@@ -74,7 +82,7 @@ async def make(
     *,
     keyed: Keyed | None,
     hours_per_week: float,
-) -> Replay:
+) -> Answer:
     """Book one, or a series: 201 with the booking or the series, or the refusal raised. The
     registry is read outside any transaction, and read again when the venue moved on before
     the booking was stored (`store.Stale`)."""
@@ -141,7 +149,7 @@ async def _store(
     share: int | None,
     keyed: Keyed | None,
     hours_per_week: float,
-) -> Replay:
+) -> Answer:
     now = datetime.now(UTC)
     resources = loaded.resources
     tz = zone(resources[0].timezone)
@@ -197,7 +205,7 @@ async def _store(
             answer=answer,
         )
         if isinstance(outcome, Replay):
-            return outcome
+            return Answer(outcome.status, outcome.body)
         made = outcome
     if made.refused and not skip:
         raise _refusal(
@@ -207,7 +215,7 @@ async def _store(
             hours_per_week=hours_per_week,
             now=now,
         )
-    return Replay(status=201, body=made.answer or msgspec.json.encode(answer(made)))
+    return Answer(201, made.answer or msgspec.json.encode(answer(made)))
 
 
 def _refusal(
