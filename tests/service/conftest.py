@@ -23,8 +23,8 @@ from sqlalchemy import update
 
 from services.booking import store as booking_store
 from services.booking.app import create_app as create_booking
+from services.booking.catalogue.sync import hours_changed
 from services.booking.clients import registry_http
-from services.booking.worker import hours_changed
 from services.cli import service_package
 from services.identity.app import create_app as create_identity
 from services.identity.cli import add_user

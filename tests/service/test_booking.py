@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from services.booking import store
 from services.booking.app import create_app
-from services.booking.clients import Readings
-from services.booking.worker import drop_cached
+from services.booking.catalogue.reader import Readings
+from services.booking.catalogue.sync import drop_cached
 from shared.events import Event, decode
 from shared.ids import new_id
 from shared.outbox import handle_once

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from services.booking import store
+from services.booking.catalogue.sync import drop_cached
 from services.booking.domain.halls import Reach
-from services.booking.worker import drop_cached
 from tests.conftest import Tokens, database_of
 from tests.service.conftest import Town, registry_event_handled
 from tests.service.test_booking import Client, assert_problem, at, book, booking_body

@@ -17,7 +17,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from msgspec import UNSET
 
-from services.booking.clients import KnownHours
+from services.booking.catalogue.reader import KnownHours
 from services.booking.domain.availability import free_intervals, stretches_of
 from services.booking.domain.bookings import (
     Bookable,

@@ -13,7 +13,7 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking import store
-from services.booking.clients import Readings, RegistryClient, registry_of
+from services.booking.catalogue.reader import Readings, RegistryClient, registry_of
 from services.booking.domain import fair_use, halls, series
 from services.booking.domain.bookings import (
     AttendanceBody,

@@ -3,7 +3,7 @@
 A report sums in SQL, so the open hours it divides by must be rows beside the bookings. They are
 the registry's own answer (`GET /v1/resources/{id}/open-intervals`), never recomputed here, cut
 into pieces (`domain.reports.pieces_of`), with each resource's grouping facts: name, venue, kind,
-area path, owner and zone (`store.ReportResourceRow`).
+area path, owner and zone (`catalogue.store.ReportResourceRow`).
 
 It is kept current two ways, both through `read_venue` and `reports_store.save_venue`:
 - the worker, on every `venue.*`, `resource.*` and `opening_hours.changed` event, re-reads the
@@ -26,12 +26,12 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking import reports_store, store
+from services.booking.catalogue import store as catalogue_store
+from services.booking.catalogue.reader import day_window
 from services.booking.clients import (
     RegistryArea,
     RegistryResource,
     RegistryVenue,
-    day_window,
     fetch_open_intervals,
 )
 from services.booking.domain.reports import (
@@ -41,7 +41,8 @@ from services.booking.domain.reports import (
     pieces_of,
     reporting_org,
 )
-from services.booking.reports_store import Scope, VenueReading
+from services.booking.reports import store as reports_store
+from services.booking.reports.store import Scope, VenueReading
 from shared.auth import Principal
 from shared.db import Database
 from shared.errors import NotFound
@@ -82,7 +83,7 @@ async def prepare(
         venues = await reports_store.venues_needing_work(session, scope, days)
     for venue in venues:
         async with database.read() as session:
-            generation = await store.generation(session, venue)
+            generation = await catalogue_store.generation(session, venue)
             held = await reports_store.coverage(session, venue)
             known = await reports_store.area_paths(session)
         reading = await read_venue(http, venue, held=held, known_areas=known, wanted=days)
@@ -103,7 +104,9 @@ async def refresh_venue(session: AsyncSession, http: ServiceClient, venue_id: st
         known_areas=await reports_store.area_paths(session),
         wanted=None,
     )
-    await reports_store.save_venue(session, reading, await store.generation(session, venue_id))
+    await reports_store.save_venue(
+        session, reading, await catalogue_store.generation(session, venue_id)
+    )
 
 
 async def read_venue(

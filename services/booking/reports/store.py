@@ -47,6 +47,13 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement, ReturnTypeFromArgs
 
+from services.booking.catalogue.store import (
+    RegistryGenerationRow,
+    ReportAreaRow,
+    ReportCatalogueRow,
+    ReportOpenPieceRow,
+    ReportResourceRow,
+)
 from services.booking.clients import RegistryResource, RegistryVenue
 from services.booking.domain.bookings import Status
 from services.booking.domain.halls import Reach
@@ -58,16 +65,8 @@ from services.booking.domain.reports import (
     OpenPiece,
     utc_day,
 )
-from services.booking.store import (
-    Base,
-    BookingRow,
-    RegistryGenerationRow,
-    ReportAreaRow,
-    ReportCatalogueRow,
-    ReportOpenPieceRow,
-    ReportResourceRow,
-    SlotRow,
-)
+from services.booking.metadata import Base
+from services.booking.store import BookingRow, SlotRow
 from shared.contracts import LONGEST_BOOKING_MINUTES
 from shared.db import UTCDateTime
 from shared.outbox import insert_ignoring_duplicates
