@@ -162,16 +162,26 @@ async def remember(session: AsyncSession, entries: Sequence[tuple[str, str, byte
     )
 
 
-async def invalidate(session: AsyncSession, venue_id: str) -> None:
-    """A registry event about the venue: everything cached about it is stale."""
+async def invalidate(session: AsyncSession, venue_id: str, *, read_at: int | None = None) -> bool:
+    """A registry event about the venue: everything cached about it is stale. With `read_at`,
+    only if the venue's generation is still the one its handler read before asking the registry;
+    False, and nothing changed, where another event came in between."""
     await session.execute(
         insert_ignoring_duplicates(session, RegistryGenerationRow)
         .values(venue_id=venue_id, generation=0)
         .on_conflict_do_nothing()
     )
-    await session.execute(
+    raise_generation = (
         update(RegistryGenerationRow)
         .where(RegistryGenerationRow.venue_id == venue_id)
         .values(generation=RegistryGenerationRow.generation + 1)
     )
+    if read_at is not None:
+        # One statement compares and raises: a racing handler waits on the row, then finds it
+        # moved (PostgreSQL re-reads a row it waited on before updating it).
+        raise_generation = raise_generation.where(RegistryGenerationRow.generation == read_at)
+    raised = await session.execute(raise_generation)
+    if raised.rowcount == 0:  # type: ignore[attr-defined]
+        return False
     await session.execute(delete(RegistryCacheRow).where(RegistryCacheRow.venue_id == venue_id))
+    return True

@@ -722,7 +722,7 @@ async def coverage(session: AsyncSession, venue_id: str) -> dict[str, Interval |
     }
 
 
-async def _lock_venue(session: AsyncSession, venue_id: str) -> None:
+async def lock_venue(session: AsyncSession, venue_id: str) -> None:
     """One writer of a venue's projection at a time (PostgreSQL; SQLite writers queue anyway):
     two fills racing would otherwise leave pieces of both readings of the hours."""
     if session.get_bind().dialect.name == "postgresql":
@@ -751,7 +751,7 @@ async def save_catalogue(
 
 async def save_venue(session: AsyncSession, reading: VenueReading, generation: int) -> None:
     """Write what the registry said of a venue, read while its generation was `generation`."""
-    await _lock_venue(session, reading.venue_id)
+    await lock_venue(session, reading.venue_id)
     kept = [resource.id for resource in reading.resources]
     gone = select(RESOURCES.c.resource_id).where(
         RESOURCES.c.venue_id == reading.venue_id, RESOURCES.c.resource_id.not_in(kept)

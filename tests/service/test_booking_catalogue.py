@@ -1,0 +1,69 @@
+"""Booking's replica of the registry's catalogue: how the worker follows the registry's events
+without holding a transaction while it asks the registry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from litestar.testing import AsyncTestClient
+
+from services.booking import store
+from services.booking.catalogue import store as catalogue_store
+from services.booking.catalogue import sync
+from services.booking.catalogue.sync import HoursChange
+from services.booking.clients import registry_http
+from shared.db import Database
+from shared.events import Event
+from shared.ids import new_id
+from shared.outbox import PreparedHandler, handle_once
+from tests.conftest import Tokens, database_of
+from tests.service.conftest import Town, open_every_day, registry_event_handled
+from tests.service.test_booking import at, book, booking_body, day_ahead
+
+Client = AsyncTestClient  # type: ignore[type-arg]
+
+
+async def test_an_event_handled_while_new_hours_were_read_sends_them_back_to_be_read_again(
+    booking: Client, town: Town, tokens: Tokens
+) -> None:
+    """New hours are read from the registry before the worker's transaction; a `venue.updated`
+    handled in between raises the venue's generation, so the hours' reading is not written over
+    it but read again, and the booking the new hours leave outside is flagged all the same."""
+    venue = await town.venue()
+    room = await town.room(venue)
+    late = day_ahead(4)
+    made = await book(booking, tokens, booking_body(room, at(18, day=late), at(21, day=late)))
+    assert made.status_code == 201, made.text
+    shrunk = await town.http.put(
+        f"/v1/venues/{venue}/opening-hours", json=open_every_day("08:00", "20:00")
+    )
+    assert shrunk.status_code == 200, shrunk.text
+    registry = registry_http(booking.app.state["service"].settings)
+    hours = sync.hours_changed(registry)
+    read_at: list[int] = []
+
+    async def read_then_meet_another_event(database: Database, event: Event) -> HoursChange:
+        change = await hours.prepare(database, event)
+        if not read_at:
+            await registry_event_handled(booking, "venue.updated", {"id": venue})
+        read_at.append(change.venue.generation)
+        return change
+
+    event = Event(
+        id=new_id(),
+        type="opening_hours.changed",
+        source="registry",
+        occurred_at=datetime.now(UTC),
+        data={"venue_id": venue, "resource_id": None},
+    )
+    handler = PreparedHandler(prepare=read_then_meet_another_event, apply=hours.apply)
+    try:
+        async with database_of(booking, "booking") as database:
+            assert await handle_once(database, store.tables, event, {event.type: handler})
+            async with database.read() as session:
+                assert await catalogue_store.generation(session, venue) == 2
+    finally:
+        await registry.aclose()
+    assert read_at == [0, 1]
+    flagged = await booking.get(f"/v1/bookings/{made.json()['id']}", headers=tokens("office"))
+    assert flagged.json()["outside_opening_hours"] is True
