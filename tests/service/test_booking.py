@@ -722,10 +722,16 @@ async def test_a_cached_registry_answer_serves_while_the_registry_is_down(
         make_settings(redis_url, identity_url=identity_server, booking=booking_db), "booking"
     ).with_service_url("registry", dead)
     async with AsyncTestClient(app=create_app(settings)) as cut_off:
-        same_day = await book(cut_off, tokens, booking_body(room, at(11, day=day), at(12, day=day)))
-        other_day = await book(cut_off, tokens, booking_body(room, at(11), at(12)))
-    assert same_day.status_code == 201, same_day.text
-    assert_problem(other_day, 503, "registry_unavailable")
+        same_month = await book(
+            cut_off, tokens, booking_body(room, at(11, day=day), at(12, day=day))
+        )
+        # Hours are asked for by the month: forty days on is another month.
+        later = day + timedelta(days=40)
+        other_month = await book(
+            cut_off, tokens, booking_body(room, at(11, day=later), at(12, day=later))
+        )
+    assert same_month.status_code == 201, same_month.text
+    assert_problem(other_month, 503, "registry_unavailable")
 
 
 async def test_a_resource_event_drops_what_was_cached_of_its_venue(

@@ -1,9 +1,12 @@
 """Booking's replica of the registry's catalogue: how the worker follows the registry's events
-without holding a transaction while it asks the registry."""
+without holding a transaction while it asks the registry, and how a cold month's first requests
+share one call to the registry."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import re
+from datetime import UTC, date, datetime, timedelta
 
 from litestar.testing import AsyncTestClient
 
@@ -18,7 +21,7 @@ from shared.ids import new_id
 from shared.outbox import PreparedHandler, handle_once
 from tests.conftest import Tokens, database_of
 from tests.service.conftest import Town, open_every_day, registry_event_handled
-from tests.service.test_booking import at, book, booking_body, day_ahead
+from tests.service.test_booking import SHANGHAI, at, book, booking_body, day_ahead
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 
@@ -67,3 +70,36 @@ async def test_an_event_handled_while_new_hours_were_read_sends_them_back_to_be_
     assert read_at == [0, 1]
     flagged = await booking.get(f"/v1/bookings/{made.json()['id']}", headers=tokens("office"))
     assert flagged.json()["outside_opening_hours"] is True
+
+
+async def open_interval_calls(town: Town) -> float:
+    """How many times the registry has answered `GET /v1/open-intervals`, by its own count."""
+    metrics = (await town.http.get("/metrics")).text
+    found = re.search(
+        r'^commonroom_http_requests_total\{method="GET",route="/v1/open-intervals",'
+        r'status="200"\} (\S+)$',
+        metrics,
+        re.MULTILINE,
+    )
+    return 0.0 if found is None else float(found.group(1))
+
+
+async def test_concurrent_bookings_on_a_cold_month_ask_the_registry_for_its_hours_once(
+    booking: Client, town: Town, tokens: Tokens
+) -> None:
+    """Twenty bookings of one room on twenty days of a month whose hours nobody has asked for,
+    all at once: the first to miss asks the registry for the room's month, the others wait for
+    that answer instead of each asking again."""
+    venue = await town.venue()
+    room = await town.room(venue)
+    today = datetime.now(SHANGHAI).date()
+    next_month = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+    days = [next_month + timedelta(days=n) for n in range(1, 21)]
+    before = await open_interval_calls(town)
+
+    async def book_on(day: date) -> int:
+        body = booking_body(room, at(10, day=day), at(11, day=day))
+        return (await book(booking, tokens, body, org=f"org-{day.day}")).status_code
+
+    assert await asyncio.gather(*(book_on(day) for day in days)) == [201] * len(days)
+    assert await open_interval_calls(town) - before == 1

@@ -9,11 +9,12 @@ anything else is 503 `registry_unavailable`.
 
 from __future__ import annotations
 
+import asyncio
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgspec
 from litestar import Request
@@ -42,6 +43,11 @@ from shared.ids import is_uuid
 from shared.time import Interval, merge
 from shared.web import Page, service_state
 
+Key = TypeVar("Key")
+Value = TypeVar("Value")
+# What one registry call for open intervals fetches: a resource's hours over a month window, at
+# its venue's generation when the call began.
+OpenKey = tuple[str, Interval, int]
 # What one resource's entry of open intervals may grow to (about a year of daily hours) before
 # it begins again from the window last asked about.
 MAX_KNOWN_INTERVALS = 1000
@@ -70,6 +76,19 @@ def day_window(window: Interval) -> Interval:
     start = datetime.combine(window.start.astimezone(UTC).date(), time(), tzinfo=UTC)
     end = datetime.combine(window.end.astimezone(UTC).date(), time(), tzinfo=UTC)
     return Interval(start, end if end == window.end else end + timedelta(days=1))
+
+
+def month_window(window: Interval) -> Interval:
+    """Whole UTC months around `window`: what the registry is asked for when the hours of
+    `window` are not known, so a month's requests, however many come at once, share one
+    answer."""
+    start = window.start.astimezone(UTC)
+    end = window.end.astimezone(UTC)
+    first = datetime(start.year, start.month, 1, tzinfo=UTC)
+    last = datetime(end.year, end.month, 1, tzinfo=UTC)
+    if last < end:
+        last = datetime(last.year + last.month // 12, last.month % 12 + 1, 1, tzinfo=UTC)
+    return Interval(first, last)
 
 
 class KnownHours(msgspec.Struct, frozen=True):
@@ -169,6 +188,52 @@ class _Memo:
             del self._entries[key]
 
 
+class _Flights(Generic[Key, Value]):
+    """The registry calls in flight in this process, by each thing they fetch: a request that
+    wants what one is already fetching waits for its answer instead of asking again.
+
+    Each call runs as a task of its own, awaited shielded, so a request that goes away (its
+    client hung up) does not cancel the answer the others wait for.
+    """
+
+    def __init__(self) -> None:
+        self._flying: dict[Key, asyncio.Task[dict[Key, Value]]] = {}
+
+    async def fetch(
+        self, wanted: Iterable[Key], call: Callable[[list[Key]], Awaitable[dict[Key, Value]]]
+    ) -> dict[Key, Value]:
+        """What `call` answers for each of `wanted`: those in flight are waited for, the rest
+        fetched in one `call` that later requests wait for in turn. A key the answer leaves
+        out is left out."""
+        waits: dict[Key, asyncio.Task[dict[Key, Value]]] = {}
+        new = []
+        for key in dict.fromkeys(wanted):
+            flying = self._flying.get(key)
+            if flying is None:
+                new.append(key)
+            else:
+                waits[key] = flying
+        if new:
+            task = asyncio.ensure_future(call(new))
+            for key in new:
+                self._flying[key] = waits[key] = task
+            task.add_done_callback(lambda done: self._landed(new, done))
+        found: dict[Key, Value] = {}
+        for key, task in waits.items():
+            answer = await asyncio.shield(task)
+            if key in answer:
+                found[key] = answer[key]
+        return found
+
+    def _landed(self, keys: list[Key], done: asyncio.Task[dict[Key, Value]]) -> None:
+        for key in keys:
+            if self._flying.get(key) is done:
+                del self._flying[key]
+        # Retrieved, so a failure nobody waited for any more is not reported as never seen.
+        if not done.cancelled():
+            done.exception()
+
+
 class RegistryClient:
     """Registry answers from this process's memo, the shared cache table, or the registry itself.
 
@@ -180,6 +245,7 @@ class RegistryClient:
         self._http = registry_http(settings)
         self._database = database
         self._memo = _Memo()
+        self._open_flights: _Flights[OpenKey, list[Interval]] = _Flights()
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -413,54 +479,91 @@ class RegistryClient:
                     readings.saw(resource.venue_id, self.generation_held(resource.venue_id))
             if len(found) == len(resources):  # the hot path: all known in this process
                 return found
-        stamp = f"{days.start.date().isoformat()}:{(days.end - days.start).days}"
+        # Asked and kept by whole months: whatever day of a month is asked first, the month's
+        # other requests find it in this process, in the shared cache, or in flight.
+        months = month_window(days)
+        stamp = f"{months.start.date().isoformat()}:{(months.end - months.start).days}"
         keys = {r.id: f"open:{r.id}:{stamp}" for r in resources if r.id not in found}
         shared = await self._shared(list(keys.values()), refresh)
         for resource in resources:
             if (entry := shared.get(keys.get(resource.id, ""))) is not None:
                 venue_id, generation, value = entry
-                found[resource.id] = msgspec.msgpack.decode(value, type=list[Interval])
-                self._know_open(resource.id, venue_id, generation, days, found[resource.id])
+                intervals = msgspec.msgpack.decode(value, type=list[Interval])
+                found[resource.id] = self._know_open(
+                    resource.id, venue_id, generation, intervals, months=months, days=days
+                )
                 readings.saw(venue_id, generation)
         missing = [resource for resource in resources if resource.id not in found]
         if not missing:
             return found
         current = await self._generations({r.venue_id for r in missing}, refresh=refresh)
-        fetched = await fetch_open_intervals(self._http, [r.id for r in missing], days)
-        entries = []
+        fetched = await self._fetch_open(missing, months, current, keys, refresh)
         for resource in missing:
-            # One the registry no longer has is never open; its removal's event is on its way.
-            intervals = found[resource.id] = fetched.get(resource.id, [])
             generation = current.get(resource.venue_id, 0)
-            self._know_open(resource.id, resource.venue_id, generation, days, intervals)
-            readings.saw(resource.venue_id, generation)
-            entries.append(
-                (
-                    keys[resource.id],
-                    resource.venue_id,
-                    msgspec.msgpack.encode(intervals),
-                    generation,
-                )
+            found[resource.id] = self._know_open(
+                resource.id,
+                resource.venue_id,
+                generation,
+                fetched.get(resource.id, []),
+                months=months,
+                days=days,
             )
-        if not refresh:
+            readings.saw(resource.venue_id, generation)
+        return found
+
+    async def _fetch_open(
+        self,
+        resources: Sequence[Bookable],
+        months: Interval,
+        current: dict[str, int],
+        keys: dict[str, str],
+        refresh: bool,
+    ) -> dict[str, list[Interval]]:
+        """The resources' open intervals over `months` from the registry, read while their
+        venues' generations were `current`, and kept in the shared cache under `keys`.
+
+        Requests that want the same resource's month at the same generation share one call and
+        one cache write: a cold month's first seconds would otherwise ask the registry once per
+        request. A refreshing caller may hold the write lock (SQLite) that a cache write waits
+        on, so it asks on its own and keeps nothing."""
+        if refresh:
+            return await fetch_open_intervals(self._http, [r.id for r in resources], months)
+        by_key = {(r.id, months, current.get(r.venue_id, 0)): r for r in resources}
+        venue_of = {resource.id: resource.venue_id for resource in resources}
+
+        async def fetch_and_keep(wanted: list[OpenKey]) -> dict[OpenKey, list[Interval]]:
+            fetched = await fetch_open_intervals(self._http, [key[0] for key in wanted], months)
+            # One the registry no longer has is never open; its removal's event is on its way.
+            answers = {key: fetched.get(key[0], []) for key in wanted}
+            entries = [
+                (keys[resource_id], venue_of[resource_id], msgspec.msgpack.encode(answer), at)
+                for (resource_id, _, at), answer in answers.items()
+            ]
             async with self._database.write() as session:
                 await store.remember(session, entries)
-        return found
+            return answers
+
+        answers = await self._open_flights.fetch(by_key, fetch_and_keep)
+        return {by_key[key].id: intervals for key, intervals in answers.items()}
 
     def _know_open(
         self,
         resource_id: str,
         venue_id: str,
         generation: int,
-        days: Interval,
         intervals: list[Interval],
-    ) -> None:
-        """Add what the registry said of `days` to what this process knows of the resource."""
+        *,
+        months: Interval,
+        days: Interval,
+    ) -> list[Interval]:
+        """Add what the registry said of `months` to what this process knows of the resource;
+        what it said of `days`."""
         key = f"open:{resource_id}"
         known = self._memo.get(key) if self._memo.generation(venue_id) == generation else None
         if known is not None and len(known.intervals) > MAX_KNOWN_INTERVALS:
             known = None  # begin again from what was just asked: each entry stays small
-        self._memo.put(key, venue_id, generation, (known or KnownHours()).adding(days, intervals))
+        self._memo.put(key, venue_id, generation, (known or KnownHours()).adding(months, intervals))
+        return [part for interval in intervals if (part := interval.clip(days)) is not None]
 
     async def _keep(
         self, key: str, venue_id: str, value: Any, generation: int, refresh: bool
