@@ -5,7 +5,6 @@ share one call to the registry."""
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import UTC, date, datetime, timedelta
 
 from litestar.testing import AsyncTestClient
@@ -22,6 +21,7 @@ from shared.outbox import PreparedHandler, handle_once
 from tests.conftest import Tokens, database_of
 from tests.service.conftest import Town, open_every_day, registry_event_handled
 from tests.service.test_booking import SHANGHAI, at, book, booking_body, day_ahead
+from tests.service.test_observability import sample
 
 Client = AsyncTestClient  # type: ignore[type-arg]
 
@@ -72,34 +72,35 @@ async def test_an_event_handled_while_new_hours_were_read_sends_them_back_to_be_
     assert flagged.json()["outside_opening_hours"] is True
 
 
-async def open_interval_calls(town: Town) -> float:
-    """How many times the registry has answered `GET /v1/open-intervals`, by its own count."""
+async def registry_calls(town: Town, route: str) -> float:
+    """How many times the registry has answered a GET of `route`, by its own count."""
     metrics = (await town.http.get("/metrics")).text
-    found = re.search(
-        r'^commonroom_http_requests_total\{method="GET",route="/v1/open-intervals",'
-        r'status="200"\} (\S+)$',
-        metrics,
-        re.MULTILINE,
+    if f'route="{route}"' not in metrics:
+        return 0.0
+    return sample(
+        metrics, "commonroom_http_requests_total", method="GET", route=route, status="200"
     )
-    return 0.0 if found is None else float(found.group(1))
 
 
-async def test_concurrent_bookings_on_a_cold_month_ask_the_registry_for_its_hours_once(
+async def test_concurrent_bookings_of_a_new_room_on_a_cold_month_ask_the_registry_once(
     booking: Client, town: Town, tokens: Tokens
 ) -> None:
-    """Twenty bookings of one room on twenty days of a month whose hours nobody has asked for,
-    all at once: the first to miss asks the registry for the room's month, the others wait for
-    that answer instead of each asking again."""
+    """Twenty bookings of a new room on twenty days of a month whose hours nobody has asked
+    for, all at once: the first to miss asks the registry for the room (twice: its venue's
+    generation is read in between), its venue and its month's hours, and the others wait for
+    those answers instead of each asking again."""
     venue = await town.venue()
     room = await town.room(venue)
     today = datetime.now(SHANGHAI).date()
     next_month = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
     days = [next_month + timedelta(days=n) for n in range(1, 21)]
-    before = await open_interval_calls(town)
+    routes = ("/v1/open-intervals", "/v1/resources/{resource_id}", "/v1/venues/{venue_id}")
+    before = [await registry_calls(town, route) for route in routes]
 
     async def book_on(day: date) -> int:
         body = booking_body(room, at(10, day=day), at(11, day=day))
         return (await book(booking, tokens, body, org=f"org-{day.day}")).status_code
 
     assert await asyncio.gather(*(book_on(day) for day in days)) == [201] * len(days)
-    assert await open_interval_calls(town) - before == 1
+    after = [await registry_calls(town, route) for route in routes]
+    assert [now - then for now, then in zip(after, before, strict=True)] == [1, 2, 1]

@@ -246,6 +246,7 @@ class RegistryClient:
         self._database = database
         self._memo = _Memo()
         self._open_flights: _Flights[OpenKey, list[Interval]] = _Flights()
+        self._bookable_flights: _Flights[str, tuple[Bookable, int]] = _Flights()
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -379,6 +380,28 @@ class RegistryClient:
     async def _fetch_bookable(
         self, resource_id: str, *, refresh: bool, readings: Readings
     ) -> Bookable | None:
+        """The resource from the registry, with its venue's facts; None where there is none.
+
+        Requests that want the same resource at once share one reading and one cache write (a
+        new resource's first bookings would otherwise each ask); a refreshing caller may hold
+        the write lock (SQLite) that the cache write waits on, so it asks on its own."""
+        if refresh:
+            found = await self._read_bookable(resource_id, refresh=True)
+        else:
+            found = (
+                await self._bookable_flights.fetch([resource_id], self._read_and_keep_bookables)
+            ).get(resource_id)
+        if found is None:
+            return None
+        bookable, generation = found
+        self._memo.put(f"resource:{resource_id}", bookable.venue_id, generation, bookable)
+        readings.saw(bookable.venue_id, generation)
+        return bookable
+
+    async def _read_bookable(
+        self, resource_id: str, *, refresh: bool
+    ) -> tuple[Bookable, int] | None:
+        """The resource with its venue's facts, and the venue's generation read before them."""
         resource = await fetch_resource(self._http, resource_id)
         if resource is None:
             return None
@@ -391,10 +414,26 @@ class RegistryClient:
         resource = await fetch_resource(self._http, resource_id)
         if resource is None:
             return None
-        bookable = _bookable(resource, await fetch_venue(self._http, resource.venue_id))
-        await self._keep(f"resource:{resource_id}", bookable.venue_id, bookable, current, refresh)
-        readings.saw(bookable.venue_id, current)
-        return bookable
+        return _bookable(resource, await fetch_venue(self._http, resource.venue_id)), current
+
+    async def _read_and_keep_bookables(
+        self, resource_ids: list[str]
+    ) -> dict[str, tuple[Bookable, int]]:
+        """`_read_bookable` of each, kept in the shared cache."""
+        found = {}
+        for resource_id in resource_ids:
+            if (read := await self._read_bookable(resource_id, refresh=False)) is not None:
+                found[resource_id] = read
+        if found:
+            async with self._database.write() as session:
+                await store.remember(
+                    session,
+                    [
+                        (f"resource:{rid}", bookable.venue_id, msgspec.msgpack.encode(bookable), at)
+                        for rid, (bookable, at) in found.items()
+                    ],
+                )
+        return found
 
     async def search(
         self,
@@ -564,18 +603,6 @@ class RegistryClient:
             known = None  # begin again from what was just asked: each entry stays small
         self._memo.put(key, venue_id, generation, (known or KnownHours()).adding(months, intervals))
         return [part for interval in intervals if (part := interval.clip(days)) is not None]
-
-    async def _keep(
-        self, key: str, venue_id: str, value: Any, generation: int, refresh: bool
-    ) -> None:
-        """Remember an answer fetched while `generation` was current, here and (unless
-        refreshing under the caller's write lock) in the shared cache."""
-        self._memo.put(key, venue_id, generation, value)
-        if not refresh:
-            async with self._database.write() as session:
-                await store.remember(
-                    session, [(key, venue_id, msgspec.msgpack.encode(value), generation)]
-                )
 
 
 def _refuse_unknown(resource_ids: Sequence[str]) -> None:

@@ -56,7 +56,7 @@ class VenueChange(msgspec.Struct, frozen=True):
     reread: projection.Reread | None
 
 
-async def _read_venue(database: Database, registry: ServiceClient, event: Event) -> VenueChange:
+async def _read_change(database: Database, registry: ServiceClient, event: Event) -> VenueChange:
     venue_id = _venue_of(event)
     # Read before the registry is asked: an event handled meanwhile raises it, and the change
     # is then read again rather than written over the newer one.
@@ -66,7 +66,7 @@ async def _read_venue(database: Database, registry: ServiceClient, event: Event)
     return VenueChange(venue_id=venue_id, generation=generation, reread=reread)
 
 
-async def _apply_venue(session: AsyncSession, change: VenueChange) -> None:
+async def _apply_change(session: AsyncSession, change: VenueChange) -> None:
     """Drop the venue's cached answers and write its new reading, unless its generation moved
     since `change` was read (`Moved`)."""
     if not await catalogue_store.invalidate(session, change.venue_id, read_at=change.generation):
@@ -76,9 +76,9 @@ async def _apply_venue(session: AsyncSession, change: VenueChange) -> None:
 
 def catalogue_changed(registry: ServiceClient) -> PreparedHandler[VenueChange]:
     async def prepare(database: Database, event: Event) -> VenueChange:
-        return await _read_venue(database, registry, event)
+        return await _read_change(database, registry, event)
 
-    return PreparedHandler(prepare=prepare, apply=_apply_venue)
+    return PreparedHandler(prepare=prepare, apply=_apply_change)
 
 
 class HoursChange(msgspec.Struct, frozen=True):
@@ -108,7 +108,7 @@ async def _future_bookings(
 
 def hours_changed(registry: ServiceClient) -> PreparedHandler[HoursChange]:
     async def prepare(database: Database, event: Event) -> HoursChange:
-        venue = await _read_venue(database, registry, event)
+        venue = await _read_change(database, registry, event)
         resource_id = event.data.get("resource_id")
         now = datetime.now(UTC)
         async with database.read() as session:
@@ -131,7 +131,7 @@ def hours_changed(registry: ServiceClient) -> PreparedHandler[HoursChange]:
     async def apply(session: AsyncSession, change: HoursChange) -> None:
         """Apply the venue's change, then flag the future bookings the new hours leave
         outside; `Moved` where one was booked since on a resource or past a time not asked."""
-        await _apply_venue(session, change.venue)
+        await _apply_change(session, change.venue)
         rows = await _future_bookings(
             session, change.venue.venue_id, change.resource_id, change.now
         )
