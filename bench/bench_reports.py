@@ -5,7 +5,7 @@ migrated to head, and fills it with bulk SQL, not through the API: 10 towns of 1
 rooms, each open 08:00-22:00 daily (Asia/Shanghai), its open hours for 2026 in the reports'
 projection (cut by the same `pieces_of` the service uses), and 1,000 bookings a room over the
 year (2-3 a day at fixed times; 85% confirmed, 15% cancelled; programmes at random). Then times
-`reports_store.utilisation` for the whole year grouped by venue, the call the route makes, and
+`reports.store.utilisation` for the whole year grouped by venue, the call the route makes, and
 the route itself through HTTP (in process; the projection already covers the year, so the
 registry is never asked; the office's token is signed with the key of a real identity, SQLite in
 a temporary folder, and checked against its published keys), each the median of `--rounds` runs.
@@ -47,9 +47,10 @@ from sqlalchemy import text
 
 from services.booking import store
 from services.booking.app import create_app
-from services.booking.clients import day_window
+from services.booking.catalogue.reader import day_window
+from services.booking.catalogue.store import ReportOpenPieceRow
 from services.booking.domain.reports import GroupBy, pieces_of
-from services.booking.reports_store import Scope, utilisation
+from services.booking.reports.store import Scope, utilisation
 from shared.auth import Role
 from shared.db import Database, connect
 from shared.migrations import upgrade
@@ -68,7 +69,7 @@ CHUNK = 100_000
 TARGETS = {"postgresql": 2.0, "sqlite": 5.0}
 BOOKING_COLUMNS = [column.key for column in store.BookingRow.__table__.columns]
 SLOT_COLUMNS = [column.key for column in store.SlotRow.__table__.columns]
-PIECE_COLUMNS = [column.key for column in store.ReportOpenPieceRow.__table__.columns]
+PIECE_COLUMNS = [column.key for column in ReportOpenPieceRow.__table__.columns]
 
 
 class City:

@@ -8,7 +8,9 @@
   stored payload in the same transaction.
 - `unsent_count` is the relay's backlog, which each service reports as a metric.
 - `handle_once` records the event id in the consumer's own database in the same transaction as the
-  handler's effect, so an event delivered twice changes nothing the second time.
+  handler's effect, so an event delivered twice changes nothing the second time. A handler that
+  must ask another service first is a `PreparedHandler`: it asks before the transaction, and
+  writes what it found inside it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgspec
 from arq.connections import ArqRedis
@@ -51,6 +53,31 @@ from shared.observability import current_request_id
 _log = logging.getLogger("commonroom.outbox")
 
 EventHandler = Callable[[AsyncSession, Event], Awaitable[None]]
+Prepared = TypeVar("Prepared")
+# How often a prepared handler reads again because its event's effect moved under it, before its
+# job is tried again later (`Moved`).
+PREPARE_TRIES = 5
+
+
+class Moved(Exception):
+    """What a handler prepared outside its transaction no longer holds inside it (another event
+    of the same thing was handled in between): it must be prepared again."""
+
+
+@dataclass(frozen=True)
+class PreparedHandler(Generic[Prepared]):
+    """A handler in two steps: `prepare` reads with no transaction open (another service over
+    HTTP, its own database in short reads) and returns all that `apply` needs of the event, and
+    `apply` writes it in the event's transaction, raising `Moved` where what was read has changed
+    since. A write transaction held
+    across a call to another service would hold every other writer (SQLite's one write lock) as
+    long as the call takes."""
+
+    prepare: Callable[[Database, Event], Awaitable[Prepared]]
+    apply: Callable[[AsyncSession, Prepared], Awaitable[None]]
+
+
+Handler = EventHandler | PreparedHandler[Any]
 
 
 @dataclass(frozen=True)
@@ -267,19 +294,51 @@ async def handle_once(
     database: Database,
     tables: OutboxTables,
     event: Event,
-    handlers: Mapping[str, EventHandler],
+    handlers: Mapping[str, Handler],
 ) -> bool:
-    """Apply an event's handler unless this event id was handled before; True if applied."""
+    """Apply an event's handler unless this event id was handled before; True if applied.
+
+    A `PreparedHandler` is prepared again (up to `PREPARE_TRIES` times) where its `apply` finds
+    what it read has moved; `Moved` after that, for the job to be tried again later."""
     handler = handlers.get(event.type)
-    async with database.write() as session:
-        claimed = await session.execute(
-            insert_ignoring_duplicates(session, tables.handled_events)
-            .values(event_id=event.id, type=event.type, handled_at=datetime.now(UTC))
-            .on_conflict_do_nothing()
-            .returning(tables.handled_events.c.event_id)
-        )
-        if claimed.first() is None:
+    if not isinstance(handler, PreparedHandler):
+        async with database.write() as session:
+            if not await _claimed(session, tables, event):
+                return False
+            if handler is not None:
+                await handler(session, event)
+        return True
+    for _ in range(PREPARE_TRIES):
+        # A redelivered event asks no other service.
+        if await _handled(database, tables, event):
             return False
-        if handler is not None:
-            await handler(session, event)
-    return True
+        prepared = await handler.prepare(database, event)
+        try:
+            async with database.write() as session:
+                if not await _claimed(session, tables, event):
+                    return False
+                await handler.apply(session, prepared)
+        except Moved:
+            continue
+        return True
+    raise Moved(f"{event.type} {event.id} moved under its handler {PREPARE_TRIES} times")
+
+
+async def _claimed(session: AsyncSession, tables: OutboxTables, event: Event) -> bool:
+    """Record the event as handled in `session`'s transaction; False where it was already."""
+    claimed = await session.execute(
+        insert_ignoring_duplicates(session, tables.handled_events)
+        .values(event_id=event.id, type=event.type, handled_at=datetime.now(UTC))
+        .on_conflict_do_nothing()
+        .returning(tables.handled_events.c.event_id)
+    )
+    return claimed.first() is not None
+
+
+async def _handled(database: Database, tables: OutboxTables, event: Event) -> bool:
+    handled = tables.handled_events
+    async with database.read() as session:
+        found = await session.execute(
+            select(handled.c.event_id).where(handled.c.event_id == event.id)
+        )
+        return found.first() is not None

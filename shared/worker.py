@@ -29,7 +29,14 @@ from shared.db import connect, database_outage
 from shared.errors import ServiceUnavailable
 from shared.events import HANDLE_EVENT_JOB, decode, queue_name
 from shared.observability import request_context
-from shared.outbox import EventHandler, OutboxTables, handle_once, prune_sent, relay_forever
+from shared.outbox import (
+    Handler,
+    Moved,
+    OutboxTables,
+    handle_once,
+    prune_sent,
+    relay_forever,
+)
 
 WorkerSettings = dict[str, Any]
 OUTBOX_RETENTION = timedelta(days=2)
@@ -56,9 +63,9 @@ def redis_settings(url: str) -> RedisSettings:
 
 
 def transient(exc: BaseException) -> bool:
-    """Whether `exc` says a server is away for now (the database, or a service it called), so
-    the job is worth trying again later."""
-    return database_outage(exc) or isinstance(exc, ServiceUnavailable)
+    """Whether `exc` says a server is away for now (the database, or a service it called) or
+    the handled thing kept moving, so the job is worth trying again later."""
+    return database_outage(exc) or isinstance(exc, (ServiceUnavailable, Moved))
 
 
 async def handle_event(ctx: dict[str, Any], payload: bytes) -> bool:
@@ -69,8 +76,9 @@ async def handle_event(ctx: dict[str, Any], payload: bytes) -> bool:
         try:
             return await handle_once(ctx["database"], ctx["tables"], event, ctx["handlers"])
         except Exception as exc:
-            # The database, or a service the handler calls, is away for now. Nothing was
-            # recorded (the transaction rolled back): try again later; arq's max_tries bounds it.
+            # The database, or a service the handler calls, is away for now, or what it handles
+            # kept moving. Nothing was recorded (the transaction rolled back): try again later;
+            # arq's max_tries bounds it.
             if transient(exc):
                 raise Retry(defer=min(2 * ctx.get("job_try", 1), 30)) from exc
             raise
@@ -105,7 +113,7 @@ def worker_settings(
     settings: Settings,
     *,
     tables: OutboxTables,
-    handlers: Mapping[str, EventHandler],
+    handlers: Mapping[str, Handler],
     functions: Sequence[Function] = (),
     cron_jobs: Sequence[CronJob] = (),
     ctx: Mapping[str, Any] | None = None,

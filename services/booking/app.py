@@ -5,8 +5,8 @@ from __future__ import annotations
 from litestar import Litestar
 
 from services.booking.api import ROUTES
-from services.booking.clients import RegistryClient
-from services.booking.store import tables
+from services.booking.catalogue.reader import RegistryClient
+from services.booking.metadata import tables
 from shared.config import Settings
 from shared.ratelimit import RateLimit
 from shared.web import ServiceState, create_service_app

@@ -13,7 +13,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking import store
-from services.booking.clients import Readings, RegistryClient
+from services.booking.catalogue.reader import Readings, RegistryClient
 from services.booking.domain import fair_use, halls, series
 from services.booking.domain.bookings import (
     Bookable,

@@ -1,6 +1,5 @@
-"""The booking service's database: bookings, the slots that make double booking impossible, the
-cache of registry answers, and the reports' projection of the registry (queried in
-`services.booking.reports_store`).
+"""The booking service's database: bookings and the slots that make double booking impossible
+(its replica of the registry is `catalogue.store`, on the same `metadata.Base`).
 
 A booking holds one slot row per resource it claims (`domain.halls`: each booked resource, and the
 wholes and parts of a booked room, each with its `reach`). A slot's `[blocked_from, blocked_until)`
@@ -15,7 +14,7 @@ while it stays under the share. `book` is the one way in for every booking.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal, NamedTuple
@@ -32,15 +31,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
-    SmallInteger,
     String,
     Text,
     TextClause,
     and_,
     bindparam,
     delete,
-    func,
     or_,
     select,
     text,
@@ -51,18 +47,20 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
+from services.booking.catalogue import store as catalogue
 from services.booking.domain.bookings import LIVE, Booking, Status
 from services.booking.domain.fair_use import WeekCharge
 from services.booking.domain.halls import Held, Reach
+from services.booking.metadata import Base, tables
 from shared import idempotency
 from shared.config import ServiceName
 from shared.contracts import LONGEST_BLOCK, LONGEST_BUFFER, BookingChanged, Programme
-from shared.db import Database, UTCDateTime, database_outage, new_metadata
+from shared.db import Database, UTCDateTime, database_outage
 from shared.errors import Conflict, FieldError, NotFound, ServiceUnavailable
 from shared.idempotency import Keyed, Replay
-from shared.outbox import insert_ignoring_duplicates, outbox_row, outbox_tables, publish
+from shared.outbox import outbox_row, publish
 from shared.time import Interval
 
 # PostgreSQL's SQLSTATEs: two inserters deadlocked; a slot or a charge for a booking not
@@ -72,11 +70,6 @@ _FOREIGN_KEY_VIOLATION = "23503"
 _UNIQUE_VIOLATION = "23505"
 
 
-class Base(DeclarativeBase):
-    metadata = new_metadata()
-
-
-tables = outbox_tables(Base.metadata)
 SOURCE: ServiceName = "booking"
 LIVE_VALUES = sorted(status.value for status in LIVE)
 
@@ -258,84 +251,6 @@ class ChargeRow(Base):
     )
     week: Mapped[date] = mapped_column(Date, primary_key=True)
     seconds: Mapped[int] = mapped_column(Integer)
-
-
-class RegistryCacheRow(Base):
-    """A registry answer kept until an event about its venue says it may have changed."""
-
-    __tablename__ = "registry_cache"
-
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    venue_id: Mapped[str] = mapped_column(String(36), index=True)
-    generation: Mapped[int] = mapped_column(Integer)
-    value: Mapped[bytes] = mapped_column(LargeBinary)
-
-
-class RegistryGenerationRow(Base):
-    """Raised by every registry event about a venue: cache rows of older generations are stale."""
-
-    __tablename__ = "registry_generations"
-
-    venue_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    generation: Mapped[int] = mapped_column(Integer)
-
-
-class ReportResourceRow(Base):
-    """A resource as the reports group it, with its venue's facts, and how much of its resolved
-    opening hours `report_open_hours` holds: `[covered_from, covered_until)`, read while its
-    venue's registry generation was `generation` (an older one than the current is stale)."""
-
-    __tablename__ = "report_resources"
-
-    resource_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
-    venue_id: Mapped[str] = mapped_column(String(36), index=True)
-    venue_name: Mapped[str] = mapped_column(Text)
-    venue_kind: Mapped[str] = mapped_column(String(40))
-    # The venue's area and its ancestors, `/root/.../area/`: a subtree is a prefix.
-    area_path: Mapped[str] = mapped_column(Text)
-    owner_org: Mapped[str] = mapped_column(String(100), index=True)
-    timezone: Mapped[str] = mapped_column(String(64))
-    covered_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    covered_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    generation: Mapped[int] = mapped_column(Integer)
-    # Has no parts (`domain.halls`): what the reports sum above the level of one resource.
-    smallest: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
-
-
-class ReportAreaRow(Base):
-    """An area the reports may group by (areas never move, so a path once read stays true)."""
-
-    __tablename__ = "report_areas"
-
-    area_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
-    path: Mapped[str] = mapped_column(Text)
-
-
-class ReportOpenPieceRow(Base):
-    """A piece of a resource's resolved open time (`domain.reports.OpenPiece`): inside one UTC
-    day, one local day and one UTC offset, so bookings join it on (resource, day)."""
-
-    __tablename__ = "report_open_hours"
-
-    resource_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    day: Mapped[int] = mapped_column(Integer, primary_key=True)
-    start_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
-    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    weekday: Mapped[int] = mapped_column(SmallInteger)
-    wall_second: Mapped[int] = mapped_column(Integer)
-
-    __table_args__ = (CheckConstraint("start_at < end_at", name="open_piece_not_empty"),)
-
-
-class ReportCatalogueRow(Base):
-    """Present once the whole catalogue was read from the registry; events keep it since."""
-
-    __tablename__ = "report_catalogue"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    synced_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 # Bookings
@@ -604,7 +519,7 @@ async def _book_in(
     now = datetime.now(UTC)
     if not postgres:
         venue_id = attempts[0].row.venue_id
-        if (await generations(session, [venue_id])).get(venue_id, 0) != generation:
+        if await catalogue.generation(session, venue_id) != generation:
             raise Stale
         if keyed is not None:
             replay = await idempotency.claim(
@@ -1159,75 +1074,3 @@ async def resources_with_future_slots(
         .distinct()
     )
     return list(rows)
-
-
-# The registry cache
-
-
-async def cached(session: AsyncSession, keys: Sequence[str]) -> dict[str, tuple[str, int, bytes]]:
-    """(venue id, generation, value) of the cached `keys` no registry event has made stale."""
-    rows = await session.execute(
-        select(
-            RegistryCacheRow.key,
-            RegistryCacheRow.venue_id,
-            RegistryCacheRow.generation,
-            RegistryCacheRow.value,
-        )
-        .outerjoin(
-            RegistryGenerationRow, RegistryGenerationRow.venue_id == RegistryCacheRow.venue_id
-        )
-        .where(
-            RegistryCacheRow.key.in_(keys),
-            RegistryCacheRow.generation == func.coalesce(RegistryGenerationRow.generation, 0),
-        )
-    )
-    return {row.key: (row.venue_id, row.generation, row.value) for row in rows}
-
-
-async def generation(session: AsyncSession, venue_id: str) -> int:
-    return (await generations(session, [venue_id])).get(venue_id, 0)
-
-
-_GENERATIONS = select(RegistryGenerationRow.venue_id, RegistryGenerationRow.generation).where(
-    RegistryGenerationRow.venue_id.in_(bindparam("venue_ids", expanding=True))
-)
-
-
-async def generations(session: AsyncSession, venue_ids: Iterable[str]) -> dict[str, int]:
-    """How many registry events each venue has had (absent: none yet)."""
-    rows = await session.execute(_GENERATIONS, {"venue_ids": list(venue_ids)})
-    return {row.venue_id: row.generation for row in rows}
-
-
-async def remember(session: AsyncSession, entries: Sequence[tuple[str, str, bytes, int]]) -> None:
-    """Cache registry answers: (key, venue id, value, the venue's generation before fetching)."""
-    if not entries:
-        return
-    await session.execute(
-        delete(RegistryCacheRow).where(RegistryCacheRow.key.in_([entry[0] for entry in entries]))
-    )
-    await session.execute(
-        insert_ignoring_duplicates(session, RegistryCacheRow)
-        .values(
-            [
-                {"key": key, "venue_id": venue_id, "value": value, "generation": generation}
-                for key, venue_id, value, generation in entries
-            ]
-        )
-        .on_conflict_do_nothing()
-    )
-
-
-async def invalidate(session: AsyncSession, venue_id: str) -> None:
-    """A registry event about the venue: everything cached about it is stale."""
-    await session.execute(
-        insert_ignoring_duplicates(session, RegistryGenerationRow)
-        .values(venue_id=venue_id, generation=0)
-        .on_conflict_do_nothing()
-    )
-    await session.execute(
-        update(RegistryGenerationRow)
-        .where(RegistryGenerationRow.venue_id == venue_id)
-        .values(generation=RegistryGenerationRow.generation + 1)
-    )
-    await session.execute(delete(RegistryCacheRow).where(RegistryCacheRow.venue_id == venue_id))

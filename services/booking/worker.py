@@ -1,84 +1,15 @@
-"""The booking service's worker: relays its outbox, drops registry answers that events make stale,
-keeps the reports' projection of the registry current, and flags bookings that opening hours no
-longer cover."""
+"""The booking service's worker: relays its outbox and keeps its replica of the catalogue current
+with the registry's events (`catalogue.sync`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from services.booking import projection, store
-from services.booking.clients import fetch_open_intervals, registry_http
-from services.booking.domain.bookings import inside
+from services.booking.catalogue import sync
+from services.booking.clients import registry_http
+from services.booking.metadata import tables
 from shared.config import Settings
-from shared.events import Event
-from shared.http import ServiceClient
-from shared.outbox import EventHandler
-from shared.time import Interval
 from shared.worker import WorkerSettings, worker_settings
-
-VENUE_EVENTS = ("venue.created", "venue.updated", "venue.deleted")
-RESOURCE_EVENTS = ("resource.created", "resource.updated", "resource.deleted")
-
-
-def _venue_of(event: Event) -> str:
-    data: dict[str, Any] = event.data
-    return str(data["id"] if event.type.startswith("venue.") else data["venue_id"])
-
-
-async def drop_cached(session: AsyncSession, event: Event) -> None:
-    await store.invalidate(session, _venue_of(event))
-
-
-def catalogue_changed(registry: ServiceClient) -> EventHandler:
-    async def handle(session: AsyncSession, event: Event) -> None:
-        """Drop the cache, then read the venue again into the reports' projection."""
-        await drop_cached(session, event)
-        await projection.refresh_venue(session, registry, _venue_of(event))
-
-    return handle
-
-
-def hours_changed(registry: ServiceClient) -> EventHandler:
-    async def handle(session: AsyncSession, event: Event) -> None:
-        """Drop the cache, read the new hours into the reports' projection, then flag the future
-        bookings the new hours leave outside."""
-        venue_id = _venue_of(event)
-        await store.invalidate(session, venue_id)
-        await projection.refresh_venue(session, registry, venue_id)
-        now = datetime.now(UTC)
-        changed = event.data.get("resource_id")
-        resource_ids = (
-            [changed]
-            if changed
-            else await store.resources_with_future_slots(session, venue_id, now)
-        )
-        rows = await store.future_bookings_of(session, resource_ids, now)
-        if not rows:
-            return
-        window = Interval(now, max(row.end_at for row in rows))
-        booked = sorted({rid for row in rows for rid in row.resource_ids})
-        # One the registry no longer has is never open: its bookings are outside.
-        hours = await fetch_open_intervals(registry, booked, window)
-        flags = {
-            row.id: not all(
-                inside(Interval(row.start_at, row.end_at), hours.get(rid, []))
-                for rid in row.resource_ids
-            )
-            for row in rows
-            if not row.override_hours
-        }
-        await store.flag_outside_hours(session, flags, now=now)
-
-    return handle
 
 
 def create_worker_settings(settings: Settings) -> WorkerSettings:
-    registry = registry_http(settings)
-    handlers: dict[str, EventHandler] = dict.fromkeys(
-        (*VENUE_EVENTS, *RESOURCE_EVENTS), catalogue_changed(registry)
-    )
-    handlers["opening_hours.changed"] = hours_changed(registry)
-    return worker_settings("booking", settings, tables=store.tables, handlers=handlers)
+    handlers = sync.handlers(registry_http(settings))
+    return worker_settings("booking", settings, tables=tables, handlers=handlers)

@@ -23,8 +23,8 @@ from sqlalchemy import update
 
 from services.booking import store as booking_store
 from services.booking.app import create_app as create_booking
+from services.booking.catalogue import sync
 from services.booking.clients import registry_http
-from services.booking.worker import hours_changed
 from services.cli import service_package
 from services.identity.app import create_app as create_identity
 from services.identity.cli import add_user
@@ -47,7 +47,7 @@ from shared.db import Database, connect
 from shared.events import Event
 from shared.ids import new_id
 from shared.migrations import upgrade
-from shared.outbox import EventHandler, handle_once
+from shared.outbox import handle_once
 from shared.worker import redis_settings
 from tests.conftest import (
     Tokens,
@@ -327,29 +327,27 @@ async def registry_event_handled(
     booking: AsyncTestClient,  # type: ignore[type-arg]
     event_type: str,
     data: dict[str, Any],
-    handler: EventHandler,
 ) -> None:
-    """A registry event, handled by `handler` as booking's worker handles it."""
+    """A registry event, handled as booking's worker handles it (reading the registry)."""
     event = Event(
         id=new_id(), type=event_type, source="registry", occurred_at=datetime.now(UTC), data=data
     )
-    async with database_of(booking, "booking") as database:
-        assert await handle_once(database, booking_store.tables, event, {event_type: handler})
+    registry = registry_http(booking.app.state["service"].settings)
+    try:
+        async with database_of(booking, "booking") as database:
+            handled = await handle_once(
+                database, booking_store.tables, event, sync.handlers(registry)
+            )
+            assert handled
+    finally:
+        await registry.aclose()
 
 
 async def hours_change_handled(booking: AsyncTestClient, venue_id: str) -> None:  # type: ignore[type-arg]
-    """The registry's `opening_hours.changed` for `venue_id`, handled as booking's worker does
-    (reading the new hours from the registry)."""
-    registry = registry_http(booking.app.state["service"].settings)
-    try:
-        await registry_event_handled(
-            booking,
-            "opening_hours.changed",
-            {"venue_id": venue_id, "resource_id": None},
-            hours_changed(registry),
-        )
-    finally:
-        await registry.aclose()
+    """The registry's `opening_hours.changed` for `venue_id`, handled as booking's worker does."""
+    await registry_event_handled(
+        booking, "opening_hours.changed", {"venue_id": venue_id, "resource_id": None}
+    )
 
 
 async def moved_into_the_past(booking: AsyncTestClient, booking_id: str) -> None:  # type: ignore[type-arg]

@@ -14,7 +14,6 @@ from sqlalchemy.exc import IntegrityError
 
 from services.booking import store
 from services.booking.domain.halls import Reach
-from services.booking.worker import drop_cached
 from tests.conftest import Tokens, database_of
 from tests.service.conftest import Town, registry_event_handled
 from tests.service.test_booking import Client, assert_problem, at, book, booking_body
@@ -309,7 +308,7 @@ async def test_a_room_made_part_of_another_is_excluded_by_it_once_the_event_arri
     await must_book(booking, tokens, stage, at(8), at(9))
     changed = await town.http.patch(f"/v1/resources/{stage}", json={"part_of": hall})
     assert changed.status_code == 200, changed.text
-    await registry_event_handled(booking, "resource.updated", changed.json(), drop_cached)
+    await registry_event_handled(booking, "resource.updated", changed.json())
     await must_book(booking, tokens, hall, at(10), at(12))
     assert_problem(
         await book(booking, tokens, booking_body(stage, at(11), at(12))), 409, "conflict"

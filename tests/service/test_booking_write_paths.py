@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from services.booking import store
+from services.booking.catalogue import store as catalogue
 from services.booking.domain import fair_use, halls
 from services.booking.domain.bookings import Status
 from services.booking.domain.halls import Room
@@ -290,7 +291,7 @@ async def databases(
         found[path] = connect(await anext(maker))
     for database in found.values():
         async with database.write() as session:
-            session.add(store.RegistryGenerationRow(venue_id=VENUE, generation=GENERATION))
+            session.add(catalogue.RegistryGenerationRow(venue_id=VENUE, generation=GENERATION))
     yield found
     for database in found.values():
         await database.dispose()

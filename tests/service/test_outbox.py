@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.registry import store
 from shared.db import Database, connect
 from shared.events import Event, decode, queue_name
-from shared.outbox import handle_once, publish, relay_pending
+from shared.outbox import Moved, PreparedHandler, handle_once, publish, relay_pending
 from shared.worker import deserialize, redis_settings, serialize
 from tests.conftest import wipe
 
@@ -112,3 +112,34 @@ async def test_a_failing_handler_leaves_the_event_to_be_handled_again(database: 
         await handle_once(database, store.tables, event, {"booking.created": flaky})
     assert await handle_once(database, store.tables, event, {"booking.created": flaky})
     assert len(attempts) == 2
+
+
+async def test_a_prepared_handler_prepares_outside_its_transaction_and_again_when_it_moved(
+    database: Database,
+) -> None:
+    """`prepare` runs with no transaction of the event's open (here it writes in one of its own,
+    which SQLite's one write lock would refuse inside it); an `apply` that finds what was read
+    has moved sends it back to prepare; a redelivered event prepares nothing."""
+    applied: list[int] = []
+
+    async def prepare(database: Database, event: Event) -> int:
+        async with database.write() as session:
+            await publish(session, store.tables, source="registry", type="venue.updated", data={})
+        async with database.read() as session:
+            return len((await session.execute(select(store.tables.outbox.c.seq))).all())
+
+    async def apply(session: AsyncSession, prepared: int) -> None:
+        if prepared == 1:
+            raise Moved("read before the second write")
+        applied.append(prepared)
+
+    event = Event(
+        id="e-3", type="venue.updated", source="registry", occurred_at=datetime.now(UTC), data={}
+    )
+    handlers = {"venue.updated": PreparedHandler(prepare=prepare, apply=apply)}
+    assert await handle_once(database, store.tables, event, handlers)
+    assert applied == [2]
+    assert not await handle_once(database, store.tables, event, handlers)
+    assert applied == [2]
+    async with database.read() as session:
+        assert len((await session.execute(select(store.tables.outbox.c.seq))).all()) == 2

@@ -17,7 +17,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from msgspec import UNSET
 
-from services.booking.clients import KnownHours
+from services.booking.catalogue.reader import KnownHours, month_window
 from services.booking.domain.availability import free_intervals, stretches_of
 from services.booking.domain.bookings import (
     Bookable,
@@ -893,6 +893,26 @@ def test_known_hours_answer_as_the_registry_would_inside_what_was_asked(
         assert answer == _registry_answer(hours, wanted)
     else:
         assert answer is None
+
+
+@given(
+    start=st.builds(
+        lambda minute: datetime(2020, 1, 1, tzinfo=UTC) + timedelta(minutes=minute),
+        st.integers(0, 10 * 365 * 24 * 60),
+    ),
+    minutes=st.integers(1, 400 * 24 * 60),
+)
+def test_the_month_window_is_the_fewest_whole_utc_months_holding_the_window(
+    start: datetime, minutes: int
+) -> None:
+    wanted = Interval(start, start + timedelta(minutes=minutes))
+    months = month_window(wanted)
+    assert months.start <= wanted.start
+    assert wanted.end <= months.end
+    for edge in (months.start, months.end):
+        assert (edge.day, edge.hour, edge.minute, edge.second, edge.microsecond) == (1, 0, 0, 0, 0)
+    assert months.start > wanted.start - timedelta(days=31)
+    assert months.end < wanted.end + timedelta(days=31)
 
 
 def test_known_hours_join_an_interval_open_across_two_windows_asked_apart() -> None:

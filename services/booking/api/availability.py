@@ -10,7 +10,7 @@ from litestar import Controller, Request, Response, get
 from litestar.params import FromQuery, QueryParameter
 
 from services.booking import store
-from services.booking.clients import Readings, registry_of
+from services.booking.catalogue.reader import Readings, registry_of
 from services.booking.domain import availability, halls
 from services.booking.domain.bookings import (
     Bookable,

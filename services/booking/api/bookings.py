@@ -11,7 +11,7 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from services.booking import bookings, store
-from services.booking.clients import registry_of
+from services.booking.catalogue.reader import registry_of
 from services.booking.domain import fair_use
 from services.booking.domain.bookings import (
     AttendanceBody,

@@ -7,8 +7,7 @@ from typing import Any
 from litestar import Controller, Request, Response, get
 from litestar.params import FromQuery
 
-from services.booking import projection, reports_store
-from services.booking.clients import registry_of
+from services.booking.catalogue.reader import registry_of
 from services.booking.domain.heatmap import render_heatmap_png
 from services.booking.domain.reports import (
     CSV_MEDIA_TYPE,
@@ -24,6 +23,8 @@ from services.booking.domain.reports import (
     row_of,
     utilisation_csv,
 )
+from services.booking.reports import projection
+from services.booking.reports import store as reports_store
 from shared.errors import FieldError, InvalidRequest
 from shared.time import Interval, check_range, window
 from shared.web import Caller, From, To, also_answered_as, answer_spec, service_state

@@ -1,6 +1,7 @@
 """Alembic environment of the booking service's database."""
 
-from services.booking.store import Base
+from services.booking import store
 from shared.migrations import run_env
 
-run_env(Base.metadata)
+# The one metadata of every model: `store` holds the bookings' and imports the catalogue's.
+run_env(store.BookingRow.metadata)

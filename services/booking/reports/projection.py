@@ -3,12 +3,13 @@
 A report sums in SQL, so the open hours it divides by must be rows beside the bookings. They are
 the registry's own answer (`GET /v1/resources/{id}/open-intervals`), never recomputed here, cut
 into pieces (`domain.reports.pieces_of`), with each resource's grouping facts: name, venue, kind,
-area path, owner and zone (`store.ReportResourceRow`).
+area path, owner and zone (`catalogue.store.ReportResourceRow`).
 
 It is kept current two ways, both through `read_venue` and `reports_store.save_venue`:
 - the worker, on every `venue.*`, `resource.*` and `opening_hours.changed` event, re-reads the
-  venue, its resources and their hours over what the projection already covers
-  (`refresh_venue`), in the event's own transaction, so reports stay fast after a change;
+  venue, its resources and their hours over what the projection already covers (`read_again`,
+  before the event's transaction), and writes them in that transaction (`save_again`), so
+  reports stay fast after a change;
 - a report first calls `prepare`, which reads the whole catalogue once (a new database), then,
   for each venue in scope with a resource that does not cover the report's days or was read at an
   older registry generation than the venue's current one (an event not yet handled, or a fill
@@ -24,14 +25,15 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TypeVar
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.booking import reports_store, store
+from services.booking.catalogue import store as catalogue_store
+from services.booking.catalogue.reader import day_window
 from services.booking.clients import (
     RegistryArea,
     RegistryResource,
     RegistryVenue,
-    day_window,
     fetch_open_intervals,
 )
 from services.booking.domain.reports import (
@@ -41,11 +43,13 @@ from services.booking.domain.reports import (
     pieces_of,
     reporting_org,
 )
-from services.booking.reports_store import Scope, VenueReading
+from services.booking.reports import store as reports_store
+from services.booking.reports.store import Scope, VenueReading
 from shared.auth import Principal
 from shared.db import Database
 from shared.errors import NotFound
 from shared.http import RemoteError, ServiceClient
+from shared.outbox import Moved
 from shared.time import LONGEST_RANGE, Interval, zone
 
 T = TypeVar("T")
@@ -82,7 +86,7 @@ async def prepare(
         venues = await reports_store.venues_needing_work(session, scope, days)
     for venue in venues:
         async with database.read() as session:
-            generation = await store.generation(session, venue)
+            generation = await catalogue_store.generation(session, venue)
             held = await reports_store.coverage(session, venue)
             known = await reports_store.area_paths(session)
         reading = await read_venue(http, venue, held=held, known_areas=known, wanted=days)
@@ -91,19 +95,36 @@ async def prepare(
     return scope
 
 
-async def refresh_venue(session: AsyncSession, http: ServiceClient, venue_id: str) -> None:
-    """After a registry event about the venue (its generation already raised in `session`):
-    re-read it into the projection, unless no report has been asked for yet."""
-    if not await reports_store.catalogue_synced(session):
+class Reread(msgspec.Struct, frozen=True):
+    """A venue read again from the registry, and what the projection held of its hours then."""
+
+    reading: VenueReading
+    held: dict[str, Interval | None]
+
+
+async def read_again(database: Database, http: ServiceClient, venue_id: str) -> Reread | None:
+    """After a registry event about the venue, before its transaction: the venue as the registry
+    has it now, over what the projection holds of it; None while no report has been asked for."""
+    async with database.read() as session:
+        if not await reports_store.catalogue_synced(session):
+            return None
+        held = await reports_store.coverage(session, venue_id)
+        known = await reports_store.area_paths(session)
+    reading = await read_venue(http, venue_id, held=held, known_areas=known, wanted=None)
+    return Reread(reading=reading, held=held)
+
+
+async def save_again(session: AsyncSession, reread: Reread | None, generation: int) -> None:
+    """In the event's transaction, the venue's generation raised to `generation`: write what
+    `read_again` found. `Moved` where a report has filled the venue's hours since, which the
+    reading would stamp current without having read them."""
+    if reread is None:
         return
-    reading = await read_venue(
-        http,
-        venue_id,
-        held=await reports_store.coverage(session, venue_id),
-        known_areas=await reports_store.area_paths(session),
-        wanted=None,
-    )
-    await reports_store.save_venue(session, reading, await store.generation(session, venue_id))
+    venue_id = reread.reading.venue_id
+    await reports_store.lock_venue(session, venue_id)
+    if await reports_store.coverage(session, venue_id) != reread.held:
+        raise Moved(f"the reports' projection of venue {venue_id} was filled meanwhile")
+    await reports_store.save_venue(session, reread.reading, generation)
 
 
 async def read_venue(

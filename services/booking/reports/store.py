@@ -47,6 +47,13 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement, ReturnTypeFromArgs
 
+from services.booking.catalogue.store import (
+    RegistryGenerationRow,
+    ReportAreaRow,
+    ReportCatalogueRow,
+    ReportOpenPieceRow,
+    ReportResourceRow,
+)
 from services.booking.clients import RegistryResource, RegistryVenue
 from services.booking.domain.bookings import Status
 from services.booking.domain.halls import Reach
@@ -58,16 +65,8 @@ from services.booking.domain.reports import (
     OpenPiece,
     utc_day,
 )
-from services.booking.store import (
-    Base,
-    BookingRow,
-    RegistryGenerationRow,
-    ReportAreaRow,
-    ReportCatalogueRow,
-    ReportOpenPieceRow,
-    ReportResourceRow,
-    SlotRow,
-)
+from services.booking.metadata import Base
+from services.booking.store import BookingRow, SlotRow
 from shared.contracts import LONGEST_BOOKING_MINUTES
 from shared.db import UTCDateTime
 from shared.outbox import insert_ignoring_duplicates
@@ -723,7 +722,7 @@ async def coverage(session: AsyncSession, venue_id: str) -> dict[str, Interval |
     }
 
 
-async def _lock_venue(session: AsyncSession, venue_id: str) -> None:
+async def lock_venue(session: AsyncSession, venue_id: str) -> None:
     """One writer of a venue's projection at a time (PostgreSQL; SQLite writers queue anyway):
     two fills racing would otherwise leave pieces of both readings of the hours."""
     if session.get_bind().dialect.name == "postgresql":
@@ -752,7 +751,7 @@ async def save_catalogue(
 
 async def save_venue(session: AsyncSession, reading: VenueReading, generation: int) -> None:
     """Write what the registry said of a venue, read while its generation was `generation`."""
-    await _lock_venue(session, reading.venue_id)
+    await lock_venue(session, reading.venue_id)
     kept = [resource.id for resource in reading.resources]
     gone = select(RESOURCES.c.resource_id).where(
         RESOURCES.c.venue_id == reading.venue_id, RESOURCES.c.resource_id.not_in(kept)

@@ -1,0 +1,106 @@
+"""Booking's replica of the registry's catalogue: how the worker follows the registry's events
+without holding a transaction while it asks the registry, and how a cold month's first requests
+share one call to the registry."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+
+from litestar.testing import AsyncTestClient
+
+from services.booking import store
+from services.booking.catalogue import store as catalogue_store
+from services.booking.catalogue import sync
+from services.booking.catalogue.sync import HoursChange
+from services.booking.clients import registry_http
+from shared.db import Database
+from shared.events import Event
+from shared.ids import new_id
+from shared.outbox import PreparedHandler, handle_once
+from tests.conftest import Tokens, database_of
+from tests.service.conftest import Town, open_every_day, registry_event_handled
+from tests.service.test_booking import SHANGHAI, at, book, booking_body, day_ahead
+from tests.service.test_observability import sample
+
+Client = AsyncTestClient  # type: ignore[type-arg]
+
+
+async def test_an_event_handled_while_new_hours_were_read_sends_them_back_to_be_read_again(
+    booking: Client, town: Town, tokens: Tokens
+) -> None:
+    """New hours are read from the registry before the worker's transaction; a `venue.updated`
+    handled in between raises the venue's generation, so the hours' reading is not written over
+    it but read again, and the booking the new hours leave outside is flagged all the same."""
+    venue = await town.venue()
+    room = await town.room(venue)
+    late = day_ahead(4)
+    made = await book(booking, tokens, booking_body(room, at(18, day=late), at(21, day=late)))
+    assert made.status_code == 201, made.text
+    shrunk = await town.http.put(
+        f"/v1/venues/{venue}/opening-hours", json=open_every_day("08:00", "20:00")
+    )
+    assert shrunk.status_code == 200, shrunk.text
+    registry = registry_http(booking.app.state["service"].settings)
+    hours = sync.hours_changed(registry)
+    read_at: list[int] = []
+
+    async def read_then_meet_another_event(database: Database, event: Event) -> HoursChange:
+        change = await hours.prepare(database, event)
+        if not read_at:
+            await registry_event_handled(booking, "venue.updated", {"id": venue})
+        read_at.append(change.venue.generation)
+        return change
+
+    event = Event(
+        id=new_id(),
+        type="opening_hours.changed",
+        source="registry",
+        occurred_at=datetime.now(UTC),
+        data={"venue_id": venue, "resource_id": None},
+    )
+    handler = PreparedHandler(prepare=read_then_meet_another_event, apply=hours.apply)
+    try:
+        async with database_of(booking, "booking") as database:
+            assert await handle_once(database, store.tables, event, {event.type: handler})
+            async with database.read() as session:
+                assert await catalogue_store.generation(session, venue) == 2
+    finally:
+        await registry.aclose()
+    assert read_at == [0, 1]
+    flagged = await booking.get(f"/v1/bookings/{made.json()['id']}", headers=tokens("office"))
+    assert flagged.json()["outside_opening_hours"] is True
+
+
+async def registry_calls(town: Town, route: str) -> float:
+    """How many times the registry has answered a GET of `route`, by its own count."""
+    metrics = (await town.http.get("/metrics")).text
+    if f'route="{route}"' not in metrics:
+        return 0.0
+    return sample(
+        metrics, "commonroom_http_requests_total", method="GET", route=route, status="200"
+    )
+
+
+async def test_concurrent_bookings_of_a_new_room_on_a_cold_month_ask_the_registry_once(
+    booking: Client, town: Town, tokens: Tokens
+) -> None:
+    """Twenty bookings of a new room on twenty days of a month whose hours nobody has asked
+    for, all at once: the first to miss asks the registry for the room (twice: its venue's
+    generation is read in between), its venue and its month's hours, and the others wait for
+    those answers instead of each asking again."""
+    venue = await town.venue()
+    room = await town.room(venue)
+    today = datetime.now(SHANGHAI).date()
+    next_month = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+    days = [next_month + timedelta(days=n) for n in range(1, 21)]
+    routes = ("/v1/open-intervals", "/v1/resources/{resource_id}", "/v1/venues/{venue_id}")
+    before = [await registry_calls(town, route) for route in routes]
+
+    async def book_on(day: date) -> int:
+        body = booking_body(room, at(10, day=day), at(11, day=day))
+        return (await book(booking, tokens, body, org=f"org-{day.day}")).status_code
+
+    assert await asyncio.gather(*(book_on(day) for day in days)) == [201] * len(days)
+    after = [await registry_calls(town, route) for route in routes]
+    assert [now - then for now, then in zip(after, before, strict=True)] == [1, 2, 1]
