@@ -11,7 +11,8 @@ registry for every school's rooms and the booking service for their free time, s
 a room per assignment as a pending booking. Before the run, the same problem is read the way the
 worker reads it and given to the greedy first-fit baseline, whose count is printed beside the
 run's. The solver's own figures on synthetic data are bench_matching.py's. The Redis database of
-`--redis` is emptied first.
+`--redis` is emptied first. The holds' own times are read from booking's request log (every
+process logs to `--logs`, or to a temporary folder).
 
     .venv/bin/python bench/bench_matching_run.py [--seed 1] \
         [--postgres postgresql+asyncpg://postgres@127.0.0.1:5432/postgres] \
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
+import statistics
 import subprocess
 import tempfile
 import time
@@ -285,6 +288,22 @@ async def time_run(settings: Settings, month: str) -> tuple[float, dict[str, Any
             await asyncio.sleep(0.05)
 
 
+def hold_times(log: Path) -> list[float]:
+    """Milliseconds booking took over each hold it made, from its request log."""
+    found = []
+    for line in log.read_text().splitlines():
+        if not line.startswith("{"):
+            continue
+        entry = json.loads(line)
+        if (entry.get("method"), entry.get("path"), entry.get("status")) == (
+            "POST",
+            "/v1/bookings",
+            201,
+        ):
+            found.append(float(entry["duration_ms"]))
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=1)
@@ -297,6 +316,8 @@ def main() -> None:
     month = f"{next_month(datetime.now(UTC).date()):%Y-%m}"
     names = {service: f"bench_run_{service}" for service in SUITE}
     with tempfile.TemporaryDirectory() as tmp:
+        logs: Path = args.logs or Path(tmp) / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
         settings, secrets = installation(Path(tmp), {"REDIS_URL": args.redis})
         for service, name in names.items():
             asyncio.run(_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -309,8 +330,8 @@ def main() -> None:
         try:
             asyncio.run(_flush(args.redis))
             with (
-                identity_running(settings, secrets, worker=True, logs=args.logs),
-                running(settings, secrets, args.logs) as suite,
+                identity_running(settings, secrets, worker=True, logs=logs),
+                running(settings, secrets, logs) as suite,
             ):
                 began = time.perf_counter()
                 asyncio.run(build_city(settings, args.seed, month))
@@ -321,6 +342,7 @@ def main() -> None:
                 # The baseline asked booking for the rooms' free time: the run starts cold.
                 suite.restart_cold("booking")
                 elapsed, run = asyncio.run(time_run(settings, month))
+            holds = hold_times(logs / "booking-serve.log")
         finally:
             for name in names.values():
                 asyncio.run(_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -331,6 +353,12 @@ def main() -> None:
         f"unmatched {dict(reasons)}{' failure ' + run['failure'] if run['failure'] else ''}"
     )
     print(f"first-fit on the same problem: {baseline} of 600 sessions")
+    if holds:
+        cuts = statistics.quantiles(holds, n=100)
+        print(
+            f"holds as booking served them: {len(holds)}, p50 {statistics.median(holds):.1f} ms, "
+            f"p95 {cuts[94]:.1f} ms"
+        )
 
 
 if __name__ == "__main__":
