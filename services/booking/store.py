@@ -3,9 +3,9 @@
 
 A booking holds one slot row per resource it claims (`domain.halls`: each booked resource, and the
 wholes and parts of a booked room, each with its `reach`). A slot's `[blocked_from, blocked_until)`
-is the booking plus its resource's turnover buffer; on PostgreSQL two exclusion constraints over
-live slots refuse any overlap of two `own` slots of a resource (migration 0001) and of two slots
-of a resource with different reaches (migration 0004), whoever inserts them and however many
+is the booking plus its resource's turnover buffer; on PostgreSQL an exclusion constraint over
+live slots (migration 0006) refuses any overlap of two slots of a resource unless both are a
+hall's `whole` or both its `part` (`domain.halls.excludes`), whoever inserts them and however many
 replicas run. On SQLite the write transaction is `BEGIN IMMEDIATE`, so the check below and the
 insert after it cannot interleave with another writer. The weekly share is kept the same way: a
 row per organisation, venue and week (`weekly_hours`) that a booking's own statement raises only
@@ -241,8 +241,7 @@ class WeeklyHoursRow(Base):
 
 class ChargeRow(Base):
     """What a live booking charged a week of its organisation's share (`fair_use.charges`),
-    given back when it ends. A charge's foreign key is also what undoes a booking's statement
-    that charged a week but inserted no booking (`_TAKE`)."""
+    given back exactly when it ends (whatever the zone's rules have become since)."""
 
     __tablename__ = "booking_charges"
 
@@ -453,9 +452,9 @@ class _Undone(Exception):
         self.answered = answered
 
 
-# A refused attempt on PostgreSQL: a slot or a charge written for a booking that was not (both
-# break their foreign key at the end of the statement), two inserters deadlocked, or the key
-# answered by another request.
+# A refused attempt on PostgreSQL: slots held for a booking that was not inserted (they break
+# their foreign key at the end of the statement), two inserters deadlocked, or the key answered
+# by another request.
 _REFUSED = (_FOREIGN_KEY_VIOLATION, _DEADLOCK, _UNIQUE_VIOLATION)
 # A lone booking whose refusal has no reason left when looked at (what was in the way went
 # meanwhile) is tried again, this many times in all.
@@ -728,10 +727,13 @@ _EVENT_COLUMNS = ("event_id", "type", "payload", "created_at")
 
 
 def _take_statement() -> _Statement:
-    """`_TAKE`: one booking as one statement. The charges and the slots are taken first; the
-    booking is inserted only if every one was and the venue's registry generation is the one its
-    rules were checked against; its charges' and slots' foreign keys then undo everything of a
-    booking that was not inserted, at the end of the statement."""
+    """`_TAKE`: one booking as one statement. It holds the slots (the exclusion constraint decides,
+    waiting for a racing inserter to finish) if the venue's registry generation is still the one
+    the booking's rules were checked against; then, if every slot was held, charges the weeks
+    (each only while it stays under the share); then, if every week was charged, inserts the
+    booking, its charges, its event and its keyed answer. Slots held for a booking that was not
+    inserted break their foreign key at the end of the statement, which undoes it all; the same
+    order as a booking that ends (`set_status`), so the two cannot deadlock."""
     table = Base.metadata.tables
     bookings, slots, outbox = table["bookings"], table["booking_slots"], tables.outbox
     counters, charged = table["weekly_hours"], table["booking_charges"]
@@ -750,23 +752,13 @@ def _take_statement() -> _Statement:
     share = typed("share", counters.c.seconds)
     generation = typed("generation", table["registry_generations"].c.generation)
     week_list = typed("weeks", charged.c.week, "[]")
+    slot_list = typed("slot_resource_id", slots.c.resource_id, "[]")
     sql = f"""
         WITH current AS (
             SELECT COALESCE(
                 (SELECT generation FROM registry_generations
                  WHERE venue_id = {typed("b_venue_id", bookings.c.venue_id)}), 0
             ) AS generation
-        ), charge AS (
-            INSERT INTO {counters.name} AS held (org, venue_id, week, seconds)
-            SELECT {typed("b_org", counters.c.org)}, {typed("b_venue_id", counters.c.venue_id)},
-                asked.week, asked.seconds
-            FROM current, unnest({weeks}) AS asked (week, seconds)
-            WHERE current.generation = {generation}
-                AND ({share} IS NULL OR asked.seconds <= {share})
-            ON CONFLICT (org, venue_id, week) DO UPDATE
-                SET seconds = held.seconds + EXCLUDED.seconds
-                WHERE {share} IS NULL OR held.seconds + EXCLUDED.seconds <= {share}
-            RETURNING week
         ), slot AS (
             INSERT INTO {slots.name}
                 (booking_id, resource_id, start_at, end_at, blocked_from, blocked_until, live,
@@ -775,21 +767,31 @@ def _take_statement() -> _Statement:
                 {typed("b_start_at", slots.c.start_at)}, {typed("b_end_at", slots.c.end_at)},
                 wanted.blocked_from, wanted.blocked_until, {typed("slot_live", slots.c.live)},
                 wanted.reach
-            FROM unnest({slot_arrays})
+            FROM current, unnest({slot_arrays})
                 AS wanted (resource_id, blocked_from, blocked_until, reach)
-            WHERE (SELECT count(*) FROM charge) = cardinality({week_list})
+            WHERE current.generation = {generation}
             ON CONFLICT DO NOTHING
             RETURNING resource_id
+        ), charge AS (
+            INSERT INTO {counters.name} AS held (org, venue_id, week, seconds)
+            SELECT {typed("b_org", counters.c.org)}, {typed("b_venue_id", counters.c.venue_id)},
+                asked.week, asked.seconds
+            FROM unnest({weeks}) AS asked (week, seconds)
+            WHERE (SELECT count(*) FROM slot) = cardinality({slot_list})
+                AND ({share} IS NULL OR asked.seconds <= {share})
+            ON CONFLICT (org, venue_id, week) DO UPDATE
+                SET seconds = held.seconds + EXCLUDED.seconds
+                WHERE {share} IS NULL OR held.seconds + EXCLUDED.seconds <= {share}
+            RETURNING week
         ), booking AS (
             INSERT INTO {bookings.name} ({", ".join(booking_columns)})
             SELECT {", ".join(typed(f"b_{name}", bookings.c[name]) for name in booking_columns)}
-            WHERE (SELECT count(*) FROM slot)
-                = cardinality({typed("slot_resource_id", slots.c.resource_id, "[]")})
+            WHERE (SELECT count(*) FROM charge) = cardinality({week_list})
             RETURNING id
         ), charged AS (
             INSERT INTO {charged.name} (booking_id, week, seconds)
-            SELECT {typed("b_id", charged.c.booking_id)}, asked.week, asked.seconds
-            FROM charge JOIN unnest({weeks}) AS asked (week, seconds) USING (week)
+            SELECT booking.id, asked.week, asked.seconds
+            FROM booking, unnest({weeks}) AS asked (week, seconds)
         ), event AS (
             INSERT INTO {outbox.name} ({", ".join(_EVENT_COLUMNS)})
             SELECT {", ".join(typed(f"e_{name}", outbox.c[name]) for name in _EVENT_COLUMNS)}
@@ -837,8 +839,8 @@ async def weekly_seconds(
 
 
 async def _give_back(session: AsyncSession, row: BookingRow) -> None:
-    """A booking that ends gives its weeks' charges back to its organisation's share. Before
-    its slots are freed: the same order as `_TAKE`, so the two cannot deadlock."""
+    """A booking that ends gives its weeks' charges back to its organisation's share, after its
+    slots are freed: the same order as `_TAKE`, so the two cannot deadlock."""
     given = (
         await session.execute(
             delete(ChargeRow)
@@ -876,10 +878,10 @@ async def set_status(
     if reason is not None:
         row.reason = reason
     if status not in LIVE:
-        await _give_back(session, row)
         await session.execute(
             update(SlotRow).where(SlotRow.booking_id == row.id).values(live=False)
         )
+        await _give_back(session, row)
     event = {
         Status.CONFIRMED: "booking.confirmed",
         Status.CANCELLED: "booking.cancelled",

@@ -258,7 +258,7 @@ async def test_postgresql_itself_refuses_overlapping_claims_of_different_reach(
     booking: Client, town: Town, tokens: Tokens
 ) -> None:
     """The guarantee is the database's: slot rows written past every check in Python are
-    refused by the exclusion constraints, and two wholes' or two parts' claims are not."""
+    refused by the exclusion constraint, and two wholes' or two parts' claims are not."""
     if booking.app.state["service"].settings.database_url("booking").startswith("sqlite"):
         return  # SQLite's guarantee is its one writer, exercised by the tests above
     venue = await town.venue()
@@ -287,7 +287,7 @@ async def test_postgresql_itself_refuses_overlapping_claims_of_different_reach(
         async with database.write() as session:
             await session.execute(insert, [slot(ids[0], Reach.WHOLE), slot(ids[1], Reach.WHOLE)])
         for booking_id, reach in ((ids[2], Reach.OWN), (ids[2], Reach.PART)):
-            with pytest.raises(IntegrityError, match="ex_booking_slots_hall_and_parts"):
+            with pytest.raises(IntegrityError, match="ex_booking_slots_no_overlap"):
                 async with database.write() as session:
                     await session.execute(insert, [slot(booking_id, reach)])
         async with database.write() as session:
