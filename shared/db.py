@@ -201,7 +201,7 @@ class StatementConnections:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         async with self._in_use:
-            connection = self._idle.pop() if self._idle else await asyncpg.connect(self._dsn)
+            connection = self._idle.pop() if self._idle else await self._connect()
             try:
                 yield connection
             except asyncpg.PostgresError:
@@ -211,6 +211,14 @@ class StatementConnections:
                 connection.terminate()
                 raise
             self._give_back(connection)
+
+    async def _connect(self) -> asyncpg.Connection:
+        # The hot paths' statements have one shape whatever their values: left to choose, the
+        # server planned booking's statement anew on every execution (0.23 ms of its 0.5 ms),
+        # since no custom plan ever costs more than the generic one it would keep.
+        return await asyncpg.connect(
+            self._dsn, server_settings={"plan_cache_mode": "force_generic_plan"}
+        )
 
     def _give_back(self, connection: asyncpg.Connection) -> None:
         if self._closed:
