@@ -104,3 +104,30 @@ async def test_concurrent_bookings_of_a_new_room_on_a_cold_month_ask_the_registr
     assert await asyncio.gather(*(book_on(day) for day in days)) == [201] * len(days)
     after = [await registry_calls(town, route) for route in routes]
     assert [now - then for now, then in zip(after, before, strict=True)] == [1, 2, 1]
+
+
+async def test_a_cold_month_is_asked_once_for_every_room_of_a_venue_this_process_knows(
+    booking: Client, town: Town, tokens: Tokens
+) -> None:
+    """Five rooms of a venue, each booked this month; next month nobody has asked about. Its
+    bookings, in every room at once, ask the registry for the venue's hours once."""
+    venue = await town.venue()
+    rooms = [await town.room(venue) for _ in range(5)]
+    today = datetime.now(SHANGHAI).date()
+    soon = today + timedelta(days=2)
+    for room in rooms:
+        body = booking_body(room, at(8, day=soon), at(9, day=soon))
+        assert (await book(booking, tokens, body)).status_code == 201
+    month_after = (soon.replace(day=1) + timedelta(days=32)).replace(day=1) + timedelta(days=32)
+    day = month_after.replace(day=10)
+    before = await registry_calls(town, "/v1/open-intervals")
+
+    async def book_in(room: str, hour: int) -> int:
+        body = booking_body(room, at(hour, day=day), at(hour + 1, day=day))
+        return (await book(booking, tokens, body, org=f"org-{room}-{hour}")).status_code
+
+    answers = await asyncio.gather(
+        *(book_in(room, hour) for room in rooms for hour in (10, 12, 14))
+    )
+    assert answers == [201] * len(answers)
+    assert await registry_calls(town, "/v1/open-intervals") - before == 1

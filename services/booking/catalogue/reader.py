@@ -179,6 +179,14 @@ class _Memo:
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
 
+    def of_venues(self, venue_ids: Collection[str], prefix: str) -> list[Any]:
+        """What is held of the venues under keys that begin with `prefix`."""
+        return [
+            value
+            for key, (venue, value) in self._entries.items()
+            if venue in venue_ids and key.startswith(prefix)
+        ]
+
     def forget(self, venue_id: str, *, now_at: int | None = None) -> None:
         """Drop what is held of the venue; `now_at` records the generation found current."""
         self._generations.pop(venue_id, None)
@@ -535,8 +543,24 @@ class RegistryClient:
         missing = [resource for resource in resources if resource.id not in found]
         if not missing:
             return found
-        current = await self._generations({r.venue_id for r in missing}, refresh=refresh)
-        fetched = await self._fetch_open(missing, months, current, keys, refresh)
+        venue_ids = {resource.venue_id for resource in missing}
+        current = await self._generations(venue_ids, refresh=refresh)
+        # One call for a venue's month: the venue's other rooms this process knows are asked
+        # with it, so a cold month's next requests find their rooms' hours kept or in flight.
+        asked = {resource.id for resource in resources}
+        alongside = [
+            room
+            for room in self._memo.of_venues(venue_ids, "resource:")
+            if room.id not in asked and not self._knows_open(room, months)
+        ]
+        keys |= {room.id: f"open:{room.id}:{stamp}" for room in alongside}
+        fetched = await self._fetch_open([*missing, *alongside], months, current, keys, refresh)
+        for room in alongside:
+            generation = current.get(room.venue_id, 0)
+            intervals = fetched.get(room.id, [])
+            self._know_open(
+                room.id, room.venue_id, generation, intervals, months=months, days=months
+            )
         for resource in missing:
             generation = current.get(resource.venue_id, 0)
             found[resource.id] = self._know_open(
@@ -584,6 +608,10 @@ class RegistryClient:
 
         answers = await self._open_flights.fetch(by_key, fetch_and_keep)
         return {by_key[key].id: intervals for key, intervals in answers.items()}
+
+    def _knows_open(self, resource: Bookable, window: Interval) -> bool:
+        known = self._memo.get(f"open:{resource.id}")
+        return known is not None and known.within(window) is not None
 
     def _know_open(
         self,
