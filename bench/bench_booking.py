@@ -23,6 +23,7 @@ stall in the cold month's first seconds; availability median < 5 ms. `--limits-o
 rate limit and the share off: the configuration the figures before issue 17 were measured in.
 
     .venv/bin/python bench/bench_booking.py [--seconds 10] [--runs 3] [--sqlite] [--limits-off]
+        [--booking-on granian]
         [--server postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
         [--redis redis://127.0.0.1:6379/14]
 """
@@ -46,13 +47,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
-from bench_identity import BenchTokens, identity_running, installation, start_service
+from bench_identity import BenchTokens, as_service, identity_running, installation, start_service
 from bench_resources import create_database, drop_database  # the script's own folder
 
 from services.booking import store as booking_store
 from services.registry import store as registry_store
-from services.up import stop_children, wait_ready
+from services.up import child_env, stop_children, wait_ready
 from shared.auth import Role
+from shared.config import Settings
 from shared.migrations import upgrade
 from shared.processes import free_port, guarded
 
@@ -297,6 +299,26 @@ def typical_week(rooms: Sequence[str], tokens: Sequence[str]) -> list[Request]:
     return made
 
 
+GRANIAN_BOOKING = [
+    sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "granian_service:create",
+    "--workers", "1", "--loop", "uvloop", "--log-level", "warning", "--no-ws", "--port",
+]  # fmt: skip
+
+
+def serve_booking_on_granian(
+    settings: Settings, secrets: dict[str, str], port: int
+) -> subprocess.Popen[bytes]:
+    """The booking service as shipped, but served by granian (`granian_service.py`)."""
+    return subprocess.Popen(
+        guarded([*GRANIAN_BOOKING, str(port)]),
+        cwd=Path(__file__).parent,
+        env=child_env(as_service(settings, secrets, "booking")),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        process_group=0,
+    )
+
+
 def serve_bare(stack: str, scratch: str, port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         guarded([*BARE_STACKS[stack], str(port)]), cwd=scratch, stdout=subprocess.DEVNULL
@@ -402,6 +424,12 @@ def main() -> None:
     parser.add_argument(
         "--limits-off", action="store_true", help="no rate limit and no fair-use share"
     )
+    parser.add_argument(
+        "--booking-on",
+        choices=("uvicorn", "granian"),
+        default="uvicorn",
+        help="the server stack of the booking service (it ships on uvicorn)",
+    )
     args = parser.parse_args()
     stacks = [stack for stack in BARE_STACKS if importlib.util.find_spec(stack.split("+")[0])]
 
@@ -433,7 +461,11 @@ def main() -> None:
                 children: list[subprocess.Popen[bytes]] = []
                 try:
                     children.append(start_service(settings, secrets, "registry"))
-                    children.append(start_service(settings, secrets, "booking"))
+                    children.append(
+                        start_service(settings, secrets, "booking")
+                        if args.booking_on == "uvicorn"
+                        else serve_booking_on_granian(settings, secrets, ports["booking"])
+                    )
                     wait_ready(
                         [settings.service_url(name) for name in ("registry", "booking")], children
                     )
