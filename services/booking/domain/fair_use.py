@@ -12,6 +12,7 @@ the occurrences it asks for.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
@@ -32,7 +33,9 @@ def bound(principal: Principal, hours_per_week: float) -> bool:
 
 
 def share_seconds(hours_per_week: float) -> int:
-    return round(hours_per_week * 3600)
+    """The share in whole seconds, rounded down: never more than the hours set (the nudge
+    only keeps a float's 2.3 h from counting as 8,279.999... s)."""
+    return math.floor(hours_per_week * 3600 + 1e-6)
 
 
 def week_of(instant: datetime, tz: ZoneInfo) -> Interval:
