@@ -127,10 +127,12 @@ class Running:
         wait_ready(services, list(self.children.values()))
 
     def restart_cold(self, service: ServiceName) -> None:
-        """The service's API process anew, and its database's copy of registry answers gone:
+        """The service's API process anew, and its database's replica of the registry emptied:
         nothing an earlier caller asked stays warm for the next."""
         stop_children([self.children[service, "serve"]])
-        asyncio.run(_admin(self.settings.database_url(service), "DELETE FROM registry_cache"))
+        # The listing goes too: the reports must not take a catalogue without resources as whole.
+        for table in ("catalogue_open_hours", "catalogue_resources", "catalogue_listed"):
+            asyncio.run(_admin(self.settings.database_url(service), f"DELETE FROM {table}"))  # noqa: S608
         self.start(service, "serve")
         self.ready()
 

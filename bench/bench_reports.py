@@ -2,11 +2,11 @@
 
 Builds a booking database (PostgreSQL: a fresh database, dropped after; SQLite: a temp file),
 migrated to head, and fills it with bulk SQL, not through the API: 10 towns of 10 venues of 10
-rooms, each open 08:00-22:00 daily (Asia/Shanghai), its open hours for 2026 in the reports'
-projection (cut by the same `pieces_of` the service uses), and 1,000 bookings a room over the
+rooms, each open 08:00-22:00 daily (Asia/Shanghai), its open hours for 2026 in booking's replica
+of the catalogue (cut by the same `pieces_of` the service uses), and 1,000 bookings a room over the
 year (2-3 a day at fixed times; 85% confirmed, 15% cancelled; programmes at random). Then times
 `reports.store.utilisation` for the whole year grouped by venue, the call the route makes, and
-the route itself through HTTP (in process; the projection already covers the year, so the
+the route itself through HTTP (in process; the replica already covers the year, so the
 registry is never asked; the office's token is signed with the key of a real identity, SQLite in
 a temporary folder, and checked against its published keys), each the median of `--rounds` runs.
 
@@ -48,7 +48,7 @@ from sqlalchemy import text
 from services.booking import store
 from services.booking.app import create_app
 from services.booking.catalogue.reader import day_window
-from services.booking.catalogue.store import ReportOpenPieceRow
+from services.booking.catalogue.store import OpenPieceRow
 from services.booking.domain.reports import GroupBy, pieces_of
 from services.booking.reports.store import Scope, utilisation
 from shared.auth import Role
@@ -60,7 +60,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 TOWNS, VENUES_PER_TOWN, ROOMS_PER_VENUE = 10, 10, 10
 BOOKINGS_PER_ROOM = 1000
 YEAR = Interval(datetime(2026, 1, 1, tzinfo=SHANGHAI), datetime(2027, 1, 1, tzinfo=SHANGHAI))
-# What a report of YEAR fills the projection for: whole UTC days around it.
+# What a report of YEAR fills the replica for: whole UTC days around it.
 COVERED = day_window(YEAR)
 # Local (start, end) hours of the day's bookings; the first two every day, the third on 2/3 days.
 SLOTS = ((9, 10.5), (13, 15), (18, 20))
@@ -69,7 +69,7 @@ CHUNK = 100_000
 TARGETS = {"postgresql": 2.0, "sqlite": 5.0}
 BOOKING_COLUMNS = [column.key for column in store.BookingRow.__table__.columns]
 SLOT_COLUMNS = [column.key for column in store.SlotRow.__table__.columns]
-PIECE_COLUMNS = [column.key for column in ReportOpenPieceRow.__table__.columns]
+PIECE_COLUMNS = [column.key for column in OpenPieceRow.__table__.columns]
 
 
 class City:
@@ -89,15 +89,24 @@ class City:
                     {
                         "resource_id": str(uuid.uuid4()),
                         "name": f"教室{room}",
+                        "type": "room",
+                        "capacity": 30,
+                        "requires_approval": False,
+                        "rules": "{}",
+                        "parts": "[]",
+                        "part_of": None,
+                        "smallest": True,
                         "venue_id": venue_id,
                         "venue_name": f"市民学校{town}-{venue}",
                         "venue_kind": "citizen_school",
-                        "area_path": path,
                         "owner_org": f"org-{town}-{venue}",
                         "timezone": "Asia/Shanghai",
+                        "area_id": town_id,
+                        "area_path": path,
+                        "generation": 0,
                         "covered_from": COVERED.start,
                         "covered_until": COVERED.end,
-                        "generation": 0,
+                        "hours_generation": 0,
                     }
                     for room in range(ROOMS_PER_VENUE)
                 ]
@@ -201,15 +210,15 @@ async def fill_postgresql(url: str, city: City, rng: random.Random) -> None:
     database = connect(url)
     try:
         async with database.driver() as connection:
-            await _copy(connection, "report_areas", ["area_id", "name", "path"], city.areas)
-            await _copy(connection, "report_resources", list(city.rooms[0]), city.rooms)
+            await _copy(connection, "catalogue_areas", ["area_id", "name", "path"], city.areas)
+            await _copy(connection, "catalogue_resources", list(city.rooms[0]), city.rooms)
             for chunk in chunks(pieces(city)):
-                await _copy(connection, "report_open_hours", PIECE_COLUMNS, chunk)
+                await _copy(connection, "catalogue_open_hours", PIECE_COLUMNS, chunk)
             for chunk in chunks(bookings(city, rng)):
                 await _copy(connection, "bookings", BOOKING_COLUMNS, [b for b, _ in chunk])
                 await _copy(connection, "booking_slots", SLOT_COLUMNS, [s for _, s in chunk])
             await connection.execute(
-                "INSERT INTO report_catalogue (id, synced_at) VALUES (1, now())"
+                "INSERT INTO catalogue_listed (id, listed_at) VALUES (1, now())"
             )
             await connection.execute("VACUUM ANALYZE")
     finally:
@@ -240,14 +249,14 @@ def fill_sqlite(path: Path, city: City, rng: random.Random) -> None:
         )
 
     with sqlite3.connect(path) as connection:
-        connection.executemany("INSERT INTO report_areas VALUES (?, ?, ?)", city.areas)
-        insert(connection, "report_resources", city.rooms)
+        connection.executemany("INSERT INTO catalogue_areas VALUES (?, ?, ?)", city.areas)
+        insert(connection, "catalogue_resources", city.rooms)
         for chunk in chunks(pieces(city)):
-            insert(connection, "report_open_hours", chunk)
+            insert(connection, "catalogue_open_hours", chunk)
         for chunk in chunks(bookings(city, rng)):
             insert(connection, "bookings", [b for b, _ in chunk])
             insert(connection, "booking_slots", [s for _, s in chunk])
-        connection.execute("INSERT INTO report_catalogue VALUES (1, '2026-01-01 00:00:00.000000')")
+        connection.execute("INSERT INTO catalogue_listed VALUES (1, '2026-01-01 00:00:00.000000')")
     connection.close()
 
 
@@ -312,7 +321,7 @@ async def run(kind: str, server: str, rounds: int, installed: Installation) -> N
                 async with database.read() as session:
                     slots = await session.scalar(text("SELECT count(*) FROM booking_slots"))
                     pieces_count = await session.scalar(
-                        text("SELECT count(*) FROM report_open_hours")
+                        text("SELECT count(*) FROM catalogue_open_hours")
                     )
                 print(f"{kind}: {slots:,} slots, {pieces_count:,} open pieces")
                 store_samples, rows = await time_store(database, rounds)
@@ -344,7 +353,7 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        # The booking app is never asked to reach the registry: the projection covers the year.
+        # The booking app is never asked to reach the registry: the replica covers the year.
         installed = installation(
             Path(folder), {"REDIS_URL": arguments.redis, "REGISTRY_URL": "http://127.0.0.1:9"}
         )

@@ -1,11 +1,12 @@
 """The registry over HTTP, as booking reads it: the shapes of its answers and the raw calls, with
-no cache (booking's replica of the catalogue is `catalogue`)."""
+nothing kept (booking's replica of the catalogue is `catalogue`)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import timedelta
+from typing import TypeVar
 
 import msgspec
 
@@ -15,6 +16,7 @@ from shared.http import RemoteError, ServiceClient
 from shared.time import Interval, merge
 from shared.web import MAX_IDS
 
+T = TypeVar("T")
 # The longest window the registry resolves open intervals over in one call.
 MAX_PIECE = timedelta(days=365)
 
@@ -64,7 +66,7 @@ def registry_http(settings: Settings) -> ServiceClient:
 async def fetch_open_intervals(
     http: ServiceClient, resource_ids: Sequence[str], window: Interval
 ) -> dict[str, list[Interval]]:
-    """Straight from the registry, uncached, over any window: `MAX_IDS` resources and a year
+    """Straight from the registry, over any window: `MAX_IDS` resources and a year
     (what the registry resolves at once) a call. A resource the registry has not is left out."""
     found: dict[str, list[Interval]] = defaultdict(list)
     start = window.start
@@ -83,14 +85,37 @@ async def fetch_open_intervals(
     return {resource_id: merge(intervals) for resource_id, intervals in found.items()}
 
 
-async def fetch_resource(http: ServiceClient, resource_id: str) -> RegistryResource | None:
-    """The resource, or None where the registry has none."""
+async def fetch_open_intervals_over(
+    http: ServiceClient, windows: Mapping[str, Sequence[Interval]]
+) -> dict[str, list[Interval]]:
+    """Each resource's open intervals over its own windows: resources that share a window (most
+    of a venue's) are asked about in one call. A resource the registry has not is left out."""
+    sharing: dict[Interval, list[str]] = defaultdict(list)
+    for resource_id, asked in windows.items():
+        for window in asked:
+            sharing[window].append(resource_id)
+    found: dict[str, list[Interval]] = defaultdict(list)
+    for window, resource_ids in sharing.items():
+        for resource_id, intervals in (
+            await fetch_open_intervals(http, resource_ids, window)
+        ).items():
+            found[resource_id] += intervals
+    return {resource_id: merge(intervals) for resource_id, intervals in found.items()}
+
+
+async def fetched_or_none(answer: Awaitable[T]) -> T | None:
+    """The registry's answer, or None where it has no such thing (404)."""
     try:
-        return await http.get(f"/v1/resources/{resource_id}", RegistryResource)
+        return await answer
     except RemoteError as exc:
         if exc.remote_status == 404:
             return None
         raise
+
+
+async def fetch_resource(http: ServiceClient, resource_id: str) -> RegistryResource | None:
+    """The resource, or None where the registry has none."""
+    return await fetched_or_none(http.get(f"/v1/resources/{resource_id}", RegistryResource))
 
 
 async def fetch_venue(http: ServiceClient, venue_id: str) -> RegistryVenue:

@@ -611,7 +611,7 @@ async def test_an_availability_range_over_a_year_is_refused(
 # The registry behind the booking service
 
 
-async def test_without_the_registry_and_nothing_cached_a_booking_is_503(
+async def test_without_the_registry_and_nothing_kept_a_booking_is_503(
     booking_db: str, redis_url: str, identity_server: str, tokens: Tokens
 ) -> None:
     dead = "http://127.0.0.1:9"  # the discard port: nothing answers there
@@ -635,7 +635,8 @@ async def test_hours_that_shrink_under_a_booking_flag_it_and_tell_the_venue(
     assert flagged.json()["outside_opening_hours"] is True
     assert flagged.json()["status"] == "confirmed"
     assert (await outbox_types(booking))[-1] == "booking.outside_opening_hours"
-    # The cache was dropped: a new booking until 21:00 is refused by the new hours.
+    # The replica was read again at the new generation: a new booking until 21:00 is refused
+    # by the new hours.
     assert_problem(
         await book(booking, tokens, booking_body(room, at(19), at(21))),
         422,
@@ -650,7 +651,7 @@ async def test_fifty_concurrent_overlapping_requests_make_exactly_one_booking(
     booking: Client, town: Town, tokens: Tokens
 ) -> None:
     room = await town.room(await town.venue())
-    await book(booking, tokens, booking_body(room, at(8), at(9)))  # warm the registry cache
+    await book(booking, tokens, booking_body(room, at(8), at(9)))  # warm the replica
     bodies = [
         booking_body(room, at(10 + (i % 4) // 2, 15 * (i % 2)), at(12, 15 * (i % 3)))
         for i in range(50)
@@ -705,7 +706,7 @@ async def test_two_service_processes_on_postgresql_still_make_one_booking(
         stop_children(children)
 
 
-async def test_a_cached_registry_answer_serves_while_the_registry_is_down(
+async def test_a_kept_registry_answer_serves_while_the_registry_is_down(
     booking: Client,
     booking_db: str,
     redis_url: str,
@@ -734,7 +735,7 @@ async def test_a_cached_registry_answer_serves_while_the_registry_is_down(
     assert_problem(other_month, 503, "registry_unavailable")
 
 
-async def test_a_resource_event_drops_what_was_cached_of_its_venue(
+async def test_a_resource_event_makes_what_was_kept_of_its_venue_stale(
     booking: Client, town: Town, tokens: Tokens
 ) -> None:
     venue = await town.venue()
@@ -744,7 +745,7 @@ async def test_a_resource_event_drops_what_was_cached_of_its_venue(
     ).status_code == 201
     changed = await town.http.patch(f"/v1/resources/{room}", json={"capacity": 10})
     assert changed.status_code == 200, changed.text
-    # Until the event arrives the cached capacity stands; after it, the registry's new one does.
+    # Until the event arrives the capacity kept stands; after it, the registry's new one does.
     assert (
         await book(booking, tokens, booking_body(room, at(10), at(11), attendees=20))
     ).status_code == 201

@@ -131,3 +131,58 @@ async def test_a_cold_month_is_asked_once_for_every_room_of_a_venue_this_process
     )
     assert answers == [201] * len(answers)
     assert await registry_calls(town, "/v1/open-intervals") - before == 1
+
+
+def first_of_month(day: date, months_ahead: int) -> datetime:
+    """Midnight UTC opening the month `months_ahead` after `day`'s."""
+    month = day.month - 1 + months_ahead
+    return datetime(day.year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+
+
+async def test_a_booking_and_a_report_read_the_same_rows_of_the_replica(
+    booking: Client, town: Town, tokens: Tokens
+) -> None:
+    """What a report reads of the registry serves the next booking without asking it, and what
+    a booking reads of a next month joins the report's stretch, so a report of both months asks
+    the registry nothing and gives the same figures: one replica, not a copy for each."""
+    venue = await town.venue()
+    room = await town.room(venue)
+    today = datetime.now(SHANGHAI).date()
+    first, second, after = (first_of_month(today, ahead) for ahead in (1, 2, 3))
+    office = tokens("office")
+
+    async def open_and_booked(start: datetime, end: datetime) -> tuple[float, float]:
+        params = {"from": start.isoformat(), "to": end.isoformat(), "venue_id": venue}
+        answer = await booking.get("/v1/reports/utilisation", params=params, headers=office)
+        assert answer.status_code == 200, answer.text
+        (row,) = answer.json()["items"]
+        return row["open_hours"], row["booked_hours"]
+
+    routes = ("/v1/open-intervals", "/v1/resources/{resource_id}", "/v1/venues/{venue_id}")
+
+    async def calls() -> list[float]:
+        return [await registry_calls(town, route) for route in routes]
+
+    async def book_at_ten(day: date) -> None:
+        made = await book(booking, tokens, booking_body(room, at(10, day=day), at(11, day=day)))
+        assert made.status_code == 201, made.text
+
+    open_hours = 14 * (second - first).days
+    assert await open_and_booked(first, second) == (open_hours, 0)
+    before = await calls()
+    await book_at_ten(first.date() + timedelta(days=14))
+    # The room's facts came from the report's listing, its hours from the report's reading.
+    assert await calls() == before
+    await book_at_ten(second.date() + timedelta(days=4))
+    asked = await calls()
+    # The second month was asked for once, and kept beside the first.
+    assert [now - then for now, then in zip(asked, before, strict=True)] == [1, 0, 0]
+    both = await open_and_booked(first, after)
+    assert both == (open_hours + 14 * (after - second).days, 2)
+    assert await open_and_booked(first, second) == (open_hours, 1)
+    assert await calls() == asked
+    async with database_of(booking, "booking") as database, database.read() as session:
+        row = await session.get(catalogue_store.ResourceRow, room)
+    assert row is not None
+    assert (row.covered_from, row.covered_until, row.hours_generation) == (first, after, 0)
+    assert (row.capacity, row.venue_id, row.area_id) == (30, venue, town.area)

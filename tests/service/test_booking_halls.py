@@ -181,7 +181,7 @@ async def test_fifty_concurrent_requests_for_a_hall_and_its_parts_make_a_consist
     booking: Client, town: Town, tokens: Tokens
 ) -> None:
     rooms = await _hall(town)
-    # Warm the registry cache for every room, away from the contested hours.
+    # Warm the replica for every room, away from the contested hours.
     for name in ("hall", "east", "west", "quarter"):
         assert (
             await book(booking, tokens, booking_body(rooms[name], at(20), at(21)))

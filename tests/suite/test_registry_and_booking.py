@@ -84,7 +84,7 @@ async def test_events_carry_bookings_to_the_registry_and_hours_to_booking(suite:
     assert in_use.status_code == 409
     assert in_use.json()["code"] == "resource_in_use"
 
-    # opening_hours.changed reaches booking: the booking is flagged and the cache dropped.
+    # opening_hours.changed reaches booking: the booking is flagged and the hours read again.
     await suite.registry.put(f"/v1/venues/{venue}/opening-hours", json=hours("20:00"))
 
     async def flagged() -> bool:

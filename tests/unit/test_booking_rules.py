@@ -17,7 +17,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from msgspec import UNSET
 
-from services.booking.catalogue.reader import KnownHours, month_window
+from services.booking.catalogue.reader import (
+    KnownHours,
+    covered_after,
+    hours_to_read,
+    month_window,
+)
+from services.booking.catalogue.store import HoursHeld
 from services.booking.domain.availability import free_intervals, stretches_of
 from services.booking.domain.bookings import (
     Bookable,
@@ -925,3 +931,35 @@ def test_known_hours_join_an_interval_open_across_two_windows_asked_apart() -> N
     )
     assert known.within(span(19 * 60, 27 * 60)) == evening
     assert known.within(span(12 * 60, 49 * 60)) is None
+
+
+def _utc(month: int, day: int = 1, year: int = 2027) -> datetime:
+    return datetime(year, month, day, tzinfo=UTC)
+
+
+def test_a_month_read_at_the_held_generation_grows_the_stretch_held_reading_what_joins_them() -> (
+    None
+):
+    held = HoursHeld(Interval(_utc(1, 10), _utc(2, 10)), generation=3)
+    february, april = Interval(_utc(2), _utc(3)), Interval(_utc(4), _utc(5))
+    assert covered_after(held, 3, february) == Interval(_utc(1, 10), _utc(3))
+    assert hours_to_read(held, 3, february) == [february]
+    # The days between are read too: one stretch, not two that push each other out.
+    assert covered_after(held, 3, april) == Interval(_utc(1, 10), _utc(5))
+    assert hours_to_read(held, 3, april) == [Interval(_utc(2, 10), _utc(5))]
+
+
+def test_a_month_read_at_another_generation_or_too_far_off_is_not_joined_to_the_stretch() -> None:
+    held = HoursHeld(Interval(_utc(1), _utc(2)), generation=3)
+    march = Interval(_utc(3), _utc(4))
+    # Held from an older reading: replaced.
+    assert covered_after(held, 4, march) == march
+    assert hours_to_read(held, 4, march) == [march]
+    # Held from a newer reading than this one: left as it is.
+    assert covered_after(held, 2, march) is None
+    assert hours_to_read(held, 2, march) == [march]
+    # More than two years in all: replaced.
+    far = Interval(_utc(3, year=2029), _utc(4, year=2029))
+    assert covered_after(held, 3, far) == far
+    assert hours_to_read(held, 3, far) == [far]
+    assert covered_after(None, 3, march) == march

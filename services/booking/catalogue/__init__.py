@@ -1,2 +1,3 @@
-"""Booking's replica of the registry's catalogue: what it keeps (`store`), what the booking path
-asks of it (`reader`), and how registry events keep it current (`sync`)."""
+"""Booking's one replica of the registry's catalogue, read by the booking path and the reports:
+what it keeps (`store`), what the booking path asks of it and fills on a miss (`reader`), and how
+registry events keep it current (`sync`)."""

@@ -1,10 +1,11 @@
 """The catalogue, as the booking path asks it: resources with their venue's facts, and open
-intervals, each cached in booking's own database until a registry event about the venue drops it.
+intervals, from booking's one replica of the registry (`catalogue.store`, which the reports read
+too), read through this process's memo with one generation check.
 
-The cache is read and filled in short transactions of its own, before the request's transaction
-begins, so a cache fill never waits on the request's own write lock (SQLite) and every replica and
-the worker share one cache. When the registry cannot be reached, what is cached still serves and
-anything else is 503 `registry_unavailable`.
+The replica is read and filled in short transactions of its own, before the request's transaction
+begins, so a fill never waits on the request's own write lock (SQLite) and every process and the
+worker share one replica. When the registry cannot be reached, what the replica holds current
+still serves and anything else is 503 `registry_unavailable`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from litestar import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.booking.catalogue import store
+from services.booking.catalogue.store import HoursHeld, ResourceReading
 from services.booking.clients import (
     MAX_PIECE,
+    RegistryArea,
     RegistryResource,
     RegistryVenue,
     fetch_open_intervals,
+    fetch_open_intervals_over,
     fetch_resource,
     fetch_venue,
     fetch_venues,
@@ -34,13 +38,14 @@ from services.booking.clients import (
 from services.booking.domain import halls
 from services.booking.domain.bookings import Bookable
 from services.booking.domain.halls import Room, room_of
+from services.booking.domain.reports import area_paths, pieces_of
 from shared.config import Settings
 from shared.contracts import ResourceType
 from shared.db import Database
 from shared.errors import FieldError, InvalidRequest
 from shared.http import ServiceClient
 from shared.ids import is_uuid
-from shared.time import Interval, merge
+from shared.time import LONGEST_RANGE, Interval, merge, subtract, zone
 from shared.web import Page, service_state
 
 Key = TypeVar("Key")
@@ -48,6 +53,9 @@ Value = TypeVar("Value")
 # What one registry call for open intervals fetches: a resource's hours over a month window, at
 # its venue's generation when the call began.
 OpenKey = tuple[str, Interval, int]
+# The most open hours a resource keeps in the replica: two years of reports without reading any
+# twice.
+LONGEST_COVERAGE = 2 * LONGEST_RANGE
 # What one resource's entry of open intervals may grow to (about a year of daily hours) before
 # it begins again from the window last asked about.
 MAX_KNOWN_INTERVALS = 1000
@@ -71,8 +79,12 @@ def _bookable(resource: RegistryResource, venue: RegistryVenue) -> Bookable:
     )
 
 
+def _bookable_of(reading: ResourceReading) -> Bookable:
+    return _bookable(reading.resource, reading.venue)
+
+
 def day_window(window: Interval) -> Interval:
-    """Whole UTC days around `window`: neighbouring requests share one cache entry."""
+    """Whole UTC days around `window`: neighbouring requests share one reading."""
     start = datetime.combine(window.start.astimezone(UTC).date(), time(), tzinfo=UTC)
     end = datetime.combine(window.end.astimezone(UTC).date(), time(), tzinfo=UTC)
     return Interval(start, end if end == window.end else end + timedelta(days=1))
@@ -89,6 +101,45 @@ def month_window(window: Interval) -> Interval:
     if last < end:
         last = datetime(last.year + last.month // 12, last.month % 12 + 1, 1, tzinfo=UTC)
     return Interval(first, last)
+
+
+def hours_to_read(held: HoursHeld | None, at: int, months: Interval) -> list[Interval]:
+    """What to ask the registry of a resource's hours for `months`, read at generation `at`:
+    with what the replica holds beside it, if that may stay (`HoursHeld.stays_beside`), the
+    stretch `covered_after` makes whole."""
+    covered = covered_after(held, at, months)
+    if held is None or covered is None or not held.stays_beside(covered, at):
+        return [months]
+    return merge([*subtract([covered], [held.covered]), months])
+
+
+def covered_after(held: HoursHeld | None, at: int, months: Interval) -> Interval | None:
+    """The stretch of a resource's hours the replica covers once `months` is read at generation
+    `at`: grown from what it holds to take `months` in, with any days between, where that was
+    read at `at` too and the whole stays within `LONGEST_COVERAGE` (so a report's stretch and
+    the months bookings ask for become one, not two that push each other out); `months` alone
+    otherwise; None where what it holds was read at a newer generation, which an older reading
+    never replaces."""
+    if held is None or held.generation < at:
+        return months
+    if held.generation > at:
+        return None
+    grown = Interval(min(held.covered.start, months.start), max(held.covered.end, months.end))
+    return grown if grown.duration <= LONGEST_COVERAGE else months
+
+
+async def read_new_areas(
+    http: ServiceClient, area_id: str, known: dict[str, str]
+) -> list[tuple[str, str, str]]:
+    """The area and those of its ancestors not `known` (by path): (id, name, path) each."""
+    fetched: dict[str, RegistryArea] = {}
+    current: str | None = area_id
+    while current is not None and current not in known and current not in fetched:
+        area = await http.get(f"/v1/areas/{current}", RegistryArea)
+        fetched[area.id] = area
+        current = area.parent_id
+    paths = area_paths({a.id: a.parent_id for a in fetched.values()}, known)
+    return [(a.id, a.name, paths[a.id]) for a in fetched.values()]
 
 
 class KnownHours(msgspec.Struct, frozen=True):
@@ -149,7 +200,7 @@ class _Memo:
     """This process's copy of registry answers, good while its venue's generation is current.
 
     Checking one generation inside the request's own transaction is far cheaper than reading the
-    shared cache each time; a venue whose generation moved is forgotten whole.
+    shared replica each time; a venue whose generation moved is forgotten whole.
     """
 
     def __init__(self, size: int = 20_000) -> None:
@@ -243,10 +294,10 @@ class _Flights(Generic[Key, Value]):
 
 
 class RegistryClient:
-    """Registry answers from this process's memo, the shared cache table, or the registry itself.
+    """Registry answers from this process's memo, the shared replica, or the registry itself.
 
-    `refresh=True` goes straight to the registry and writes no cache row: the caller may hold
-    the database's write lock (SQLite), which a cache fill would wait on.
+    `refresh=True` goes straight to the registry and writes nothing to the replica: the caller
+    may hold the database's write lock (SQLite), which a fill would wait on.
     """
 
     def __init__(self, settings: Settings, database: Database) -> None:
@@ -261,7 +312,7 @@ class RegistryClient:
 
     @property
     def http(self) -> ServiceClient:
-        """The registry itself, uncached: for what keeps its own copy (the reports' projection)."""
+        """The registry itself: for the reports, which keep the replica whole for what they sum."""
         return self._http
 
     async def still_current(
@@ -320,18 +371,18 @@ class RegistryClient:
         # Not a UUID: not a resource, and not to be put into a URL to the registry (a path's id
         # may hold anything, even a control character).
         _refuse_unknown([rid for rid in dict.fromkeys(resource_ids) if not is_uuid(rid)])
-        keys = {resource_id: f"resource:{resource_id}" for resource_id in resource_ids}
         found: dict[str, Bookable] = {}
-        for resource_id, key in keys.items():
-            if not refresh and (memo := self._memo.get(key)) is not None:
+        for resource_id in resource_ids:
+            if not refresh and (memo := self._memo.get(f"resource:{resource_id}")) is not None:
                 found[resource_id] = memo
                 readings.saw(memo.venue_id, self.generation_held(memo.venue_id))
-        missing = [key for resource_id, key in keys.items() if resource_id not in found]
-        for key, (venue_id, generation, value) in (await self._shared(missing, refresh)).items():
-            bookable = msgspec.msgpack.decode(value, type=Bookable)
-            self._memo.put(key, venue_id, generation, bookable)
-            found[bookable.id] = bookable
-            readings.saw(venue_id, generation)
+        missing = [resource_id for resource_id in resource_ids if resource_id not in found]
+        for resource_id, (bookable, generation) in (
+            await self._kept_bookables(missing, refresh)
+        ).items():
+            self._memo.put(f"resource:{resource_id}", bookable.venue_id, generation, bookable)
+            found[resource_id] = bookable
+            readings.saw(bookable.venue_id, generation)
         unknown = []
         for resource_id in dict.fromkeys(resource_ids):
             if resource_id in found:
@@ -364,13 +415,14 @@ class RegistryClient:
             wanted = halls.related_ids(level) - found.keys()
         return found
 
-    async def _shared(
-        self, keys: Sequence[str], refresh: bool
-    ) -> dict[str, tuple[str, int, bytes]]:
-        if refresh or not keys:
+    async def _kept_bookables(
+        self, resource_ids: Sequence[str], refresh: bool
+    ) -> dict[str, tuple[Bookable, int]]:
+        """Those of the resources the replica holds at their venue's current generation."""
+        if refresh or not resource_ids:
             return {}
         async with self._database.read() as session:
-            return await store.cached(session, keys)
+            return await store.bookables(session, resource_ids)
 
     async def _generations(
         self, venue_ids: Iterable[str], *, refresh: bool = False
@@ -390,11 +442,12 @@ class RegistryClient:
     ) -> Bookable | None:
         """The resource from the registry, with its venue's facts; None where there is none.
 
-        Requests that want the same resource at once share one reading and one cache write (a
-        new resource's first bookings would otherwise each ask); a refreshing caller may hold
-        the write lock (SQLite) that the cache write waits on, so it asks on its own."""
+        Requests that want the same resource at once share one reading and one write to the
+        replica (a new resource's first bookings would otherwise each ask); a refreshing caller
+        may hold the write lock (SQLite) that the write waits on, so it asks on its own."""
         if refresh:
-            found = await self._read_bookable(resource_id, refresh=True)
+            reading = await self._read_resource(resource_id, refresh=True)
+            found = None if reading is None else (_bookable_of(reading), reading.generation)
         else:
             found = (
                 await self._bookable_flights.fetch([resource_id], self._read_and_keep_bookables)
@@ -406,42 +459,47 @@ class RegistryClient:
         readings.saw(bookable.venue_id, generation)
         return bookable
 
-    async def _read_bookable(
-        self, resource_id: str, *, refresh: bool
-    ) -> tuple[Bookable, int] | None:
-        """The resource with its venue's facts, and the venue's generation read before them."""
+    async def _read_resource(self, resource_id: str, *, refresh: bool) -> ResourceReading | None:
+        """The resource and its venue, with the venue's generation read before them."""
         resource = await fetch_resource(self._http, resource_id)
         if resource is None:
             return None
         # The generation must be read before the answer that is kept: an event between the two
         # then marks the kept answer stale. The venue is known only from a first answer, so the
-        # resource is asked for again (on a cold cache only).
+        # resource is asked for again (on a miss only).
         current = (await self._generations([resource.venue_id], refresh=refresh)).get(
             resource.venue_id, 0
         )
         resource = await fetch_resource(self._http, resource_id)
         if resource is None:
             return None
-        return _bookable(resource, await fetch_venue(self._http, resource.venue_id)), current
+        venue = await fetch_venue(self._http, resource.venue_id)
+        return ResourceReading(resource=resource, venue=venue, generation=current)
 
     async def _read_and_keep_bookables(
         self, resource_ids: list[str]
     ) -> dict[str, tuple[Bookable, int]]:
-        """`_read_bookable` of each, kept in the shared cache."""
-        found = {}
-        for resource_id in resource_ids:
-            if (read := await self._read_bookable(resource_id, refresh=False)) is not None:
-                found[resource_id] = read
+        """`_read_resource` of each, kept in the replica with its venue's area path (what the
+        reports group by), reading the areas the replica does not know yet."""
+        found = [
+            reading
+            for resource_id in resource_ids
+            if (reading := await self._read_resource(resource_id, refresh=False)) is not None
+        ]
         if found:
+            async with self._database.read() as session:
+                paths = await store.area_paths(session)
+            new_areas: list[tuple[str, str, str]] = []
+            for area_id in dict.fromkeys(reading.venue.area_id for reading in found):
+                if area_id not in paths:
+                    read = await read_new_areas(self._http, area_id, paths)
+                    new_areas += read
+                    paths |= {read_id: path for read_id, _, path in read}
             async with self._database.write() as session:
-                await store.remember(
-                    session,
-                    [
-                        (f"resource:{rid}", bookable.venue_id, msgspec.msgpack.encode(bookable), at)
-                        for rid, (bookable, at) in found.items()
-                    ],
-                )
-        return found
+                await store.keep_resources(session, found, new_areas, paths)
+        return {
+            reading.resource.id: (_bookable_of(reading), reading.generation) for reading in found
+        }
 
     async def search(
         self,
@@ -527,19 +585,16 @@ class RegistryClient:
             if len(found) == len(resources):  # the hot path: all known in this process
                 return found
         # Asked and kept by whole months: whatever day of a month is asked first, the month's
-        # other requests find it in this process, in the shared cache, or in flight.
+        # other requests find it in this process, in the replica, or in flight.
         months = month_window(days)
-        stamp = f"{months.start.date().isoformat()}:{(months.end - months.start).days}"
-        keys = {r.id: f"open:{r.id}:{stamp}" for r in resources if r.id not in found}
-        shared = await self._shared(list(keys.values()), refresh)
-        for resource in resources:
-            if (entry := shared.get(keys.get(resource.id, ""))) is not None:
-                venue_id, generation, value = entry
-                intervals = msgspec.msgpack.decode(value, type=list[Interval])
-                found[resource.id] = self._know_open(
-                    resource.id, venue_id, generation, intervals, months=months, days=days
-                )
-                readings.saw(venue_id, generation)
+        wanted = [resource.id for resource in resources if resource.id not in found]
+        for resource_id, (venue_id, generation, intervals) in (
+            await self._kept_hours(wanted, months, refresh)
+        ).items():
+            found[resource_id] = self._know_open(
+                resource_id, venue_id, generation, intervals, months=months, days=days
+            )
+            readings.saw(venue_id, generation)
         missing = [resource for resource in resources if resource.id not in found]
         if not missing:
             return found
@@ -553,8 +608,7 @@ class RegistryClient:
             for room in self._memo.of_venues(venue_ids, "resource:")
             if room.id not in asked and not self._knows_open(room, months)
         ]
-        keys |= {room.id: f"open:{room.id}:{stamp}" for room in alongside}
-        fetched = await self._fetch_open([*missing, *alongside], months, current, keys, refresh)
+        fetched = await self._fetch_open([*missing, *alongside], months, current, refresh)
         for room in alongside:
             generation = current.get(room.venue_id, 0)
             intervals = fetched.get(room.id, [])
@@ -574,37 +628,39 @@ class RegistryClient:
             readings.saw(resource.venue_id, generation)
         return found
 
+    async def _kept_hours(
+        self, resource_ids: Sequence[str], months: Interval, refresh: bool
+    ) -> dict[str, tuple[str, int, list[Interval]]]:
+        """Those of the resources whose open hours over `months` the replica holds at their
+        venue's current generation: (venue id, generation, open intervals)."""
+        if refresh or not resource_ids:
+            return {}
+        async with self._database.read() as session:
+            return await store.open_hours(session, resource_ids, months)
+
     async def _fetch_open(
         self,
         resources: Sequence[Bookable],
         months: Interval,
         current: dict[str, int],
-        keys: dict[str, str],
         refresh: bool,
     ) -> dict[str, list[Interval]]:
         """The resources' open intervals over `months` from the registry, read while their
-        venues' generations were `current`, and kept in the shared cache under `keys`.
+        venues' generations were `current`, and kept in the replica.
 
         Requests that want the same resource's month at the same generation share one call and
-        one cache write: a cold month's first seconds would otherwise ask the registry once per
-        request. A refreshing caller may hold the write lock (SQLite) that a cache write waits
-        on, so it asks on its own and keeps nothing."""
+        one write: a cold month's first seconds would otherwise ask the registry once per
+        request. A refreshing caller may hold the write lock (SQLite) that a write waits on, so
+        it asks on its own and keeps nothing."""
         if refresh:
             return await fetch_open_intervals(self._http, [r.id for r in resources], months)
         by_key = {(r.id, months, current.get(r.venue_id, 0)): r for r in resources}
-        venue_of = {resource.id: resource.venue_id for resource in resources}
 
         async def fetch_and_keep(wanted: list[OpenKey]) -> dict[OpenKey, list[Interval]]:
-            fetched = await fetch_open_intervals(self._http, [key[0] for key in wanted], months)
-            # One the registry no longer has is never open; its removal's event is on its way.
-            answers = {key: fetched.get(key[0], []) for key in wanted}
-            entries = [
-                (keys[resource_id], venue_of[resource_id], msgspec.msgpack.encode(answer), at)
-                for (resource_id, _, at), answer in answers.items()
-            ]
-            async with self._database.write() as session:
-                await store.remember(session, entries)
-            return answers
+            answers = await self._read_and_keep_hours(
+                [(by_key[key], key[2]) for key in wanted], months
+            )
+            return {key: answers[key[0]] for key in wanted}
 
         answers = await self._open_flights.fetch(by_key, fetch_and_keep)
         return {by_key[key].id: intervals for key, intervals in answers.items()}
@@ -612,6 +668,49 @@ class RegistryClient:
     def _knows_open(self, resource: Bookable, window: Interval) -> bool:
         known = self._memo.get(f"open:{resource.id}")
         return known is not None and known.within(window) is not None
+
+    async def _read_and_keep_hours(
+        self, wanted: Sequence[tuple[Bookable, int]], months: Interval
+    ) -> dict[str, list[Interval]]:
+        """Each resource's open intervals over `months` from the registry, read at the paired
+        generation of its venue, and kept in the replica: beside the stretch it holds where
+        that was read at the same generation (`hours_to_read` asks for what joins them), so a
+        report's stretch and the months bookings ask for grow into one."""
+        async with self._database.read() as session:
+            held = await store.hours_held(session, [resource.id for resource, _ in wanted])
+        read = await fetch_open_intervals_over(
+            self._http,
+            {
+                resource.id: hours_to_read(held.get(resource.id), at, months)
+                for resource, at in wanted
+            },
+        )
+        # One the registry no longer has is never open; its removal's event is on its way.
+        found = {resource.id: read.get(resource.id, []) for resource, _ in wanted}
+        async with self._database.write() as session:
+            for resource, at in wanted:
+                covered = covered_after(held.get(resource.id), at, months)
+                # Not in the replica (known from a search), or read there since at a newer
+                # generation: this process's memo keeps what was read.
+                if resource.id not in held or covered is None:
+                    continue
+                now_held = held[resource.id]
+                new = found[resource.id]
+                if now_held is not None and now_held.stays_beside(covered, at):
+                    new = subtract(new, [now_held.covered])
+                await store.keep_hours(
+                    session,
+                    resource.venue_id,
+                    resource.id,
+                    held=now_held,
+                    covered=covered,
+                    generation=at,
+                    pieces=pieces_of(new, zone(resource.timezone)),
+                )
+        return {
+            resource_id: [part for interval in intervals if (part := interval.clip(months))]
+            for resource_id, intervals in found.items()
+        }
 
     def _know_open(
         self,

@@ -2,8 +2,8 @@
 
 Pure: the store sums seconds in SQL and hands over one `GroupTotals` per group or one
 `HeatmapCell` per (weekday, hour); this module turns them into rows, CSV bytes and the 7 x 24
-matrix. It also cuts a resource's resolved open intervals into `OpenPiece`s, the rows of the
-booking side's projection of opening hours (see `services.booking.reports.projection` for why).
+matrix. It also cuts a resource's resolved open intervals into `OpenPiece`s, the rows of
+booking's replica of opening hours (see `services.booking.reports.projection` for why).
 
 A piece never crosses a UTC midnight, a local midnight or a change of the venue's UTC offset. So
 each piece has one UTC day (the key the store joins bookings to it on, an equality a hash join can

@@ -1,2 +1,2 @@
-"""The office's and venue managers' reports: the projection of the registry they sum over
-(`projection`) and their SQL (`store`)."""
+"""The office's and venue managers' reports: how they keep booking's replica of the catalogue
+whole for what they sum (`projection`), and their SQL (`store`)."""

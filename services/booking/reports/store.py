@@ -1,6 +1,7 @@
-"""The reports' SQL: utilisation and heatmap sums, and the writes that keep their projection.
+"""The reports' SQL: utilisation and heatmap sums over booking's one replica of the catalogue
+(`catalogue.store`: its resources, areas and open pieces) and the bookings.
 
-Every figure is summed by the database. Open seconds are the projection's pieces clipped to the
+Every figure is summed by the database. Open seconds are the replica's pieces clipped to the
 range. Booked seconds are, for each confirmed booking's slot, the length of slot ∩ piece ∩ range
 over the pieces of its resource: pieces of one resource are disjoint and confirmed slots of one
 resource never overlap, so the sum is exact and never exceeds the open time. A slot meets only the
@@ -20,8 +21,8 @@ The two dialects differ only in the small functions compiled below.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -33,28 +34,19 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
-    delete,
     func,
     literal_column,
     or_,
     select,
     text,
     union_all,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement, ReturnTypeFromArgs
 
-from services.booking.catalogue.store import (
-    RegistryGenerationRow,
-    ReportAreaRow,
-    ReportCatalogueRow,
-    ReportOpenPieceRow,
-    ReportResourceRow,
-)
-from services.booking.clients import RegistryResource, RegistryVenue
+from services.booking.catalogue.store import AREAS, GENERATIONS, PIECES, RESOURCES
 from services.booking.domain.bookings import Status
 from services.booking.domain.halls import Reach
 from services.booking.domain.reports import (
@@ -62,22 +54,16 @@ from services.booking.domain.reports import (
     GroupBy,
     GroupTotals,
     HeatmapCell,
-    OpenPiece,
     utc_day,
 )
 from services.booking.metadata import Base
 from services.booking.store import BookingRow, SlotRow
 from shared.contracts import LONGEST_BOOKING_MINUTES
 from shared.db import UTCDateTime
-from shared.outbox import insert_ignoring_duplicates
 from shared.time import Interval
 
-RESOURCES = Base.metadata.tables[ReportResourceRow.__tablename__]
-AREAS = Base.metadata.tables[ReportAreaRow.__tablename__]
-PIECES = Base.metadata.tables[ReportOpenPieceRow.__tablename__]
 SLOTS = Base.metadata.tables[SlotRow.__tablename__]
 BOOKINGS = Base.metadata.tables[BookingRow.__tablename__]
-GENERATIONS = Base.metadata.tables[RegistryGenerationRow.__tablename__]
 LONGEST_BOOKING = timedelta(minutes=LONGEST_BOOKING_MINUTES)
 CONFIRMED = Status.CONFIRMED.value
 PENDING = Status.PENDING.value
@@ -90,20 +76,6 @@ class Scope(msgspec.Struct, frozen=True):
     owner_org: str | None = None
     venue_id: str | None = None
     area_path: str | None = None
-
-
-class VenueReading(msgspec.Struct, frozen=True):
-    """What the registry said of a venue, ready to be written: its resources with their area
-    path, the areas not yet known, and for some resources open pieces over a new window.
-    `venue` None: the venue is gone."""
-
-    venue_id: str
-    venue: RegistryVenue | None
-    area_path: str = ""
-    resources: list[RegistryResource] = []
-    new_areas: list[tuple[str, str, str]] = []
-    windows: dict[str, Interval] = {}
-    pieces: dict[str, list[OpenPiece]] = {}
 
 
 # The dialects' differences
@@ -199,7 +171,7 @@ def _numbers(name: str, count: int) -> Any:
 
 def _within(scope: Scope, scoped: Any, resource_id: Any) -> list[ColumnElement[bool]]:
     """Keep `resource_id` among the scope's resources. A scope without limits holds every
-    resource the projection does, and pieces exist only for those, so it needs no condition;
+    resource the replica does, and pieces exist only for those, so it needs no condition;
     one there only misled PostgreSQL's estimates (into an index probe for every slot)."""
     if scope == Scope():
         return []
@@ -638,19 +610,7 @@ async def heatmap(session: AsyncSession, span: Interval, scope: Scope) -> list[H
     ]
 
 
-# Keeping the projection
-
-
-async def catalogue_synced(session: AsyncSession) -> bool:
-    return await session.scalar(select(ReportCatalogueRow.id).limit(1)) is not None
-
-
-async def mark_catalogue_synced(session: AsyncSession, now: datetime) -> None:
-    await session.execute(
-        insert_ignoring_duplicates(session, ReportCatalogueRow)
-        .values(id=1, synced_at=now)
-        .on_conflict_do_nothing()
-    )
+# A report's scope
 
 
 async def scope_name(session: AsyncSession, scope: Scope) -> str | None:
@@ -665,27 +625,9 @@ async def scope_name(session: AsyncSession, scope: Scope) -> str | None:
     return None
 
 
-async def area_paths(session: AsyncSession) -> dict[str, str]:
-    """The path of every area the projection knows (a city has hundreds, not millions)."""
-    rows = await session.execute(select(AREAS.c.area_id, AREAS.c.path))
-    return {row.area_id: row.path for row in rows}
-
-
-async def all_generations(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(select(GENERATIONS.c.venue_id, GENERATIONS.c.generation))
-    return {row.venue_id: row.generation for row in rows}
-
-
-async def venue_owner(session: AsyncSession, venue_id: str) -> str | None:
-    """The owning organisation of a venue the projection holds resources of."""
-    return await session.scalar(
-        select(RESOURCES.c.owner_org).where(RESOURCES.c.venue_id == venue_id).limit(1)
-    )
-
-
 async def venues_needing_work(session: AsyncSession, scope: Scope, days: Interval) -> list[str]:
-    """Venues in scope with a resource whose open hours do not cover `days`, or were read at
-    an older registry generation than the venue's current one."""
+    """Venues in scope with a resource whose open hours do not cover `days`, or whose facts
+    or hours were read at an older registry generation than the venue's current one."""
     generation = func.coalesce(GENERATIONS.c.generation, 0)
     scoped = _scoped(scope)
     rows = await session.scalars(
@@ -697,141 +639,10 @@ async def venues_needing_work(session: AsyncSession, scope: Scope, days: Interva
                 scoped.c.covered_from > days.start,
                 scoped.c.covered_until < days.end,
                 scoped.c.generation != generation,
+                scoped.c.hours_generation != generation,
             )
         )
         .distinct()
         .order_by(scoped.c.venue_id)
     )
     return list(rows)
-
-
-async def coverage(session: AsyncSession, venue_id: str) -> dict[str, Interval | None]:
-    """What each resource of the venue holds of its open hours (None: nothing yet)."""
-    rows = await session.execute(
-        select(RESOURCES.c.resource_id, RESOURCES.c.covered_from, RESOURCES.c.covered_until).where(
-            RESOURCES.c.venue_id == venue_id
-        )
-    )
-    return {
-        row.resource_id: (
-            Interval(row.covered_from, row.covered_until)
-            if row.covered_from is not None and row.covered_until is not None
-            else None
-        )
-        for row in rows
-    }
-
-
-async def lock_venue(session: AsyncSession, venue_id: str) -> None:
-    """One writer of a venue's projection at a time (PostgreSQL; SQLite writers queue anyway):
-    two fills racing would otherwise leave pieces of both readings of the hours."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"reports:{venue_id}"}
-        )
-
-
-async def save_catalogue(
-    session: AsyncSession,
-    areas: Sequence[tuple[str, str, str]],
-    resources: Sequence[tuple[RegistryResource, RegistryVenue, str]],
-    generations: Mapping[str, int],
-) -> None:
-    """The whole catalogue as the registry listed it: areas (id, name, path), and each resource
-    with its venue and the venue's area path; no open hours yet."""
-    await save_areas(session, areas)
-    await _save_resources(
-        session,
-        [
-            _resource_values(resource, venue, path, generations.get(venue.id, 0))
-            for resource, venue, path in resources
-        ],
-    )
-
-
-async def save_venue(session: AsyncSession, reading: VenueReading, generation: int) -> None:
-    """Write what the registry said of a venue, read while its generation was `generation`."""
-    await lock_venue(session, reading.venue_id)
-    kept = [resource.id for resource in reading.resources]
-    gone = select(RESOURCES.c.resource_id).where(
-        RESOURCES.c.venue_id == reading.venue_id, RESOURCES.c.resource_id.not_in(kept)
-    )
-    await session.execute(delete(PIECES).where(PIECES.c.resource_id.in_(gone)))
-    await session.execute(
-        delete(RESOURCES).where(
-            RESOURCES.c.venue_id == reading.venue_id, RESOURCES.c.resource_id.not_in(kept)
-        )
-    )
-    if reading.venue is None:
-        return
-    await save_areas(session, reading.new_areas)
-    await _save_resources(
-        session,
-        [
-            _resource_values(resource, reading.venue, reading.area_path, generation)
-            for resource in reading.resources
-        ],
-    )
-    for resource_id, pieces in reading.pieces.items():
-        await session.execute(delete(PIECES).where(PIECES.c.resource_id == resource_id))
-        if pieces:
-            await session.execute(
-                PIECES.insert(),
-                [
-                    {
-                        "resource_id": resource_id,
-                        "day": piece.day,
-                        "start_at": piece.start,
-                        "end_at": piece.end,
-                        "weekday": piece.weekday,
-                        "wall_second": piece.wall_second,
-                    }
-                    for piece in pieces
-                ],
-            )
-        window = reading.windows[resource_id]
-        await session.execute(
-            update(RESOURCES)
-            .where(RESOURCES.c.resource_id == resource_id)
-            .values(covered_from=window.start, covered_until=window.end)
-        )
-
-
-async def save_areas(session: AsyncSession, areas: Sequence[tuple[str, str, str]]) -> None:
-    if areas:
-        await session.execute(
-            insert_ignoring_duplicates(session, ReportAreaRow)
-            .values([{"area_id": id_, "name": name, "path": path} for id_, name, path in areas])
-            .on_conflict_do_nothing()
-        )
-
-
-def _resource_values(
-    resource: RegistryResource, venue: RegistryVenue, area_path: str, generation: int
-) -> dict[str, Any]:
-    return {
-        "resource_id": resource.id,
-        "name": resource.name,
-        "venue_id": venue.id,
-        "venue_name": venue.name,
-        "venue_kind": venue.kind,
-        "area_path": area_path,
-        "owner_org": venue.owner_org,
-        "timezone": venue.timezone,
-        "generation": generation,
-        "smallest": not resource.parts,
-    }
-
-
-async def _save_resources(session: AsyncSession, values: Sequence[dict[str, Any]]) -> None:
-    """Upsert the facts; what a resource covers of its hours is left as it was."""
-    if not values:
-        return
-    insert = insert_ignoring_duplicates(session, ReportResourceRow)
-    facts = [name for name in values[0] if name != "resource_id"]
-    await session.execute(
-        insert.values(list(values)).on_conflict_do_update(
-            index_elements=[RESOURCES.c.resource_id],
-            set_={name: insert.excluded[name] for name in facts},
-        )
-    )

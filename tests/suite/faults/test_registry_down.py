@@ -1,4 +1,4 @@
-"""The registry down: booking serves what it has cached, and says `registry_unavailable` for the
+"""The registry down: booking serves what its replica holds, and says `registry_unavailable` for the
 rest, until the registry is back."""
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ def booking(room: str, when: dict[str, str]) -> dict[str, Any]:
     return {"resource_ids": [room], **when, "purpose": "社区合唱排练", "attendees": 20}
 
 
-async def test_with_the_registry_down_booking_serves_its_cache_and_503s_the_rest(
+async def test_with_the_registry_down_booking_serves_its_replica_and_503s_the_rest(
     postgres_server_url: str, private_redis: PrivateRedis, tokens: Tokens
 ) -> None:
     async with fault_suite(
         postgres_server_url, private_redis.url, tokens, services=("identity", "registry", "booking")
     ) as suite:
         known, unknown = (await venue_with_rooms(suite, 2)).rooms
-        # A catalogue event landing later would rightly drop the cache this test relies on.
+        # A catalogue event landing later would rightly make stale what this test relies on.
         await events_settled(suite)
         first = created(await suite.booking.post("/v1/bookings", json=booking(known, slot(1, 9))))
         day = slot(1, 8, minutes=14 * 60)
@@ -47,7 +47,7 @@ async def test_with_the_registry_down_booking_serves_its_cache_and_503s_the_rest
             ("15:00", "22:00"),
         ]
         clash = await suite.booking.post("/v1/bookings", json=booking(known, slot(1, 14)))
-        assert clash.status_code == 409, clash.text  # the rules still hold, from the cache
+        assert clash.status_code == 409, clash.text  # the rules still hold, from the replica
         assert (await suite.booking.get(f"/v1/bookings/{first['id']}")).status_code == 200
 
         # What it never asked about is a 503 naming the registry, not a 500 or a wrong answer.
