@@ -23,7 +23,7 @@ stall in the cold month's first seconds; availability median < 5 ms. `--limits-o
 rate limit and the share off: the configuration the figures before issue 17 were measured in.
 
     .venv/bin/python bench/bench_booking.py [--seconds 10] [--runs 3] [--sqlite] [--limits-off]
-        [--booking-on granian]
+        [--booking-on granian|uvicorn-h11]
         [--server postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
         [--redis redis://127.0.0.1:6379/14]
 """
@@ -299,18 +299,25 @@ def typical_week(rooms: Sequence[str], tokens: Sequence[str]) -> list[Request]:
     return made
 
 
-GRANIAN_BOOKING = [
-    sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "granian_service:create",
-    "--workers", "1", "--loop", "uvloop", "--log-level", "warning", "--no-ws", "--port",
-]  # fmt: skip
+# The booking service on the stacks it does not ship on (it ships on uvicorn, uvloop, httptools).
+OTHER_STACKS = {
+    "granian": [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "booking_app:create",
+        "--workers", "1", "--loop", "uvloop", "--log-level", "warning", "--no-ws", "--port",
+    ],
+    "uvicorn-h11": [
+        sys.executable, "-m", "uvicorn", "--factory", "booking_app:create", "--loop", "asyncio",
+        "--http", "h11", "--log-level", "warning", "--no-access-log", "--port",
+    ],
+}  # fmt: skip
 
 
-def serve_booking_on_granian(
-    settings: Settings, secrets: dict[str, str], port: int
+def serve_booking_on(
+    stack: str, settings: Settings, secrets: dict[str, str], port: int
 ) -> subprocess.Popen[bytes]:
-    """The booking service as shipped, but served by granian (`granian_service.py`)."""
+    """The booking service as shipped, but served by another stack (`booking_app.py`)."""
     return subprocess.Popen(
-        guarded([*GRANIAN_BOOKING, str(port)]),
+        guarded([*OTHER_STACKS[stack], str(port)]),
         cwd=Path(__file__).parent,
         env=child_env(as_service(settings, secrets, "booking")),
         stdout=subprocess.DEVNULL,
@@ -426,7 +433,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--booking-on",
-        choices=("uvicorn", "granian"),
+        choices=("uvicorn", *OTHER_STACKS),
         default="uvicorn",
         help="the server stack of the booking service (it ships on uvicorn)",
     )
@@ -464,7 +471,7 @@ def main() -> None:
                     children.append(
                         start_service(settings, secrets, "booking")
                         if args.booking_on == "uvicorn"
-                        else serve_booking_on_granian(settings, secrets, ports["booking"])
+                        else serve_booking_on(args.booking_on, settings, secrets, ports["booking"])
                     )
                     wait_ready(
                         [settings.service_url(name) for name in ("registry", "booking")], children

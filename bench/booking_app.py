@@ -1,6 +1,6 @@
-"""The booking service's app for granian, built from the environment as `commonroom serve`
-builds it: for `bench_booking.py --booking-on granian`, which measures the service itself on the
-other server stack.
+"""The booking service's app, built from the environment as `commonroom serve` builds it, for a
+server other than the one it ships on: `bench_booking.py --booking-on granian` (or `uvicorn-h11`)
+measures the service itself on the other server stacks.
 """
 
 from __future__ import annotations
