@@ -3,6 +3,7 @@ both configurable, both 429 with Retry-After and a code; the office is held to n
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, time, timedelta
@@ -151,3 +152,21 @@ async def test_replicas_count_a_token_together_and_quiet_callers_never_wait_on_r
         assert answers.index(30) <= 100 - replicas[0].quiet + 2 * replicas[0].quiet
     finally:
         await redis.aclose()
+
+
+async def test_concurrent_bookings_of_one_organisation_take_its_share_once(
+    limited: Client, town: Town, tokens: Tokens
+) -> None:
+    """Six one-hour bookings of one organisation at one venue, all at once, each from a token of
+    its own (so the rate limit stays out of it) and in a room of its own: the database lets
+    exactly the share's three hours through, however the requests interleave."""
+    venue = await town.venue()
+    rooms = [await town.room(venue) for _ in range(6)]
+
+    async def one(n: int, room: str) -> int:
+        manager = tokens("community_manager", "org-race", sub=f"race-{n}-{room}")
+        body = booking_body(room, next_week(2, 8 + n), next_week(2, 9 + n))
+        return (await limited.post("/v1/bookings", json=body, headers=manager)).status_code
+
+    answers = await asyncio.gather(*(one(n, room) for n, room in enumerate(rooms)))
+    assert sorted(answers) == [201, 201, 201, 429, 429, 429], answers

@@ -2,9 +2,9 @@
 intervals, from booking's one replica of the registry (`catalogue.store`, which the reports read
 too), read through this process's memo with one generation check.
 
-The replica is read and filled in short transactions of its own, before the request's transaction
-begins, so a fill never waits on the request's own write lock (SQLite) and every process and the
-worker share one replica. When the registry cannot be reached, what the replica holds current
+The replica is read and filled in short transactions of its own, before a booking is written
+(`store.book`), so a fill never waits on the booking's write lock (SQLite) and every process and
+the worker share one replica. When the registry cannot be reached, what the replica holds current
 still serves and anything else is 503 `registry_unavailable`.
 """
 
@@ -296,8 +296,9 @@ class _Flights(Generic[Key, Value]):
 class RegistryClient:
     """Registry answers from this process's memo, the shared replica, or the registry itself.
 
-    `refresh=True` goes straight to the registry and writes nothing to the replica: the caller
-    may hold the database's write lock (SQLite), which a fill would wait on.
+    `refresh=True` goes straight to the registry and writes nothing to the replica: its callers
+    have just found the venue moved on (a booking's `store.Stale`, availability's stale venues),
+    and availability reads on under a connection it holds, beside which a fill would need another.
     """
 
     def __init__(self, settings: Settings, database: Database) -> None:
@@ -444,7 +445,7 @@ class RegistryClient:
 
         Requests that want the same resource at once share one reading and one write to the
         replica (a new resource's first bookings would otherwise each ask); a refreshing caller
-        may hold the write lock (SQLite) that the write waits on, so it asks on its own."""
+        asks on its own and keeps nothing (see the class)."""
         if refresh:
             reading = await self._read_resource(resource_id, refresh=True)
             found = None if reading is None else (_bookable_of(reading), reading.generation)
@@ -650,8 +651,7 @@ class RegistryClient:
 
         Requests that want the same resource's month at the same generation share one call and
         one write: a cold month's first seconds would otherwise ask the registry once per
-        request. A refreshing caller may hold the write lock (SQLite) that a write waits on, so
-        it asks on its own and keeps nothing."""
+        request. A refreshing caller asks on its own and keeps nothing (see the class)."""
         if refresh:
             return await fetch_open_intervals(self._http, [r.id for r in resources], months)
         by_key = {(r.id, months, current.get(r.venue_id, 0)): r for r in resources}
