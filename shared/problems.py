@@ -143,6 +143,19 @@ def _database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Respons
             title="Invalid request",
             detail="a value in the request cannot be stored (a NUL character?)",
         )
+    # SQLSTATE class 40, "transaction rollback": a deadlock (40P01) or a serialization failure
+    # PostgreSQL chose this request to lose; nothing of it was stored, and the same request may
+    # simply be sent again.
+    if str(getattr(exc.orig, "sqlstate", "")).startswith("40"):
+        _log.info(
+            "transaction rolled back by the database: %s", getattr(exc.orig, "sqlstate", None)
+        )
+        return problem_response(
+            409,
+            "conflict",
+            title="Conflict",
+            detail="another change to the same rows was being made at once; try again",
+        )
     return _unexpected(request, exc)
 
 

@@ -564,6 +564,10 @@ async def _take_in(
         except DBAPIError as exc:
             if _sqlstate(exc) not in _REFUSED:
                 raise
+            if _sqlstate(exc) == _DEADLOCK:
+                # The cycle runs through locks this transaction holds from earlier occurrences:
+                # trying again would meet it again.
+                return Refused(attempt, "conflict")
         else:
             if found.generation != generation:
                 raise Stale
@@ -650,6 +654,13 @@ async def _keep_answer(
         raise _Undone(Made([], []), answered=True) from exc
 
 
+async def replay(database: Database, keyed: Keyed) -> Replay | None:
+    """The answer kept under the key (422 when it answered another body), or None where there
+    is none: for a keyed request refused before it reached `book`, which may be a retry."""
+    async with database.write() as session:
+        return await _replay(session, keyed)
+
+
 async def _replay(session: AsyncSession, keyed: Keyed) -> Replay | None:
     """The answer kept under the key (422 when it answered another body), or None where there
     is none; one past its lifetime is dropped."""
@@ -729,11 +740,15 @@ _EVENT_COLUMNS = ("event_id", "type", "payload", "created_at")
 def _take_statement() -> _Statement:
     """`_TAKE`: one booking as one statement. It holds the slots (the exclusion constraint decides,
     waiting for a racing inserter to finish) if the venue's registry generation is still the one
-    the booking's rules were checked against; then, if every slot was held, charges the weeks
+    the booking's rules were checked against (read FOR SHARE: a registry event being applied
+    meanwhile is waited for and then seen, so the worker's look for the bookings its new hours
+    leave outside cannot miss this one); then, if every slot was held, charges the weeks
     (each only while it stays under the share); then, if every week was charged, inserts the
     booking, its charges, its event and its keyed answer. Slots held for a booking that was not
-    inserted break their foreign key at the end of the statement, which undoes it all; the same
-    order as a booking that ends (`set_status`), so the two cannot deadlock."""
+    inserted break their foreign key at the end of the statement, which undoes it all. Slots
+    before weeks, as a booking that ends frees them (`set_status`): a lone booking and an ending
+    cannot deadlock. A series holds its earlier weeks until it commits, so it can; PostgreSQL
+    finds such a cycle, and its loser is answered 409, free to try again."""
     table = Base.metadata.tables
     bookings, slots, outbox = table["bookings"], table["booking_slots"], tables.outbox
     counters, charged = table["weekly_hours"], table["booking_charges"]
@@ -757,7 +772,7 @@ def _take_statement() -> _Statement:
         WITH current AS (
             SELECT COALESCE(
                 (SELECT generation FROM registry_generations
-                 WHERE venue_id = {typed("b_venue_id", bookings.c.venue_id)}), 0
+                 WHERE venue_id = {typed("b_venue_id", bookings.c.venue_id)} FOR SHARE), 0
             ) AS generation
         ), slot AS (
             INSERT INTO {slots.name}
@@ -840,7 +855,7 @@ async def weekly_seconds(
 
 async def _give_back(session: AsyncSession, row: BookingRow) -> None:
     """A booking that ends gives its weeks' charges back to its organisation's share, after its
-    slots are freed: the same order as `_TAKE`, so the two cannot deadlock."""
+    slots are freed: the same order as `_TAKE` (see there)."""
     given = (
         await session.execute(
             delete(ChargeRow)
@@ -858,7 +873,8 @@ async def _give_back(session: AsyncSession, row: BookingRow) -> None:
                 counters.c.week == bindparam("charged_week"),
             )
             .values(seconds=counters.c.seconds - bindparam("charged_seconds")),
-            [{"charged_week": week, "charged_seconds": seconds} for week, seconds in given],
+            # In week order, as `_TAKE` charges them, so two endings cannot deadlock either.
+            [{"charged_week": week, "charged_seconds": seconds} for week, seconds in sorted(given)],
         )
 
 

@@ -5,6 +5,7 @@ rows: slots, weekly shares and charges."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -12,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 import pytest
-from sqlalchemy import select
+from litestar.testing import AsyncTestClient
+from sqlalchemy import select, update
 
 from services.booking import store
 from services.booking.catalogue import store as catalogue
@@ -25,8 +27,10 @@ from shared.events import decode
 from shared.idempotency import Keyed, Replay
 from shared.ids import new_id
 from shared.time import Interval
-from tests.conftest import migrated_database
-from tests.service.conftest import BOOKING
+from tests.conftest import Tokens, migrated_database
+from tests.service.conftest import BOOKING, Town, registry_event_handled
+from tests.service.test_booking import at as at_hour
+from tests.service.test_booking import booking_body
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 VENUE = "venue-1"
@@ -330,3 +334,61 @@ async def test_every_path_answers_each_case_alike_and_leaves_the_same_rows(
         ("org-y", "2027-03-08", 3600),
         ("org-z", "2027-03-01", 3600),
     ]
+
+
+async def test_a_keyed_retry_gets_its_first_answer_though_the_rules_have_changed_since(
+    booking: AsyncTestClient,  # type: ignore[type-arg]
+    town: Town,
+    tokens: Tokens,
+) -> None:
+    """A client that timed out sends its booking again with the same key after the room's rules
+    changed (bookings are now at most 30 minutes): the first answer, not a refusal."""
+    venue = await town.venue()
+    room = await town.room(venue)
+    body = booking_body(room, at_hour(10), at_hour(11))
+    headers = {**tokens("community_manager", "org-a"), "Idempotency-Key": "retry-after-change"}
+    first = await booking.post("/v1/bookings", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    changed = await town.http.patch(
+        f"/v1/resources/{room}", json={"rules": {"min_minutes": 30, "max_minutes": 30}}
+    )
+    assert changed.status_code == 200, changed.text
+    await registry_event_handled(booking, "resource.updated", {"id": room, "venue_id": venue})
+    again = await booking.post("/v1/bookings", json=body, headers=headers)
+    assert (again.status_code, again.content) == (201, first.content)
+    # Without the key it is what it is now: too long.
+    fresh = await booking.post(
+        "/v1/bookings",
+        json=booking_body(room, at_hour(13), at_hour(14)),
+        headers=tokens("community_manager", "org-a"),
+    )
+    assert fresh.status_code == 422, fresh.text
+
+
+async def test_a_booking_waits_for_a_registry_event_being_applied_then_reads_again(
+    databases: dict[str, Database],
+) -> None:
+    """The worker has raised the venue's generation for new hours and not yet committed (it is
+    about to look for the bookings they leave outside): a booking checked against the old hours
+    waits for it, then stands down (`Stale`) instead of slipping in unseen."""
+    database = databases["postgresql alone"]
+    case = attempt("racing-an-event", "room-2", at(20, 8), at(20, 9), "org-race")
+    generations = catalogue.RegistryGenerationRow
+    try:
+        async with database.write() as session:
+            await session.execute(
+                update(generations)
+                .where(generations.venue_id == VENUE)
+                .values(generation=GENERATION + 1)
+            )
+            booking = asyncio.create_task(book(database, "postgresql alone", case))
+            await asyncio.sleep(0.5)
+            assert not booking.done()
+        assert await booking == "stale"
+    finally:
+        async with database.write() as session:
+            await session.execute(
+                update(generations)
+                .where(generations.venue_id == VENUE)
+                .values(generation=GENERATION)
+            )
