@@ -84,12 +84,14 @@ async def make(
     keyed: Keyed | None,
     hours_per_week: float,
 ) -> Answer:
-    """Book one, or a series: 201 with the booking or the series, or the refusal raised. A keyed
-    request that is refused looks for the key's answer first: it may be a retry of a booking
-    made before the rules it now breaks began to apply (its lead time passed meanwhile, say)."""
+    """Book one, or a series: 201 with the booking or the series, or the refusal raised. The
+    registry is read outside any transaction, and read again when the venue moved on before
+    the booking was stored (`store.Stale`). A keyed request that is refused looks for the key's
+    answer first: it may be a retry of a booking made before the rules it now breaks began to
+    apply (its lead time passed meanwhile, say)."""
     try:
         return await _make(
-            registry, database, principal, data, keyed=keyed, hours_per_week=hours_per_week
+            registry, database, principal, data, keyed, hours_per_week=hours_per_week
         )
     except ServiceError:
         if keyed is not None and (kept := await store.replay(database, keyed)) is not None:
@@ -102,12 +104,10 @@ async def _make(
     database: Database,
     principal: Principal,
     data: BookingCreate,
-    *,
     keyed: Keyed | None,
+    *,
     hours_per_week: float,
 ) -> Answer:
-    """The registry is read outside any transaction, and read again when the venue moved on
-    before the booking was stored (`store.Stale`)."""
     org = booking_org(principal, data)
     first = window(data.start, data.end, fields=("start", "end"))
     share = (
