@@ -90,53 +90,39 @@ async def make(
     answer first: it may be a retry of a booking made before the rules it now breaks began to
     apply (its lead time passed meanwhile, say)."""
     try:
-        return await _make(
-            registry, database, principal, data, keyed, hours_per_week=hours_per_week
+        org = booking_org(principal, data)
+        first = window(data.start, data.end, fields=("start", "end"))
+        share = (
+            fair_use.share_seconds(hours_per_week)
+            if fair_use.bound(principal, hours_per_week)
+            else None
+        )
+        refresh = False
+        for _ in range(_READINGS):
+            loaded = await _load(registry, principal, data, first, refresh=refresh)
+            venue_id = loaded.resources[0].venue_id
+            try:
+                return await _store(
+                    database,
+                    principal,
+                    data,
+                    loaded,
+                    org=org,
+                    share=share,
+                    keyed=keyed,
+                    hours_per_week=hours_per_week,
+                )
+            except store.Stale:
+                async with database.read() as session:
+                    await registry.still_current(session, [venue_id])
+                refresh = True
+        raise ServiceUnavailable(
+            "the venue keeps changing in the registry; try again", code="registry_unavailable"
         )
     except ServiceError:
         if keyed is not None and (kept := await store.replay(database, keyed)) is not None:
             return Answer(kept.status, kept.body)
         raise
-
-
-async def _make(
-    registry: RegistryClient,
-    database: Database,
-    principal: Principal,
-    data: BookingCreate,
-    keyed: Keyed | None,
-    *,
-    hours_per_week: float,
-) -> Answer:
-    org = booking_org(principal, data)
-    first = window(data.start, data.end, fields=("start", "end"))
-    share = (
-        fair_use.share_seconds(hours_per_week)
-        if fair_use.bound(principal, hours_per_week)
-        else None
-    )
-    refresh = False
-    for _ in range(_READINGS):
-        loaded = await _load(registry, principal, data, first, refresh=refresh)
-        venue_id = loaded.resources[0].venue_id
-        try:
-            return await _store(
-                database,
-                principal,
-                data,
-                loaded,
-                org=org,
-                share=share,
-                keyed=keyed,
-                hours_per_week=hours_per_week,
-            )
-        except store.Stale:
-            async with database.read() as session:
-                await registry.still_current(session, [venue_id])
-            refresh = True
-    raise ServiceUnavailable(
-        "the venue keeps changing in the registry; try again", code="registry_unavailable"
-    )
 
 
 async def _load(

@@ -51,7 +51,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from services.booking.catalogue import store as catalogue
 from services.booking.domain.bookings import LIVE, Booking, Status
-from services.booking.domain.fair_use import WeekCharge
+from services.booking.domain.fair_use import WeekCharge, overdrawn
 from services.booking.domain.halls import Held, Reach
 from services.booking.metadata import Base, tables
 from shared import idempotency
@@ -587,15 +587,11 @@ async def _refusal(session: AsyncSession, attempt: Attempt, share: int | None) -
         return None
     row = attempt.row
     held = await weekly_seconds(session, row.org, row.venue_id, [c.week for c in attempt.charges])
-    for charge in attempt.charges:
-        if held.get(charge.week, 0) + charge.seconds > share:
-            return Refused(
-                attempt,
-                "fair_use_exceeded",
-                week=charge.week,
-                held_seconds=held.get(charge.week, 0),
-            )
-    return None
+    if (full := overdrawn(attempt.charges, held, share)) is None:
+        return None
+    return Refused(
+        attempt, "fair_use_exceeded", week=full.week, held_seconds=held.get(full.week, 0)
+    )
 
 
 async def _insert(session: AsyncSession, attempt: Attempt) -> None:

@@ -87,6 +87,14 @@ def used_by(held: Iterable[Interval], tz: ZoneInfo) -> dict[date, int]:
     return dict(used)
 
 
+def overdrawn(
+    charged: Iterable[WeekCharge], used: Mapping[date, int], cap: int
+) -> WeekCharge | None:
+    """The first of a booking's charges that would take its week past `cap` seconds beside the
+    seconds `used`: the share's rule, which the booking's statement applies in SQL."""
+    return next((c for c in charged if used.get(c.week, 0) + c.seconds > cap), None)
+
+
 class Overdrawn(msgspec.Struct, frozen=True):
     """An occurrence that would take the organisation past its share of the week."""
 
@@ -106,7 +114,7 @@ def within_share(
     over: list[Overdrawn] = []
     for interval in sorted(wanted):
         charged = charges(interval, tz)
-        full = next((c for c in charged if taken[c.week] + c.seconds > cap), None)
+        full = overdrawn(charged, taken, cap)
         if full is not None:
             over.append(Overdrawn(interval, week_from(full.week, tz), taken[full.week] / 3600))
             continue
