@@ -50,9 +50,10 @@ from shared.web import Page, service_state
 
 Key = TypeVar("Key")
 Value = TypeVar("Value")
-# What one registry call for open intervals fetches: a resource's hours over a month window, at
-# its venue's generation when the call began.
-OpenKey = tuple[str, Interval, int]
+# What one flight for open hours fetches: a resource's hours over a month window; and what it
+# answers: the venue's generation they were read at, and the open intervals.
+OpenKey = tuple[str, Interval]
+OpenHours = tuple[int, list[Interval]]
 # The most open hours a resource keeps in the replica: two years of reports without reading any
 # twice.
 LONGEST_COVERAGE = 2 * LONGEST_RANGE
@@ -305,7 +306,7 @@ class RegistryClient:
         self._http = registry_http(settings)
         self._database = database
         self._memo = _Memo()
-        self._open_flights: _Flights[OpenKey, list[Interval]] = _Flights()
+        self._open_flights: _Flights[OpenKey, OpenHours] = _Flights()
         self._bookable_flights: _Flights[str, tuple[Bookable, int]] = _Flights()
 
     async def aclose(self) -> None:
@@ -586,84 +587,71 @@ class RegistryClient:
             if len(found) == len(resources):  # the hot path: all known in this process
                 return found
         # Asked and kept by whole months: whatever day of a month is asked first, the month's
-        # other requests find it in this process, in the replica, or in flight.
+        # other requests find it in this process, in flight, or in the replica.
         months = month_window(days)
-        wanted = [resource.id for resource in resources if resource.id not in found]
-        for resource_id, (venue_id, generation, intervals) in (
-            await self._kept_hours(wanted, months, refresh)
-        ).items():
-            found[resource_id] = self._know_open(
-                resource_id, venue_id, generation, intervals, months=months, days=days
-            )
-            readings.saw(venue_id, generation)
         missing = [resource for resource in resources if resource.id not in found]
-        if not missing:
-            return found
-        venue_ids = {resource.venue_id for resource in missing}
-        current = await self._generations(venue_ids, refresh=refresh)
-        # One call for a venue's month: the venue's other rooms this process knows are asked
-        # with it, so a cold month's next requests find their rooms' hours kept or in flight.
-        asked = {resource.id for resource in resources}
-        alongside = [
-            room
-            for room in self._memo.of_venues(venue_ids, "resource:")
-            if room.id not in asked and not self._knows_open(room, months)
-        ]
-        fetched = await self._fetch_open([*missing, *alongside], months, current, refresh)
-        for room in alongside:
-            generation = current.get(room.venue_id, 0)
-            intervals = fetched.get(room.id, [])
-            self._know_open(
-                room.id, room.venue_id, generation, intervals, months=months, days=months
-            )
+        if refresh:
+            answers = await self._read_afresh(missing, months)
+        else:
+            # A venue's other rooms this process knows are asked with these, so a cold month's
+            # next requests find their rooms' hours kept or in flight.
+            asked = {resource.id for resource in resources}
+            wanted = {resource.id: resource for resource in missing} | {
+                room.id: room
+                for room in self._memo.of_venues(
+                    {resource.venue_id for resource in missing}, "resource:"
+                )
+                if room.id not in asked and not self._knows_open(room, months)
+            }
+            answers = {
+                resource_id: answer
+                for (resource_id, _), answer in (
+                    await self._open_flights.fetch(
+                        [(resource_id, months) for resource_id in wanted],
+                        lambda keys: self._kept_or_read([wanted[k[0]] for k in keys], months),
+                    )
+                ).items()
+            }
         for resource in missing:
-            generation = current.get(resource.venue_id, 0)
-            found[resource.id] = self._know_open(
-                resource.id,
-                resource.venue_id,
-                generation,
-                fetched.get(resource.id, []),
-                months=months,
-                days=days,
-            )
+            generation, intervals = answers[resource.id]
+            found[resource.id] = [part for i in intervals if (part := i.clip(days)) is not None]
             readings.saw(resource.venue_id, generation)
         return found
 
-    async def _kept_hours(
-        self, resource_ids: Sequence[str], months: Interval, refresh: bool
-    ) -> dict[str, tuple[str, int, list[Interval]]]:
-        """Those of the resources whose open hours over `months` the replica holds at their
-        venue's current generation: (venue id, generation, open intervals)."""
-        if refresh or not resource_ids:
-            return {}
+    async def _kept_or_read(
+        self, resources: Sequence[Bookable], months: Interval
+    ) -> dict[OpenKey, OpenHours]:
+        """The resources' open hours over `months` with the generation they were read at: from
+        the replica where it holds them current, else from the registry (and kept in the
+        replica); this process knows them from then on. One flight for them all: every request
+        that wants any of them meanwhile waits for it, reading nothing itself."""
         async with self._database.read() as session:
-            return await store.open_hours(session, resource_ids, months)
+            kept = await store.open_hours(session, [resource.id for resource in resources], months)
+        answers = {resource_id: (at, intervals) for resource_id, (_, at, intervals) in kept.items()}
+        unread = [resource for resource in resources if resource.id not in kept]
+        if unread:
+            current = await self._generations({resource.venue_id for resource in unread})
+            read_at = [(resource, current.get(resource.venue_id, 0)) for resource in unread]
+            read = await self._read_and_keep_hours(read_at, months)
+            answers |= {resource.id: (at, read[resource.id]) for resource, at in read_at}
+        for resource in resources:
+            at, intervals = answers[resource.id]
+            self._know_open(resource.id, resource.venue_id, at, intervals, months)
+        return {(resource_id, months): answer for resource_id, answer in answers.items()}
 
-    async def _fetch_open(
-        self,
-        resources: Sequence[Bookable],
-        months: Interval,
-        current: dict[str, int],
-        refresh: bool,
-    ) -> dict[str, list[Interval]]:
-        """The resources' open intervals over `months` from the registry, read while their
-        venues' generations were `current`, and kept in the replica.
-
-        Requests that want the same resource's month at the same generation share one call and
-        one write: a cold month's first seconds would otherwise ask the registry once per
-        request. A refreshing caller asks on its own and keeps nothing (see the class)."""
-        if refresh:
-            return await fetch_open_intervals(self._http, [r.id for r in resources], months)
-        by_key = {(r.id, months, current.get(r.venue_id, 0)): r for r in resources}
-
-        async def fetch_and_keep(wanted: list[OpenKey]) -> dict[OpenKey, list[Interval]]:
-            answers = await self._read_and_keep_hours(
-                [(by_key[key], key[2]) for key in wanted], months
-            )
-            return {key: answers[key[0]] for key in wanted}
-
-        answers = await self._open_flights.fetch(by_key, fetch_and_keep)
-        return {by_key[key].id: intervals for key, intervals in answers.items()}
+    async def _read_afresh(
+        self, resources: Sequence[Bookable], months: Interval
+    ) -> dict[str, OpenHours]:
+        """The resources' open hours over `months` from the registry, at the generations
+        `still_current` left in the memo; kept in this process only (see the class)."""
+        current = await self._generations({r.venue_id for r in resources}, refresh=True)
+        read = await fetch_open_intervals(self._http, [r.id for r in resources], months)
+        answers = {}
+        for resource in resources:
+            at, intervals = current.get(resource.venue_id, 0), read.get(resource.id, [])
+            self._know_open(resource.id, resource.venue_id, at, intervals, months)
+            answers[resource.id] = (at, intervals)
+        return answers
 
     def _knows_open(self, resource: Bookable, window: Interval) -> bool:
         known = self._memo.get(f"open:{resource.id}")
@@ -687,26 +675,24 @@ class RegistryClient:
         )
         # One the registry no longer has is never open; its removal's event is on its way.
         found = {resource.id: read.get(resource.id, []) for resource, _ in wanted}
-        async with self._database.write() as session:
-            for resource, at in wanted:
-                covered = covered_after(held.get(resource.id), at, months)
-                # Not in the replica (known from a search), or read there since at a newer
-                # generation: this process's memo keeps what was read.
-                if resource.id not in held or covered is None:
-                    continue
-                now_held = held[resource.id]
-                new = found[resource.id]
-                if now_held is not None and now_held.stays_beside(covered, at):
-                    new = subtract(new, [now_held.covered])
-                await store.keep_hours(
-                    session,
-                    resource.venue_id,
-                    resource.id,
-                    held=now_held,
-                    covered=covered,
-                    generation=at,
-                    pieces=pieces_of(new, zone(resource.timezone)),
-                )
+        kept = []
+        for resource, at in wanted:
+            covered = covered_after(held.get(resource.id), at, months)
+            # Not in the replica (known from a search), or read there since at a newer
+            # generation: this process's memo keeps what was read.
+            if resource.id not in held or covered is None:
+                continue
+            before = held[resource.id]
+            new = found[resource.id]
+            if before is not None and before.stays_beside(covered, at):
+                new = subtract(new, [before.covered])
+            pieces = pieces_of(new, zone(resource.timezone))
+            kept.append(
+                store.HoursReading(resource.venue_id, resource.id, before, covered, at, pieces)
+            )
+        if kept:
+            async with self._database.write() as session:
+                await store.keep_hours(session, kept)
         return {
             resource_id: [part for interval in intervals if (part := interval.clip(months))]
             for resource_id, intervals in found.items()
@@ -718,18 +704,15 @@ class RegistryClient:
         venue_id: str,
         generation: int,
         intervals: list[Interval],
-        *,
         months: Interval,
-        days: Interval,
-    ) -> list[Interval]:
-        """Add what the registry said of `months` to what this process knows of the resource;
-        what it said of `days`."""
+    ) -> None:
+        """Add what the registry said of `months`, read at `generation`, to what this process
+        knows of the resource."""
         key = f"open:{resource_id}"
         known = self._memo.get(key) if self._memo.generation(venue_id) == generation else None
         if known is not None and len(known.intervals) > MAX_KNOWN_INTERVALS:
             known = None  # begin again from what was just asked: each entry stays small
         self._memo.put(key, venue_id, generation, (known or KnownHours()).adding(months, intervals))
-        return [part for interval in intervals if (part := interval.clip(days)) is not None]
 
 
 def _refuse_unknown(resource_ids: Sequence[str]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from sqlalchemy import (
@@ -311,27 +311,45 @@ async def hours_held(
     }
 
 
-async def keep_hours(
-    session: AsyncSession,
-    venue_id: str,
-    resource_id: str,
-    *,
-    held: HoursHeld | None,
-    covered: Interval,
-    generation: int,
-    pieces: Sequence[OpenPiece],
-) -> None:
-    """Hold `pieces`, read at `generation`, so the resource covers `covered`: beside the pieces
-    it holds where they stay (`HoursHeld.stays_beside`), in their place otherwise. Only where it
-    still holds `held`: another reading landed first otherwise, and this one is not kept."""
-    await lock_venue(session, venue_id)
-    now_held = await hours_held(session, [resource_id])
-    if resource_id not in now_held or now_held[resource_id] != held:
-        return
-    if held is None or not held.stays_beside(covered, generation):
-        await session.execute(delete(PIECES).where(PIECES.c.resource_id == resource_id))
-    await _insert_pieces(session, resource_id, pieces)
-    await _set_coverage(session, resource_id, covered, generation)
+class HoursReading(NamedTuple):
+    """A resource's open hours as the registry answered, read while its venue's generation was
+    `generation`, to be kept so that the resource covers `covered`, where the replica still
+    holds what it held when the registry was asked (`held`)."""
+
+    venue_id: str
+    resource_id: str
+    held: HoursHeld | None
+    covered: Interval
+    generation: int
+    pieces: Sequence[OpenPiece]
+
+
+async def keep_hours(session: AsyncSession, readings: Sequence[HoursReading]) -> None:
+    """Hold each reading's pieces so its resource covers its `covered`: beside the pieces it
+    holds where they stay (`HoursHeld.stays_beside`), in their place otherwise. A reading whose
+    resource no longer holds what it held is not kept: another landed first. A few statements
+    for them all, however many: a cold month's bookings wait for this."""
+    for venue_id in sorted({reading.venue_id for reading in readings}):
+        await lock_venue(session, venue_id)
+    now_held = await hours_held(session, [reading.resource_id for reading in readings])
+    kept = [
+        reading
+        for reading in readings
+        if reading.resource_id in now_held and now_held[reading.resource_id] == reading.held
+    ]
+    await _delete_pieces(
+        session,
+        [
+            reading.resource_id
+            for reading in kept
+            if reading.held is None
+            or not reading.held.stays_beside(reading.covered, reading.generation)
+        ],
+    )
+    await _insert_pieces(session, {reading.resource_id: reading.pieces for reading in kept})
+    await _set_coverage(
+        session, [(reading.resource_id, reading.covered, reading.generation) for reading in kept]
+    )
 
 
 # What the reports read
@@ -455,10 +473,12 @@ async def save_venue(session: AsyncSession, reading: VenueReading, generation: i
             for resource in reading.resources
         ],
     )
-    for resource_id, pieces in reading.pieces.items():
-        await session.execute(delete(PIECES).where(PIECES.c.resource_id == resource_id))
-        await _insert_pieces(session, resource_id, pieces)
-        await _set_coverage(session, resource_id, reading.windows[resource_id], generation)
+    await _delete_pieces(session, list(reading.pieces))
+    await _insert_pieces(session, reading.pieces)
+    await _set_coverage(
+        session,
+        [(resource_id, reading.windows[resource_id], generation) for resource_id in reading.pieces],
+    )
 
 
 async def save_areas(session: AsyncSession, areas: Sequence[tuple[str, str, str]]) -> None:
@@ -470,34 +490,56 @@ async def save_areas(session: AsyncSession, areas: Sequence[tuple[str, str, str]
         )
 
 
-async def _insert_pieces(
-    session: AsyncSession, resource_id: str, pieces: Sequence[OpenPiece]
-) -> None:
-    if pieces:
-        await session.execute(
-            PIECES.insert(),
-            [
-                {
-                    "resource_id": resource_id,
-                    "day": piece.day,
-                    "start_at": piece.start,
-                    "end_at": piece.end,
-                    "weekday": piece.weekday,
-                    "wall_second": piece.wall_second,
-                }
-                for piece in pieces
-            ],
-        )
+async def _delete_pieces(session: AsyncSession, resource_ids: Sequence[str]) -> None:
+    if resource_ids:
+        await session.execute(delete(PIECES).where(PIECES.c.resource_id.in_(resource_ids)))
+
+
+async def _insert_pieces(session: AsyncSession, pieces: Mapping[str, Sequence[OpenPiece]]) -> None:
+    rows = [
+        {
+            "resource_id": resource_id,
+            "day": piece.day,
+            "start_at": piece.start,
+            "end_at": piece.end,
+            "weekday": piece.weekday,
+            "wall_second": piece.wall_second,
+        }
+        for resource_id, of_resource in pieces.items()
+        for piece in of_resource
+    ]
+    if rows:
+        await session.execute(PIECES.insert(), rows)
+
+
+_SET_COVERAGE = (
+    update(RESOURCES)
+    .where(RESOURCES.c.resource_id == bindparam("covering"))
+    .values(
+        covered_from=bindparam("covered_from"),
+        covered_until=bindparam("covered_until"),
+        hours_generation=bindparam("hours_generation"),
+    )
+)
 
 
 async def _set_coverage(
-    session: AsyncSession, resource_id: str, covered: Interval, generation: int
+    session: AsyncSession, coverage: Sequence[tuple[str, Interval, int]]
 ) -> None:
-    await session.execute(
-        update(RESOURCES)
-        .where(RESOURCES.c.resource_id == resource_id)
-        .values(covered_from=covered.start, covered_until=covered.end, hours_generation=generation)
-    )
+    """Each resource's (id, stretch its hours now cover, generation they were read at)."""
+    if coverage:
+        await session.execute(
+            _SET_COVERAGE,
+            [
+                {
+                    "covering": resource_id,
+                    "covered_from": covered.start,
+                    "covered_until": covered.end,
+                    "hours_generation": generation,
+                }
+                for resource_id, covered, generation in coverage
+            ],
+        )
 
 
 def _resource_values(
