@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -627,12 +627,14 @@ class RegistryClient:
         that wants any of them meanwhile waits for it, reading nothing itself."""
         async with self._database.read() as session:
             kept = await store.open_hours(session, [resource.id for resource in resources], months)
+            unread = [resource for resource in resources if resource.id not in kept]
+            if unread:
+                current = await store.generations(session, {r.venue_id for r in unread})
+                held = await store.hours_held(session, [resource.id for resource in unread])
         answers = {resource_id: (at, intervals) for resource_id, (_, at, intervals) in kept.items()}
-        unread = [resource for resource in resources if resource.id not in kept]
         if unread:
-            current = await self._generations({resource.venue_id for resource in unread})
             read_at = [(resource, current.get(resource.venue_id, 0)) for resource in unread]
-            read = await self._read_and_keep_hours(read_at, months)
+            read = await self._read_and_keep_hours(read_at, months, held)
             answers |= {resource.id: (at, read[resource.id]) for resource, at in read_at}
         for resource in resources:
             at, intervals = answers[resource.id]
@@ -658,14 +660,16 @@ class RegistryClient:
         return known is not None and known.within(window) is not None
 
     async def _read_and_keep_hours(
-        self, wanted: Sequence[tuple[Bookable, int]], months: Interval
+        self,
+        wanted: Sequence[tuple[Bookable, int]],
+        months: Interval,
+        held: Mapping[str, HoursHeld | None],
     ) -> dict[str, list[Interval]]:
         """Each resource's open intervals over `months` from the registry, read at the paired
-        generation of its venue, and kept in the replica: beside the stretch it holds where
-        that was read at the same generation (`hours_to_read` asks for what joins them), so a
-        report's stretch and the months bookings ask for grow into one."""
-        async with self._database.read() as session:
-            held = await store.hours_held(session, [resource.id for resource, _ in wanted])
+        generation of its venue, and kept in the replica: beside the stretch it holds (`held`,
+        read with the generations) where that was read at the same generation (`hours_to_read`
+        asks for what joins them), so a report's stretch and the months bookings ask for grow
+        into one."""
         read = await fetch_open_intervals_over(
             self._http,
             {
