@@ -8,6 +8,7 @@ import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import httpx
 from litestar.testing import AsyncTestClient
 from sqlalchemy import event
 
@@ -203,3 +204,49 @@ async def test_a_booking_and_a_report_read_the_same_rows_of_the_replica(
     assert row is not None
     assert (row.covered_from, row.covered_until, row.hours_generation) == (first, after, 0)
     assert (row.capacity, row.venue_id, row.area_id) == (30, venue, town.area)
+
+
+async def test_hours_the_replica_holds_do_not_wait_on_the_registry_for_the_venues_other_rooms(
+    booking: Client,
+    booking_db: str,
+    redis_url: str,
+    identity_server: str,
+    registry_server: str,
+    town: Town,
+    tokens: Tokens,
+) -> None:
+    """Another booking process kept room A's month in the shared replica. This process knows
+    room B of the same venue (booked in another month), not A's hours: a booking of A is
+    answered from the replica, and its venue's other rooms come along only where the registry
+    is asked anyway, so A's booking makes no registry call (and could not fail with one)."""
+    from services.up import stop_children, wait_ready
+    from tests.conftest import free_port, make_settings, spawn
+
+    venue = await town.venue()
+    first, second = await town.room(venue), await town.room(venue)
+    today = datetime.now(SHANGHAI).date()
+    month_after = (today.replace(day=1) + timedelta(days=32)).replace(day=1) + timedelta(days=32)
+    day_a, day_b = month_after.replace(day=10), day_ahead(3)
+    settings = make_settings(
+        redis_url, identity_url=identity_server, booking=booking_db
+    ).with_service_url("registry", registry_server)
+    port = free_port()
+    other = [spawn(settings, "serve", "booking", "--port", str(port))]
+    try:
+        base = f"http://127.0.0.1:{port}"
+        await asyncio.to_thread(wait_ready, [base], other)
+        async with httpx.AsyncClient(headers=tokens("community_manager"), timeout=30) as http:
+            kept = await http.post(
+                f"{base}/v1/bookings",
+                json=booking_body(first, at(9, day=day_a), at(10, day=day_a)),
+            )
+        assert kept.status_code == 201, kept.text
+    finally:
+        stop_children(other)
+    body = booking_body(second, at(9, day=day_b), at(10, day=day_b))
+    assert (await book(booking, tokens, body)).status_code == 201
+    before = await registry_calls(town, "/v1/open-intervals")
+    body = booking_body(first, at(11, day=day_a), at(12, day=day_a))
+    made = await book(booking, tokens, body)
+    assert made.status_code == 201, made.text
+    assert await registry_calls(town, "/v1/open-intervals") == before

@@ -249,8 +249,9 @@ class _Memo:
 
 
 class _Flights(Generic[Key, Value]):
-    """The registry calls in flight in this process, by each thing they fetch: a request that
-    wants what one is already fetching waits for its answer instead of asking again.
+    """The fetches in flight in this process (from the replica or the registry), by each thing
+    they fetch: a request that wants what one is already fetching waits for its answer instead
+    of asking again.
 
     Each call runs as a task of its own, awaited shielded, so a request that goes away (its
     client hung up) does not cancel the answer the others wait for.
@@ -603,15 +604,22 @@ class RegistryClient:
                 )
                 if room.id not in asked and not self._knows_open(room, months)
             }
-            answers = {
-                resource_id: answer
-                for (resource_id, _), answer in (
-                    await self._open_flights.fetch(
-                        [(resource_id, months) for resource_id in wanted],
-                        lambda keys: self._kept_or_read([wanted[k[0]] for k in keys], months),
-                    )
-                ).items()
-            }
+            flown = await self._open_flights.fetch(
+                [(resource_id, months) for resource_id in wanted],
+                lambda keys: self._kept_or_read(
+                    [wanted[key[0]] for key in keys], months, asked=asked
+                ),
+            )
+            answers = {resource_id: answer for (resource_id, _), answer in flown.items()}
+            if left := [resource for resource in missing if resource.id not in answers]:
+                # Flown beside another request's rooms, which the replica held: the registry
+                # was not asked for these. Asked now, as this request's own.
+                answers |= {
+                    resource_id: answer
+                    for (resource_id, _), answer in (
+                        await self._kept_or_read(left, months, asked={r.id for r in left})
+                    ).items()
+                }
         for resource in missing:
             generation, intervals = answers[resource.id]
             found[resource.id] = [part for i in intervals if (part := i.clip(days)) is not None]
@@ -619,26 +627,34 @@ class RegistryClient:
         return found
 
     async def _kept_or_read(
-        self, resources: Sequence[Bookable], months: Interval
+        self, resources: Sequence[Bookable], months: Interval, *, asked: Collection[str]
     ) -> dict[OpenKey, OpenHours]:
         """The resources' open hours over `months` with the generation they were read at: from
         the replica where it holds them current, else from the registry (and kept in the
         replica); this process knows them from then on. One flight for them all: every request
-        that wants any of them meanwhile waits for it, reading nothing itself."""
+        that wants any of them meanwhile waits for it, reading nothing itself. The registry is
+        asked only where one of the `asked` rooms needs it (the others come along): what the
+        replica holds current never waits on the registry, nor fails with it. A resource left
+        out of the answer was neither kept nor asked for."""
+        current: dict[str, int] = {}
+        held: dict[str, HoursHeld | None] = {}
         async with self._database.read() as session:
             kept = await store.open_hours(session, [resource.id for resource in resources], months)
             unread = [resource for resource in resources if resource.id not in kept]
+            if not any(resource.id in asked for resource in unread):
+                unread = []
             if unread:
                 current = await store.generations(session, {r.venue_id for r in unread})
                 held = await store.hours_held(session, [resource.id for resource in unread])
-        answers = {resource_id: (at, intervals) for resource_id, (_, at, intervals) in kept.items()}
+        answers = dict(kept)
         if unread:
             read_at = [(resource, current.get(resource.venue_id, 0)) for resource in unread]
             read = await self._read_and_keep_hours(read_at, months, held)
             answers |= {resource.id: (at, read[resource.id]) for resource, at in read_at}
         for resource in resources:
-            at, intervals = answers[resource.id]
-            self._know_open(resource.id, resource.venue_id, at, intervals, months)
+            if resource.id in answers:
+                at, intervals = answers[resource.id]
+                self._know_open(resource.id, resource.venue_id, at, intervals, months)
         return {(resource_id, months): answer for resource_id, answer in answers.items()}
 
     async def _read_afresh(

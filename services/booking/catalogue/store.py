@@ -248,9 +248,9 @@ async def bookables(
 
 async def open_hours(
     session: AsyncSession, resource_ids: Sequence[str], window: Interval
-) -> dict[str, tuple[str, int, list[Interval]]]:
-    """(venue id, generation, open intervals inside `window`) of those of the resources whose
-    held hours cover `window` at their venue's current generation.
+) -> dict[str, tuple[int, list[Interval]]]:
+    """(generation, open intervals inside `window`) of those of the resources whose held hours
+    cover `window` at their venue's current generation.
 
     One statement, so the pieces are those of the coverage it read even while a writer
     replaces them."""
@@ -263,7 +263,6 @@ async def open_hours(
     rows = await session.execute(
         select(
             RESOURCES.c.resource_id,
-            RESOURCES.c.venue_id,
             RESOURCES.c.hours_generation,
             PIECES.c.start_at,
             PIECES.c.end_at,
@@ -278,15 +277,13 @@ async def open_hours(
             RESOURCES.c.covered_until >= window.end,
         )
     )
-    found: dict[str, tuple[str, int, list[Interval]]] = {}
+    found: dict[str, tuple[int, list[Interval]]] = {}
     for row in rows:
-        _, _, intervals = found.setdefault(
-            row.resource_id, (row.venue_id, row.hours_generation, [])
-        )
+        _, intervals = found.setdefault(row.resource_id, (row.hours_generation, []))
         if row.start_at is not None:
             intervals.append(Interval(max(row.start_at, window.start), min(row.end_at, window.end)))
     # Pieces are cut at midnights and changes of offset: the registry's intervals joined again.
-    return {rid: (venue, at, merge(intervals)) for rid, (venue, at, intervals) in found.items()}
+    return {rid: (at, merge(intervals)) for rid, (at, intervals) in found.items()}
 
 
 async def hours_held(
@@ -329,8 +326,7 @@ async def keep_hours(session: AsyncSession, readings: Sequence[HoursReading]) ->
     holds where they stay (`HoursHeld.stays_beside`), in their place otherwise. A reading whose
     resource no longer holds what it held is not kept: another landed first. A few statements
     for them all, however many: a cold month's bookings wait for this."""
-    for venue_id in sorted({reading.venue_id for reading in readings}):
-        await lock_venue(session, venue_id)
+    await lock_venues(session, [reading.venue_id for reading in readings])
     now_held = await hours_held(session, [reading.resource_id for reading in readings])
     kept = [
         reading
@@ -403,10 +399,21 @@ async def coverage(session: AsyncSession, venue_id: str) -> dict[str, Interval |
 async def lock_venue(session: AsyncSession, venue_id: str) -> None:
     """One writer of a venue's open hours at a time (PostgreSQL; SQLite writers queue anyway):
     two fills racing would otherwise leave pieces of both readings of the hours."""
+    await lock_venues(session, [venue_id])
+
+
+_LOCK_VENUES = text(
+    "SELECT pg_advisory_xact_lock(held.key) FROM (SELECT DISTINCT hashtext(venue) AS key"
+    " FROM unnest(CAST(:venue_ids AS text[])) AS venue ORDER BY key) AS held"
+)
+
+
+async def lock_venues(session: AsyncSession, venue_ids: Iterable[str]) -> None:
+    """`lock_venue` for several venues, taken in the order of their lock keys (two fills of
+    overlapping venues then cannot deadlock, even where two ids share a key)."""
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"catalogue:{venue_id}"}
-        )
+        keys = [f"catalogue:{venue_id}" for venue_id in set(venue_ids)]
+        await session.execute(_LOCK_VENUES, {"venue_ids": keys})
 
 
 async def keep_resources(
